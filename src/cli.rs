@@ -1,0 +1,190 @@
+//! The command line: `ssehub serve` and `ssehub token`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::{parse_algorithm, Signer};
+use crate::config::{Config, HumanDuration, Options};
+use crate::hub::{Keys, GENERATED_SECRET_FILE};
+use crate::proto::claims::MercureClaim;
+
+/// A Server-Sent Events push hub speaking the Mercure protocol.
+#[derive(Debug, Parser)]
+#[command(name = "ssehub", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the hub.
+    Serve {
+        /// TOML file with settings (keys are the option names in snake_case).
+        #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: Options,
+    },
+    /// Print a JWT signed with the configured key.
+    Token {
+        /// Topic selector the token may publish to (repeatable).
+        #[arg(long = "publish", value_name = "SEL")]
+        publish: Vec<String>,
+        /// Topic selector of private updates the token may receive (repeatable).
+        #[arg(long = "subscribe", value_name = "SEL")]
+        subscribe: Vec<String>,
+        /// Lifetime of the token, e.g. `1h` [default: no expiry].
+        #[arg(long, value_name = "DURATION")]
+        exp: Option<HumanDuration>,
+        /// Private key (PEM or @FILE) for RS*/PS*/ES* algorithms, whose configured key only verifies.
+        #[arg(long, value_name = "KEY")]
+        signing_key: Option<String>,
+        /// TOML file with settings.
+        #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: Options,
+    },
+}
+
+/// Runs the command line; the exit code says whether it succeeded.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, options } => {
+            init_tracing();
+            options
+                .layered(config.as_deref())
+                .and_then(Options::resolve)
+                .map_err(anyhow::Error::from)
+                .and_then(serve)
+        }
+        Command::Token {
+            publish,
+            subscribe,
+            exp,
+            signing_key,
+            config,
+            options,
+        } => options
+            .layered(config.as_deref())
+            .and_then(Options::resolve)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| {
+                let claim = MercureClaim {
+                    publish: (!publish.is_empty()).then_some(publish),
+                    subscribe: (!subscribe.is_empty()).then_some(subscribe),
+                    payload: None,
+                };
+                token(&config, &claim, exp, signing_key.as_deref())
+            })
+            .map(|t| println!("{t}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ssehub: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SSEHUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Signs a token with the key matching what it grants: the subscriber key
+/// for a subscribe-only token, the publisher key otherwise.
+fn token(
+    config: &Config,
+    claim: &MercureClaim,
+    exp: Option<HumanDuration>,
+    signing_key: Option<&str>,
+) -> anyhow::Result<String> {
+    let keys = Keys::load(config)?;
+    let (key, alg) = if claim.publish.is_none() && claim.subscribe.is_some() {
+        (&keys.subscriber, config.subscriber_jwt_alg)
+    } else {
+        (&keys.publisher, config.publisher_jwt_alg)
+    };
+    let signer = match signing_key {
+        Some(private) => Signer::new(private, alg)?,
+        None if Signer::is_symmetric(alg) => Signer::new(key, alg)?,
+        None => anyhow::bail!("{alg:?} keys only verify: pass the private key with --signing-key"),
+    };
+    Ok(signer.sign(claim, exp.map(|d| d.0)))
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let running = crate::server::start(config).await?;
+        print_banner(&running);
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn print_banner(running: &crate::server::RunningHub) {
+    let config = &running.hub.config;
+    let url = format!("http://{}/.well-known/mercure", running.addr);
+    println!(
+        "ssehub {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        running.addr
+    );
+    println!("history: in memory, last {} updates", config.history_size);
+    if !running.keys.generated {
+        println!("hub URL: {url}");
+        return;
+    }
+    let everything = Some(vec!["*".to_string()]);
+    let sign = |claim: MercureClaim| {
+        Signer::new(
+            &running.keys.publisher,
+            parse_algorithm("HS256").expect("HS256 is supported"),
+        )
+        .expect("a generated secret is a valid HMAC key")
+        .sign(&claim, None)
+    };
+    let publisher = sign(MercureClaim {
+        publish: everything.clone(),
+        subscribe: everything.clone(),
+        payload: None,
+    });
+    let subscriber = sign(MercureClaim {
+        subscribe: everything,
+        ..MercureClaim::default()
+    });
+    let secret = config.data_dir.join(GENERATED_SECRET_FILE);
+    println!(
+        "no JWT key configured: using the secret generated in {}",
+        secret.display()
+    );
+    println!("publisher token (all topics, no expiry):\n  {publisher}");
+    println!("publish:\n  curl -H 'Authorization: Bearer {publisher}' -d 'topic=https://example.com/demo' -d 'data=hello' {url}");
+    println!(
+        "subscribe:\n  curl -N '{url}?topic=https://example.com/demo&authorization={subscriber}'"
+    );
+}

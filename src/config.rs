@@ -1,0 +1,368 @@
+//! Configuration: defaults, then a TOML file, then environment, then flags.
+//!
+//! [`Options`] is the one place every setting is declared: clap reads it from
+//! flags and `SSEHUB_*` variables, serde reads the same struct from TOML, and
+//! [`Options::resolve`] applies the defaults into a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+
+use crate::auth::{parse_algorithm, KeyError};
+
+/// Every `serve` setting, all optional so that sources can be layered.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Address of the plain HTTP listener (HTTP/1.1 and h2c) [default: 127.0.0.1:8080]
+    #[arg(long, env = "SSEHUB_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Directory for history and generated secrets [default: ./ssehub-data]
+    #[arg(long, env = "SSEHUB_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Key verifying publisher tokens: a secret, a PEM public key, or @FILE [default: generated secret in the data dir]
+    #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", value_name = "KEY")]
+    pub publisher_jwt_key: Option<String>,
+    /// Algorithm of publisher tokens [default: HS256]
+    #[arg(long, env = "SSEHUB_PUBLISHER_JWT_ALG", value_name = "ALG")]
+    pub publisher_jwt_alg: Option<String>,
+    /// Key verifying subscriber tokens [default: the publisher key]
+    #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_KEY", value_name = "KEY")]
+    pub subscriber_jwt_key: Option<String>,
+    /// Algorithm of subscriber tokens [default: the publisher algorithm]
+    #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_ALG", value_name = "ALG")]
+    pub subscriber_jwt_alg: Option<String>,
+    /// Let subscribers without a token receive public updates
+    #[arg(long, env = "SSEHUB_ANONYMOUS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub anonymous: Option<bool>,
+    /// Origins allowed by CORS, comma-separated, or `*` [default: none]
+    #[arg(long, env = "SSEHUB_CORS_ORIGINS", value_name = "LIST")]
+    pub cors_origins: Option<List>,
+    /// Origins allowed to publish with a cookie-borne token, comma-separated [default: none]
+    #[arg(long, env = "SSEHUB_PUBLISH_ORIGINS", value_name = "LIST")]
+    pub publish_origins: Option<List>,
+    /// Name of the cookie carrying a token [default: mercureAuthorization]
+    #[arg(long, env = "SSEHUB_COOKIE_NAME", value_name = "NAME")]
+    pub cookie_name: Option<String>,
+    /// Interval of heartbeat comments on idle streams; 0 disables [default: 15s]
+    #[arg(long, env = "SSEHUB_HEARTBEAT", value_name = "DURATION")]
+    pub heartbeat: Option<HumanDuration>,
+    /// Number of updates kept for replay [default: 100000]
+    #[arg(long, env = "SSEHUB_HISTORY_SIZE", value_name = "N")]
+    pub history_size: Option<usize>,
+    /// Largest accepted publish body in bytes [default: 1048576]
+    #[arg(long, env = "SSEHUB_MAX_BODY", value_name = "BYTES")]
+    pub max_body: Option<usize>,
+    /// Enable the subscriptions API and subscription events
+    #[arg(long, env = "SSEHUB_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub subscriptions: Option<bool>,
+    /// Updates queued per subscriber before a slow one is disconnected [default: 1024]
+    #[arg(long, env = "SSEHUB_QUEUE_SIZE", value_name = "N")]
+    pub queue_size: Option<usize>,
+    /// Longest wait for streams to close at shutdown [default: 5s]
+    #[arg(long, env = "SSEHUB_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<HumanDuration>,
+}
+
+/// Mercure's own variable names, accepted so ssehub drops into a Mercure deployment.
+const MERCURE_ALIASES: [(&str, fn(&mut Options, String)); 4] = [
+    ("MERCURE_PUBLISHER_JWT_KEY", |o, v| {
+        o.publisher_jwt_key = Some(v)
+    }),
+    ("MERCURE_PUBLISHER_JWT_ALG", |o, v| {
+        o.publisher_jwt_alg = Some(v)
+    }),
+    ("MERCURE_SUBSCRIBER_JWT_KEY", |o, v| {
+        o.subscriber_jwt_key = Some(v)
+    }),
+    ("MERCURE_SUBSCRIBER_JWT_ALG", |o, v| {
+        o.subscriber_jwt_alg = Some(v)
+    }),
+];
+
+/// A comma-separated list (a TOML array is accepted too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct List(pub Vec<String>);
+
+impl FromStr for List {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(List(
+            s.split([',', ' '])
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect(),
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for List {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::One(s) => s.parse().unwrap_or_default(),
+            Raw::Many(v) => List(v),
+        })
+    }
+}
+
+/// A duration written like `15s`, `500ms` or `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = humantime::DurationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "0" {
+            return Ok(HumanDuration(Duration::ZERO));
+        }
+        humantime::parse_duration(s).map(HumanDuration)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A configuration problem that stops start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The `--config` file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML file is malformed or has an unknown key.
+    #[error("invalid config file {path}: {message}")]
+    Toml {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, naming the key.
+        message: String,
+    },
+    /// A listen address does not parse.
+    #[error("invalid listen address {0:?}: expected IP:PORT, for example 127.0.0.1:8080")]
+    BadAddress(String),
+    /// A key or algorithm is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Some numeric setting is out of range.
+    #[error("invalid {0}: {1}")]
+    Invalid(&'static str, &'static str),
+}
+
+/// The resolved configuration of a running hub.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Plain HTTP listener address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Publisher key as configured, or `None` to use the generated secret.
+    pub publisher_jwt_key: Option<String>,
+    /// Publisher token algorithm.
+    pub publisher_jwt_alg: Algorithm,
+    /// Subscriber key as configured, or `None` to use the publisher key.
+    pub subscriber_jwt_key: Option<String>,
+    /// Subscriber token algorithm.
+    pub subscriber_jwt_alg: Algorithm,
+    /// Whether subscribers without a token get public updates.
+    pub anonymous: bool,
+    /// CORS allowlist (`*` allows any origin).
+    pub cors_origins: Vec<String>,
+    /// Origins allowed to publish with a cookie.
+    pub publish_origins: Vec<String>,
+    /// Cookie carrying a token.
+    pub cookie_name: String,
+    /// Heartbeat interval; zero disables heartbeats.
+    pub heartbeat: Duration,
+    /// History length kept for replay.
+    pub history_size: usize,
+    /// Largest publish body in bytes.
+    pub max_body: usize,
+    /// Whether the subscriptions API is on.
+    pub subscriptions: bool,
+    /// Per-subscriber queue bound.
+    pub queue_size: usize,
+    /// Bound on graceful shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Options {
+    /// Layers `self` (flags and `SSEHUB_*` variables, already merged by clap)
+    /// over Mercure's variable names, then over the TOML file if one is given.
+    pub fn layered(mut self, config_file: Option<&Path>) -> Result<Options, ConfigError> {
+        let mut mercure = Options::default();
+        for (name, set) in MERCURE_ALIASES {
+            if let Ok(value) = std::env::var(name) {
+                set(&mut mercure, value);
+            }
+        }
+        self = self.or(mercure);
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let file: Options = toml::from_str(&text).map_err(|e| ConfigError::Toml {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
+            self = self.or(file);
+        }
+        Ok(self)
+    }
+
+    /// Fills every unset field of `self` from `lower`.
+    fn or(self, lower: Options) -> Options {
+        Options {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            publisher_jwt_key: self.publisher_jwt_key.or(lower.publisher_jwt_key),
+            publisher_jwt_alg: self.publisher_jwt_alg.or(lower.publisher_jwt_alg),
+            subscriber_jwt_key: self.subscriber_jwt_key.or(lower.subscriber_jwt_key),
+            subscriber_jwt_alg: self.subscriber_jwt_alg.or(lower.subscriber_jwt_alg),
+            anonymous: self.anonymous.or(lower.anonymous),
+            cors_origins: self.cors_origins.or(lower.cors_origins),
+            publish_origins: self.publish_origins.or(lower.publish_origins),
+            cookie_name: self.cookie_name.or(lower.cookie_name),
+            heartbeat: self.heartbeat.or(lower.heartbeat),
+            history_size: self.history_size.or(lower.history_size),
+            max_body: self.max_body.or(lower.max_body),
+            subscriptions: self.subscriptions.or(lower.subscriptions),
+            queue_size: self.queue_size.or(lower.queue_size),
+            shutdown_timeout: self.shutdown_timeout.or(lower.shutdown_timeout),
+        }
+    }
+
+    /// Applies defaults and checks values.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen
+            .parse()
+            .map_err(|_| ConfigError::BadAddress(listen.clone()))?;
+        let publisher_jwt_alg =
+            parse_algorithm(self.publisher_jwt_alg.as_deref().unwrap_or("HS256"))?;
+        let subscriber_jwt_alg = match &self.subscriber_jwt_alg {
+            Some(a) => parse_algorithm(a)?,
+            None => publisher_jwt_alg,
+        };
+        let positive = |v: Option<usize>, default: usize, name| match v.unwrap_or(default) {
+            0 => Err(ConfigError::Invalid(name, "must be at least 1")),
+            n => Ok(n),
+        };
+        Ok(Config {
+            listen,
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("ssehub-data")),
+            publisher_jwt_key: self.publisher_jwt_key,
+            publisher_jwt_alg,
+            subscriber_jwt_key: self.subscriber_jwt_key,
+            subscriber_jwt_alg,
+            anonymous: self.anonymous.unwrap_or(false),
+            cors_origins: self.cors_origins.unwrap_or_default().0,
+            publish_origins: self.publish_origins.unwrap_or_default().0,
+            cookie_name: self
+                .cookie_name
+                .unwrap_or_else(|| "mercureAuthorization".into()),
+            heartbeat: self.heartbeat.map_or(Duration::from_secs(15), |d| d.0),
+            history_size: positive(self.history_size, 100_000, "history-size")?,
+            max_body: positive(self.max_body, 1 << 20, "max-body")?,
+            subscriptions: self.subscriptions.unwrap_or(false),
+            queue_size: positive(self.queue_size, 1024, "queue-size")?,
+            shutdown_timeout: self
+                .shutdown_timeout
+                .map_or(Duration::from_secs(5), |d| d.0),
+        })
+    }
+}
+
+impl Config {
+    /// The defaults, with an explicit data directory (used by tests and embedders).
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        let options = Options {
+            data_dir: Some(data_dir.into()),
+            ..Options::default()
+        };
+        options.resolve().expect("the defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_rejects_unknown_keys_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisen = 3\n").unwrap();
+        let err = Options::default()
+            .layered(Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn layers_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9\"\nheartbeat = \"2s\"\ncors_origins = [\"https://a\"]\nanonymous = true\n",
+        )
+        .unwrap();
+        let flags = Options {
+            listen: Some("127.0.0.1:7".into()),
+            ..Default::default()
+        };
+        let c = flags.layered(Some(&path)).unwrap().resolve().unwrap();
+        assert_eq!(c.listen.port(), 7);
+        assert_eq!(c.heartbeat, Duration::from_secs(2));
+        assert_eq!(c.cors_origins, ["https://a"]);
+        assert!(c.anonymous);
+        assert_eq!(c.cookie_name, "mercureAuthorization");
+        assert_eq!(c.max_body, 1 << 20);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let o = Options {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        };
+        assert!(o
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("\"localhost\""));
+        let o = Options {
+            publisher_jwt_alg: Some("none".into()),
+            ..Default::default()
+        };
+        assert!(o
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported JWT algorithm"));
+        assert_eq!("a, b,c".parse::<List>().unwrap().0, ["a", "b", "c"]);
+    }
+}

@@ -1,0 +1,331 @@
+//! Fan-out: routes each logged event to the queues of matching subscribers.
+//!
+//! Subscribers whose selectors are all exact topics are indexed by topic, so
+//! an event only visits those registered for one of its topics; subscribers
+//! with templates or `*` are checked one by one. Each subscriber has a bounded
+//! queue: one that is full is dropped from the registry, which ends its
+//! stream, and the client resumes from history. Nothing blocks on a slow
+//! subscriber and no queue grows without bound.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::history::Event;
+use crate::proto::claims::{can_receive, SelectorSet};
+
+/// What a subscriber's queue carries.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A logged event.
+    Event(Arc<Event>),
+    /// Time to write a heartbeat comment.
+    Heartbeat,
+}
+
+/// One registered subscription (one stream, any number of topics).
+#[derive(Debug)]
+pub struct Subscriber {
+    key: u64,
+    /// Public identifier, `urn:uuid:...`, used by the subscriptions API.
+    pub id: String,
+    /// Topic selectors as requested.
+    pub topics: Vec<String>,
+    /// `mercure.payload` of the subscriber's token.
+    pub payload: Option<Value>,
+    subscribed: SelectorSet,
+    allowed: SelectorSet,
+    /// Sequence of the last event queued, so an event matching several of
+    /// this subscriber's topics is queued once.
+    last_queued: AtomicU64,
+    tx: mpsc::Sender<Delivery>,
+}
+
+impl Subscriber {
+    /// Whether this subscriber may receive `event`.
+    pub fn wants(&self, event: &Event) -> bool {
+        can_receive(
+            &self.subscribed,
+            &self.allowed,
+            &event.update.topics,
+            event.update.private,
+        )
+    }
+
+    fn offer(&self, event: &Arc<Event>) -> Result<(), ()> {
+        if self.last_queued.swap(event.seq, Ordering::Relaxed) == event.seq {
+            return Ok(());
+        }
+        self.tx
+            .try_send(Delivery::Event(event.clone()))
+            .map_err(|_| ())
+    }
+}
+
+/// What a new subscription asks for.
+#[derive(Debug)]
+pub struct Registration {
+    /// Topic selectors as requested.
+    pub topics: Vec<String>,
+    /// Compiled topic selectors.
+    pub subscribed: SelectorSet,
+    /// Compiled `mercure.subscribe` selectors of the token (private updates).
+    pub allowed: SelectorSet,
+    /// `mercure.payload` of the token.
+    pub payload: Option<Value>,
+}
+
+/// The registry of live subscribers.
+pub struct Fanout {
+    registry: RwLock<Registry>,
+    next_key: AtomicU64,
+    queue_size: usize,
+}
+
+#[derive(Default)]
+struct Registry {
+    subscribers: HashMap<u64, Arc<Subscriber>>,
+    by_topic: HashMap<String, Vec<u64>>,
+    by_pattern: Vec<u64>,
+    closed: bool,
+}
+
+/// The hub is shutting down and takes no new subscribers.
+#[derive(Debug, thiserror::Error)]
+#[error("the hub is shutting down")]
+pub struct Closed;
+
+impl Fanout {
+    /// An empty registry whose queues hold `queue_size` deliveries each.
+    pub fn new(queue_size: usize) -> Fanout {
+        Fanout {
+            registry: RwLock::new(Registry::default()),
+            next_key: AtomicU64::new(1),
+            queue_size,
+        }
+    }
+
+    /// Registers a subscriber; deliveries start queuing at once.
+    pub fn register(
+        &self,
+        reg: Registration,
+    ) -> Result<(Arc<Subscriber>, mpsc::Receiver<Delivery>), Closed> {
+        let (tx, rx) = mpsc::channel(self.queue_size);
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let sub = Arc::new(Subscriber {
+            key,
+            id: crate::proto::update::generate_id(),
+            topics: reg.topics,
+            payload: reg.payload,
+            subscribed: reg.subscribed,
+            allowed: reg.allowed,
+            last_queued: AtomicU64::new(0),
+            tx,
+        });
+        let mut r = self.registry.write();
+        if r.closed {
+            return Err(Closed);
+        }
+        let exact: Option<Vec<&str>> = sub
+            .subscribed
+            .selectors()
+            .iter()
+            .map(|s| s.as_exact())
+            .collect();
+        match exact {
+            Some(topics) => {
+                for topic in topics {
+                    let keys = r.by_topic.entry(topic.to_string()).or_default();
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+            None => r.by_pattern.push(key),
+        }
+        r.subscribers.insert(key, sub.clone());
+        Ok((sub, rx))
+    }
+
+    /// Removes a subscriber; returns whether it was still registered.
+    pub fn remove(&self, sub: &Subscriber) -> bool {
+        self.registry.write().remove(sub.key)
+    }
+
+    /// Queues `event` to every matching subscriber; drops those that lag.
+    pub fn dispatch(&self, event: &Arc<Event>) {
+        let mut lagging = Vec::new();
+        {
+            let r = self.registry.read();
+            for topic in &event.update.topics {
+                for key in r.by_topic.get(topic).into_iter().flatten() {
+                    let sub = &r.subscribers[key];
+                    if sub.wants(event) && sub.offer(event).is_err() {
+                        lagging.push(*key);
+                    }
+                }
+            }
+            for key in &r.by_pattern {
+                let sub = &r.subscribers[key];
+                if sub.wants(event) && sub.offer(event).is_err() {
+                    lagging.push(*key);
+                }
+            }
+        }
+        if !lagging.is_empty() {
+            let mut r = self.registry.write();
+            for key in lagging {
+                if r.remove(key) {
+                    tracing::debug!(key, "disconnecting a subscriber whose queue is full");
+                }
+            }
+        }
+    }
+
+    /// Asks every idle subscriber to write a heartbeat (a busy one has data to
+    /// write anyway, so a full queue is not an error here).
+    pub fn heartbeat(&self) {
+        for sub in self.registry.read().subscribers.values() {
+            let _ = sub.tx.try_send(Delivery::Heartbeat);
+        }
+    }
+
+    /// Every live subscriber (for the subscriptions API).
+    pub fn subscribers(&self) -> Vec<Arc<Subscriber>> {
+        self.registry.read().subscribers.values().cloned().collect()
+    }
+
+    /// Number of live subscribers.
+    pub fn len(&self) -> usize {
+        self.registry.read().subscribers.len()
+    }
+
+    /// Whether there are no live subscribers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ends every stream (their queues close) and refuses new subscribers.
+    pub fn close(&self) {
+        let mut r = self.registry.write();
+        r.closed = true;
+        r.subscribers.clear();
+        r.by_topic.clear();
+        r.by_pattern.clear();
+    }
+}
+
+impl Registry {
+    fn remove(&mut self, key: u64) -> bool {
+        let Some(sub) = self.subscribers.remove(&key) else {
+            return false;
+        };
+        match sub
+            .subscribed
+            .selectors()
+            .iter()
+            .all(|s| s.as_exact().is_some())
+        {
+            true => {
+                for topic in &sub.topics {
+                    if let Some(keys) = self.by_topic.get_mut(topic) {
+                        keys.retain(|k| *k != key);
+                        if keys.is_empty() {
+                            self.by_topic.remove(topic);
+                        }
+                    }
+                }
+            }
+            false => self.by_pattern.retain(|k| *k != key),
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::selector::SelectorCache;
+    use crate::proto::update::UpdateRequest;
+
+    fn reg(cache: &SelectorCache, topics: &[&str], allowed: &[&str]) -> Registration {
+        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        let allowed: Vec<String> = allowed.iter().map(|t| t.to_string()).collect();
+        Registration {
+            subscribed: SelectorSet::compile(cache, &topics),
+            allowed: SelectorSet::compile(cache, &allowed),
+            topics,
+            payload: None,
+        }
+    }
+
+    fn event(seq: u64, topics: &[&str], private: bool) -> Arc<Event> {
+        let update = UpdateRequest {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            private,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        Arc::new(Event::new(seq, update))
+    }
+
+    fn seqs(rx: &mut mpsc::Receiver<Delivery>) -> Vec<u64> {
+        std::iter::from_fn(|| match rx.try_recv().ok()? {
+            Delivery::Event(e) => Some(e.seq),
+            Delivery::Heartbeat => Some(0),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn routes_by_exact_topic_template_and_privacy() {
+        let cache = SelectorCache::new(64);
+        let f = Fanout::new(8);
+        let (_, mut exact) = f.register(reg(&cache, &["a", "b"], &[])).unwrap();
+        let (_, mut tpl) = f
+            .register(reg(&cache, &["https://x/{id}"], &["https://x/1"]))
+            .unwrap();
+        f.dispatch(&event(1, &["a", "b"], false));
+        f.dispatch(&event(2, &["c", "https://x/1"], false));
+        f.dispatch(&event(3, &["https://x/2", "a"], true));
+        f.dispatch(&event(4, &["https://x/2", "https://x/1"], true));
+        assert_eq!(seqs(&mut exact), [1], "once for two topics; no private");
+        assert_eq!(
+            seqs(&mut tpl),
+            [2, 4],
+            "alternate topic authorizes the private one"
+        );
+    }
+
+    #[test]
+    fn drops_lagging_subscribers_only() {
+        let cache = SelectorCache::new(64);
+        let f = Fanout::new(2);
+        let (slow, _slow_rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
+        let (_, mut fast) = f.register(reg(&cache, &["a"], &[])).unwrap();
+        for seq in 1..=3 {
+            f.dispatch(&event(seq, &["a"], false));
+            seqs(&mut fast);
+        }
+        assert!(!f.remove(&slow), "slow subscriber was already dropped");
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn close_ends_queues_and_refuses_new() {
+        let cache = SelectorCache::new(64);
+        let f = Fanout::new(2);
+        let (_, mut rx) = f.register(reg(&cache, &["*"], &[])).unwrap();
+        f.close();
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        assert!(f.register(reg(&cache, &["*"], &[])).is_err());
+    }
+}

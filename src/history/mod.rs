@@ -1,0 +1,69 @@
+//! The log of accepted updates: the one source of both replay and live fan-out.
+//!
+//! A backend assigns each appended update a sequence number, keeps an index
+//! from event id to sequence number (finding an id never scans), serves pages
+//! of events after a sequence number, and feeds every appended event, in
+//! sequence order, to the hub's tail channel.
+
+mod memory;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use crate::proto::update::Update;
+
+pub use memory::MemoryLog;
+
+/// An update as logged: its position and its SSE frame, encoded once.
+#[derive(Debug)]
+pub struct Event {
+    /// Position in the log; strictly increasing in append order.
+    pub seq: u64,
+    /// The update.
+    pub update: Update,
+    /// The encoded SSE frame shared by every subscriber.
+    pub frame: Bytes,
+}
+
+impl Event {
+    /// Wraps an update at position `seq`, encoding its frame.
+    pub fn new(seq: u64, update: Update) -> Event {
+        let frame = update.encode();
+        Event { seq, update, frame }
+    }
+}
+
+/// Receives every appended event in sequence order (the log's tail).
+pub type Tail = mpsc::UnboundedReceiver<Arc<Event>>;
+
+/// Why the log could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The backend cannot take writes right now (answered with 503).
+    #[error("the history store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// An append-only, bounded log of updates.
+pub trait Log: Send + Sync + 'static {
+    /// Appends updates in order; returns once they are stored (durably, for
+    /// durable backends), with their assigned positions.
+    fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>>;
+
+    /// The position of the event with this id, if it is still retained.
+    fn position<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<u64>, LogError>>;
+
+    /// Up to `limit` events after position `after` (from the oldest retained
+    /// event when `None`), in order.
+    fn read_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>>;
+
+    /// The id of the newest event, if any.
+    fn last_id(&self) -> Option<String>;
+}

@@ -1,0 +1,80 @@
+//! The HTTP API: routes, CORS, and the handlers.
+
+mod error;
+mod publish;
+mod request;
+mod stream;
+mod subscribe;
+mod subscriptions;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use http::{header, HeaderName, HeaderValue, Method};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use error::ApiError;
+pub use subscribe::{EARLIEST, MAX_TOPICS};
+
+use crate::hub::Hub;
+use crate::subscriptions::SUBSCRIPTIONS_PATH;
+
+/// The hub's routes as a service.
+pub fn router(hub: Arc<Hub>) -> Router {
+    let mut router = Router::new()
+        .route(
+            "/.well-known/mercure",
+            get(subscribe::subscribe)
+                .head(subscribe::subscribe)
+                .post(publish::publish),
+        )
+        .route("/healthz", get(|| async { "ok\n" }));
+    if hub.config.subscriptions {
+        router = router
+            .route(SUBSCRIPTIONS_PATH, get(subscriptions::all))
+            .route(
+                &format!("{SUBSCRIPTIONS_PATH}/{{topic}}"),
+                get(subscriptions::by_topic),
+            )
+            .route(
+                &format!("{SUBSCRIPTIONS_PATH}/{{topic}}/{{subscriber}}"),
+                get(subscriptions::one),
+            );
+    }
+    if let Some(cors) = cors(&hub.config.cors_origins) {
+        router = router.layer(cors);
+    }
+    router.with_state(hub)
+}
+
+/// CORS for the allowlisted origins, with credentials (cookies, tokens).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        // Credentials forbid a literal `*`, so the request's origin is echoed.
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let last_event_id = HeaderName::from_static("last-event-id");
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CACHE_CONTROL,
+                header::CONTENT_TYPE,
+                last_event_id.clone(),
+            ])
+            .expose_headers([
+                last_event_id,
+                HeaderName::from_static("mercure-last-event-id"),
+            ])
+            .max_age(std::time::Duration::from_secs(3600)),
+    )
+}

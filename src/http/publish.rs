@@ -1,0 +1,262 @@
+//! `POST /.well-known/mercure`: authorize, validate, append, answer the id.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::request::{find_token, Query, TokenSource};
+use crate::hub::Hub;
+use crate::proto::claims::{can_publish, SelectorSet};
+use crate::proto::update::{Update, UpdateRequest};
+
+/// Handles a publish request.
+pub(super) async fn publish(
+    State(hub): State<Arc<Hub>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let query = Query::parse(parts.uri.query());
+    let claims = authenticate(&hub, &parts.headers, &query)?;
+
+    let limit = hub.config.max_body;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let body = Limited::new(body, limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {e}"))
+        }
+    })?;
+    let body = body.to_bytes();
+
+    let (requests, batch) = parse_body(&parts.headers, &body)?;
+    let publish = SelectorSet::compile(&hub.selectors, claims.as_deref().unwrap_or_default());
+    let updates = requests
+        .into_iter()
+        .map(|r| authorize(&publish, r.validate()?))
+        .collect::<Result<Vec<Update>, ApiError>>()?;
+    let events = hub.publish(updates).await?;
+
+    let ids: Vec<&str> = events.iter().map(|e| e.update.id.as_str()).collect();
+    Ok(if batch {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&ids).expect("strings serialize"),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            ids[0].to_string(),
+        )
+            .into_response()
+    })
+}
+
+/// Verifies the publisher token; returns its `mercure.publish` selectors.
+fn authenticate(
+    hub: &Hub,
+    headers: &HeaderMap,
+    query: &Query,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some((token, source)) = find_token(headers, query, &hub.config.cookie_name)? else {
+        return Err(ApiError::Unauthorized(
+            "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
+        ));
+    };
+    let claims = hub.publisher.verify(&token)?;
+    if source == TokenSource::Cookie {
+        check_origin(headers, &hub.config.publish_origins)?;
+    }
+    Ok(claims.mercure.publish)
+}
+
+/// A cookie is sent by the browser on its own, so a cookie-authenticated
+/// publish must come from a page of an allowed origin (CSRF protection).
+fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            let referer = headers.get(header::REFERER)?.to_str().ok()?;
+            let (scheme, rest) = referer.split_once("://")?;
+            let host = rest.split(['/', '?', '#']).next()?;
+            Some(format!("{scheme}://{host}"))
+        });
+    match origin {
+        Some(o) if allowed.iter().any(|a| a == "*" || *a == o) => Ok(()),
+        Some(o) => Err(ApiError::Forbidden(format!(
+            "origin {o:?} may not publish with a cookie (allow it with --publish-origins)"
+        ))),
+        None => Err(ApiError::Forbidden(
+            "a publish authenticated by cookie must carry an Origin or Referer header".into(),
+        )),
+    }
+}
+
+fn authorize(publish: &SelectorSet, update: Update) -> Result<Update, ApiError> {
+    if let Some(t) = update.topics.iter().find(|t| is_reserved(t)) {
+        return Err(ApiError::Forbidden(format!(
+            "topic {t:?} is reserved for the hub"
+        )));
+    }
+    if !can_publish(publish, &update.topics) {
+        return Err(ApiError::Forbidden(
+            "the token's mercure.publish claim does not cover every topic of the update".into(),
+        ));
+    }
+    Ok(update)
+}
+
+/// Topics under `/.well-known/mercure` (subscription events) are the hub's own.
+fn is_reserved(topic: &str) -> bool {
+    let path = match topic.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => topic,
+    };
+    path == "/.well-known/mercure" || path.starts_with("/.well-known/mercure/")
+}
+
+/// Decodes a form or JSON body into update requests; `true` for a JSON array.
+fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<UpdateRequest>, bool), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-www-form-urlencoded" | "" => Ok((vec![parse_form(body)], false)),
+        "application/json" => parse_json(body),
+        _ => Err(ApiError::UnsupportedMediaType(content_type.to_string())),
+    }
+}
+
+fn parse_form(body: &[u8]) -> UpdateRequest {
+    let mut r = UpdateRequest::default();
+    for (key, value) in form_urlencoded::parse(body) {
+        match &*key {
+            "topic" => r.topics.push(value.into_owned()),
+            "data" => r.data = value.into_owned(),
+            "private" => r.private = true,
+            "id" => r.id = Some(value.into_owned()),
+            "type" => r.event_type = Some(value.into_owned()),
+            "retry" => r.retry = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// One update in a JSON body; `topic` may be a string or a list.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonUpdate {
+    topic: OneOrMany,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    private: bool,
+    id: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    retry: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<JsonUpdate> for UpdateRequest {
+    fn from(j: JsonUpdate) -> Self {
+        UpdateRequest {
+            topics: match j.topic {
+                OneOrMany::One(t) => vec![t],
+                OneOrMany::Many(t) => t,
+            },
+            // A non-string `data` is sent as its JSON text.
+            data: match j.data {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s,
+                Some(other) => other.to_string(),
+            },
+            private: j.private,
+            id: j.id,
+            event_type: j.event_type,
+            retry: j.retry.map(|r| match r {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }),
+        }
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<(Vec<UpdateRequest>, bool), ApiError> {
+    let bad = |e: serde_json::Error| ApiError::BadRequest(format!("invalid JSON update: {e}"));
+    let value: Value = serde_json::from_slice(body).map_err(bad)?;
+    match value {
+        Value::Array(items) if items.is_empty() => Err(ApiError::BadRequest(
+            "empty JSON array: nothing to publish".into(),
+        )),
+        Value::Array(items) => {
+            let updates = items
+                .into_iter()
+                .map(|v| serde_json::from_value::<JsonUpdate>(v).map(UpdateRequest::from))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            Ok((updates, true))
+        }
+        v => Ok((
+            vec![serde_json::from_value::<JsonUpdate>(v).map_err(bad)?.into()],
+            false,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_topics() {
+        assert!(is_reserved("/.well-known/mercure/subscriptions/a/b"));
+        assert!(is_reserved("https://hub.example/.well-known/mercure"));
+        assert!(!is_reserved("https://hub.example/.well-known/mercurex"));
+        assert!(!is_reserved("https://example.com/books/1"));
+    }
+
+    #[test]
+    fn json_forms() {
+        let (one, batch) = parse_json(br#"{"topic":"a","data":{"x":1},"retry":5}"#).unwrap();
+        assert!(!batch);
+        assert_eq!(one[0].data, r#"{"x":1}"#);
+        assert_eq!(one[0].retry.as_deref(), Some("5"));
+        let (many, batch) =
+            parse_json(br#"[{"topic":["a","b"]},{"topic":"c","private":true}]"#).unwrap();
+        assert!(batch);
+        assert_eq!(many[0].topics, ["a", "b"]);
+        assert!(many[1].private);
+        assert!(parse_json(br#"{"topik":"a"}"#).is_err());
+        assert!(parse_json(b"[]").is_err());
+    }
+}

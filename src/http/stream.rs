@@ -1,0 +1,175 @@
+//! The body of a subscription response: the open comment, the replay from
+//! history, then live deliveries, as one SSE stream.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::mpsc;
+use tokio::time::Sleep;
+
+use crate::fanout::{Delivery, Subscriber};
+use crate::history::{Event, LogError};
+use crate::hub::Hub;
+
+/// The comment written at open and as heartbeat: a static, so no allocation.
+const EMPTY_COMMENT: &[u8] = b":\n\n";
+
+/// Events read from the log per page during replay.
+const REPLAY_PAGE: usize = 512;
+
+/// Where a stream starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// Live updates only.
+    Live,
+    /// Replay every retained event after this position (`None`: all), then live.
+    After(Option<u64>),
+}
+
+/// A subscription's SSE response body. Dropping it unsubscribes.
+pub(super) struct SubscriptionBody {
+    hub: Arc<Hub>,
+    sub: Arc<Subscriber>,
+    rx: mpsc::Receiver<Delivery>,
+    opened: bool,
+    replay: Option<Replay>,
+    /// Position of the last event handled; live events at or before it were
+    /// already replayed, so they are skipped (no duplicates).
+    last_seq: u64,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+struct Replay {
+    after: Option<u64>,
+    page: VecDeque<Arc<Event>>,
+    next: Option<BoxFuture<'static, Result<Vec<Arc<Event>>, LogError>>>,
+}
+
+impl SubscriptionBody {
+    /// A body for a registered subscriber.
+    pub(super) fn new(
+        hub: Arc<Hub>,
+        sub: Arc<Subscriber>,
+        rx: mpsc::Receiver<Delivery>,
+        start: Start,
+        deadline: Option<tokio::time::Instant>,
+    ) -> SubscriptionBody {
+        let replay = match start {
+            Start::Live => None,
+            Start::After(after) => Some(Replay {
+                after,
+                page: VecDeque::new(),
+                next: None,
+            }),
+        };
+        SubscriptionBody {
+            hub,
+            sub,
+            rx,
+            opened: false,
+            replay,
+            last_seq: 0,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+        }
+    }
+
+    /// Polls the replay; `Ready(None)` once history is exhausted.
+    fn poll_replay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, LogError>>> {
+        let Some(replay) = self.replay.as_mut() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            if let Some(event) = replay.page.pop_front() {
+                replay.after = Some(event.seq);
+                self.last_seq = event.seq;
+                if self.sub.wants(&event) {
+                    return Poll::Ready(Some(Ok(event.frame.clone())));
+                }
+                continue;
+            }
+            let next = replay.next.get_or_insert_with(|| {
+                let log = self.hub.log.clone();
+                let after = replay.after;
+                async move { log.read_after(after, REPLAY_PAGE).await }.boxed()
+            });
+            let page = ready!(next.poll_unpin(cx));
+            replay.next = None;
+            match page {
+                Ok(page) if page.is_empty() => {
+                    self.replay = None;
+                    return Poll::Ready(None);
+                }
+                Ok(page) => replay.page = page.into(),
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+        }
+    }
+}
+
+impl Body for SubscriptionBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if let Some(deadline) = this.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        if !this.opened {
+            // Flushes the headers at once: clients wait for bytes to fire `open`.
+            this.opened = true;
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(EMPTY_COMMENT)))));
+        }
+        match ready!(this.poll_replay(cx)) {
+            Some(Ok(frame)) => return Poll::Ready(Some(Ok(Frame::data(frame)))),
+            Some(Err(e)) => {
+                tracing::warn!("replay failed, closing the stream: {e}");
+                return Poll::Ready(None);
+            }
+            None => {}
+        }
+        loop {
+            match ready!(this.rx.poll_recv(cx)) {
+                Some(Delivery::Event(event)) if event.seq > this.last_seq => {
+                    this.last_seq = event.seq;
+                    return Poll::Ready(Some(Ok(Frame::data(event.frame.clone()))));
+                }
+                Some(Delivery::Event(_)) => continue,
+                Some(Delivery::Heartbeat) => {
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(EMPTY_COMMENT)))));
+                }
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Drop for SubscriptionBody {
+    fn drop(&mut self) {
+        self.hub.fanout.remove(&self.sub);
+        if let Some(events) = &self.hub.subscription_events {
+            events.announce(&self.sub, false);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `GET /.well-known/mercure`: open an SSE stream on any number of topics.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{header, HeaderValue, Method, StatusCode};
+
+use super::error::ApiError;
+use super::request::{find_token, Query};
+use super::stream::{Start, SubscriptionBody};
+use crate::fanout::Registration;
+use crate::hub::Hub;
+use crate::proto::claims::{Claims, SelectorSet};
+
+/// Most topic selectors one subscription may carry.
+pub const MAX_TOPICS: usize = 1000;
+
+/// The cursor value asking for the whole history.
+pub const EARLIEST: &str = "earliest";
+
+/// Handles a subscribe request (GET or HEAD).
+pub(super) async fn subscribe(
+    State(hub): State<Arc<Hub>>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let topics: Vec<String> = query.all("topic").map(String::from).collect();
+    if topics.is_empty() {
+        return Err(ApiError::BadRequest(
+            "missing \"topic\" query parameter: subscribe to at least one topic selector".into(),
+        ));
+    }
+    if topics.len() > MAX_TOPICS {
+        return Err(ApiError::BadRequest(format!(
+            "too many topics: at most {MAX_TOPICS} per subscription"
+        )));
+    }
+    let claims = authenticate(&hub, &req, &query)?;
+
+    let mut res = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no");
+    if req.method() == Method::HEAD {
+        return Ok(res.body(Body::empty()).expect("valid response"));
+    }
+
+    // The header wins over the query parameters.
+    let cursor = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| query.first("lastEventID"))
+        .or_else(|| query.first("last_event_id"))
+        .map(str::to_string);
+
+    // Register before reading history: every event is then either in the
+    // replay or queued live (or both, and the body drops the duplicate).
+    let (sub, rx) = hub
+        .fanout
+        .register(Registration {
+            subscribed: SelectorSet::compile(&hub.selectors, &topics),
+            allowed: SelectorSet::compile(
+                &hub.selectors,
+                claims.mercure.subscribe.as_deref().unwrap_or_default(),
+            ),
+            topics,
+            payload: claims.mercure.payload.clone(),
+        })
+        .map_err(|e| ApiError::Unavailable(crate::history::LogError::Unavailable(e.to_string())))?;
+
+    let start = match cursor {
+        None => Start::Live,
+        Some(id) => {
+            let position = match id.as_str() {
+                EARLIEST => None,
+                id => hub.log.position(id).await?,
+            };
+            let reported = if position.is_some() {
+                id
+            } else {
+                EARLIEST.to_string()
+            };
+            let value = HeaderValue::from_str(&reported)
+                .map_err(|_| ApiError::BadRequest("invalid Last-Event-ID".into()))?;
+            res = res
+                .header("last-event-id", value.clone())
+                .header("mercure-last-event-id", value);
+            Start::After(position)
+        }
+    };
+    if let Some(events) = &hub.subscription_events {
+        events.announce(&sub, true);
+    }
+    let deadline = claims.exp.map(deadline_of);
+    let body = SubscriptionBody::new(hub.clone(), sub, rx, start, deadline);
+    Ok(res.body(Body::new(body)).expect("valid response"))
+}
+
+/// Verifies the subscriber token; none is fine only with `--anonymous`.
+fn authenticate(hub: &Hub, req: &Request, query: &Query) -> Result<Claims, ApiError> {
+    match find_token(req.headers(), query, &hub.config.cookie_name)? {
+        Some((token, _)) => Ok(hub.subscriber.verify(&token)?),
+        None if hub.config.anonymous => Ok(Claims::default()),
+        None => Err(ApiError::Unauthorized(
+            "subscribing requires a token (Authorization header, authorization query parameter or cookie), or a hub started with --anonymous".into(),
+        )),
+    }
+}
+
+/// The instant a token expiring at Unix time `exp` stops being valid.
+fn deadline_of(exp: u64) -> tokio::time::Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = Duration::from_secs(exp).saturating_sub(now);
+    tokio::time::Instant::now() + left
+}

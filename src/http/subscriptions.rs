@@ -1,0 +1,98 @@
+//! `GET /.well-known/mercure/subscriptions[/{topic}[/{subscriber}]]`: the
+//! active subscriptions, as JSON-LD, filtered by the token's `mercure.subscribe`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::request::{find_token, Query};
+use crate::hub::Hub;
+use crate::proto::claims::SelectorSet;
+use crate::subscriptions::{document, subscription_id};
+
+/// Lists every active subscription the token may see.
+pub(super) async fn all(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiError> {
+    list(&hub, &req, None, None)
+}
+
+/// Lists the active subscriptions to one topic.
+pub(super) async fn by_topic(
+    State(hub): State<Arc<Hub>>,
+    Path(topic): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    list(&hub, &req, Some(&topic), None)
+}
+
+/// Describes one subscription.
+pub(super) async fn one(
+    State(hub): State<Arc<Hub>>,
+    Path((topic, subscriber)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    list(&hub, &req, Some(&topic), Some(&subscriber))
+}
+
+fn list(
+    hub: &Hub,
+    req: &Request,
+    topic: Option<&str>,
+    subscriber: Option<&str>,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let Some((token, _)) = find_token(req.headers(), &query, &hub.config.cookie_name)? else {
+        return Err(ApiError::Unauthorized(
+            "the subscriptions API requires a subscriber token".into(),
+        ));
+    };
+    let claims = hub.subscriber.verify(&token)?;
+    let allowed = SelectorSet::compile(
+        &hub.selectors,
+        claims.mercure.subscribe.as_deref().unwrap_or_default(),
+    );
+    let path = req.uri().path();
+    if !allowed.matches(path) {
+        return Err(ApiError::Forbidden(format!(
+            "the token's mercure.subscribe claim does not cover {path}"
+        )));
+    }
+    let mut docs: Vec<Value> = hub
+        .fanout
+        .subscribers()
+        .iter()
+        .filter(|s| subscriber.is_none_or(|id| s.id == id))
+        .flat_map(|s| {
+            s.topics
+                .iter()
+                .filter(|t| topic.is_none_or(|want| *t == want))
+                .filter(|t| allowed.matches(&subscription_id(t, &s.id)))
+                .map(|t| document(s, t, true))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    docs.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let last_event_id = hub
+        .log
+        .last_id()
+        .unwrap_or_else(|| super::subscribe::EARLIEST.to_string());
+    if subscriber.is_some() {
+        let mut doc = docs
+            .pop()
+            .ok_or_else(|| ApiError::NotFound("no such active subscription".into()))?;
+        doc["@context"] = json!("https://mercure.rocks/");
+        doc["lastEventID"] = json!(last_event_id);
+        return Ok(Json(doc).into_response());
+    }
+    Ok(Json(json!({
+        "@context": "https://mercure.rocks/",
+        "id": path,
+        "type": "Subscriptions",
+        "lastEventID": last_event_id,
+        "subscriptions": docs,
+    }))
+    .into_response())
+}

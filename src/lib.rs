@@ -1,0 +1,16 @@
+//! ssehub: a Server-Sent Events push hub speaking the Mercure protocol.
+//!
+//! Publishers POST updates to topics; subscribers hold one SSE stream on many
+//! topics. Every update is appended to a log before it is acknowledged, and
+//! fan-out reads that log, so replay and live delivery share one order.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod fanout;
+pub mod history;
+pub mod http;
+pub mod hub;
+pub mod proto;
+pub mod server;
+pub mod subscriptions;

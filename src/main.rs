@@ -1,0 +1,5 @@
+//! The `ssehub` binary.
+
+fn main() -> std::process::ExitCode {
+    ssehub::cli::main()
+}

@@ -1,0 +1,218 @@
+//! The update model: what a publisher sends, validated before it is logged.
+
+use bytes::Bytes;
+
+use super::sse::{encode_event, EventFields};
+
+/// The longest a topic list of one update may be.
+pub const MAX_TOPICS_PER_UPDATE: usize = 1000;
+
+/// A validated update, ready to be appended to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Event id: the publisher's or a generated `urn:uuid:` UUIDv7.
+    pub id: String,
+    /// Topics: the first is canonical, the rest are alternates.
+    pub topics: Vec<String>,
+    /// The payload, sent as `data:` lines.
+    pub data: String,
+    /// Private updates reach only subscribers whose token covers a topic.
+    pub private: bool,
+    /// The SSE `event:` type, if any.
+    pub event_type: Option<String>,
+    /// The SSE `retry:` hint in milliseconds, if any.
+    pub retry: Option<u64>,
+}
+
+/// Fields of a publish request before validation, whatever the encoding.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UpdateRequest {
+    /// Every `topic` value, in order.
+    pub topics: Vec<String>,
+    /// `data`, empty when absent.
+    pub data: String,
+    /// Whether `private` was present (form) or true (JSON).
+    pub private: bool,
+    /// `id`, if given.
+    pub id: Option<String>,
+    /// `type`, if given.
+    pub event_type: Option<String>,
+    /// `retry` as sent; must be digits.
+    pub retry: Option<String>,
+}
+
+/// Why a publish request is malformed (answered with 400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UpdateError {
+    /// No `topic` field.
+    #[error("missing \"topic\": an update needs at least one topic")]
+    NoTopic,
+    /// More topics than [`MAX_TOPICS_PER_UPDATE`].
+    #[error("too many topics: at most {MAX_TOPICS_PER_UPDATE} per update")]
+    TooManyTopics,
+    /// An empty topic string.
+    #[error("empty \"topic\": a topic must not be an empty string")]
+    EmptyTopic,
+    /// `retry` is not a non-negative integer.
+    #[error("invalid \"retry\" {0:?}: expected a number of milliseconds (digits only)")]
+    BadRetry(String),
+    /// `id` or `type` contains CR, LF or NUL, which would break SSE framing.
+    #[error("invalid \"{0}\": it must not contain CR, LF or NUL characters")]
+    ControlChar(&'static str),
+    /// `id` starting with `#` is reserved by the Mercure protocol.
+    #[error("invalid \"id\" {0:?}: ids starting with '#' are reserved")]
+    ReservedId(String),
+    /// An empty `id` would reset a client's last event id.
+    #[error("invalid \"id\": it must not be empty")]
+    EmptyId,
+}
+
+impl UpdateRequest {
+    /// Validates the request; generates an id when none was given.
+    pub fn validate(self) -> Result<Update, UpdateError> {
+        if self.topics.is_empty() {
+            return Err(UpdateError::NoTopic);
+        }
+        if self.topics.len() > MAX_TOPICS_PER_UPDATE {
+            return Err(UpdateError::TooManyTopics);
+        }
+        if self.topics.iter().any(String::is_empty) {
+            return Err(UpdateError::EmptyTopic);
+        }
+        let retry = match self.retry {
+            None => None,
+            Some(r) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(r.parse().map_err(|_| UpdateError::BadRetry(r.clone()))?)
+            }
+            Some(r) => return Err(UpdateError::BadRetry(r)),
+        };
+        if let Some(t) = &self.event_type {
+            check_field("type", t)?;
+        }
+        let id = match self.id {
+            Some(id) => {
+                check_field("id", &id)?;
+                if id.is_empty() {
+                    return Err(UpdateError::EmptyId);
+                }
+                if id.starts_with('#') {
+                    return Err(UpdateError::ReservedId(id));
+                }
+                id
+            }
+            None => generate_id(),
+        };
+        Ok(Update {
+            id,
+            topics: self.topics,
+            data: self.data,
+            private: self.private,
+            event_type: self.event_type.filter(|t| !t.is_empty()),
+            retry,
+        })
+    }
+}
+
+fn check_field(name: &'static str, value: &str) -> Result<(), UpdateError> {
+    if value.contains(['\r', '\n', '\0']) {
+        Err(UpdateError::ControlChar(name))
+    } else {
+        Ok(())
+    }
+}
+
+/// A fresh event id: `urn:uuid:` and a UUIDv7, so generated ids sort by time.
+pub fn generate_id() -> String {
+    format!("urn:uuid:{}", uuid::Uuid::now_v7())
+}
+
+impl Update {
+    /// Encodes the update once as an SSE frame, shared by every subscriber.
+    pub fn encode(&self) -> Bytes {
+        encode_event(&EventFields {
+            id: &self.id,
+            event_type: self.event_type.as_deref(),
+            retry: self.retry,
+            data: &self.data,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(topics: &[&str]) -> UpdateRequest {
+        UpdateRequest {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn generates_sortable_ids() {
+        let a = req(&["t"]).validate().unwrap().id;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = req(&["t"]).validate().unwrap().id;
+        assert!(a.starts_with("urn:uuid:"));
+        assert!(a < b, "{a} should sort before {b}");
+    }
+
+    #[test]
+    fn rejects_malformed_fields() {
+        assert_eq!(req(&[]).validate(), Err(UpdateError::NoTopic));
+        assert_eq!(req(&[""]).validate(), Err(UpdateError::EmptyTopic));
+        let too_many: Vec<String> = (0..=MAX_TOPICS_PER_UPDATE).map(|i| i.to_string()).collect();
+        let r = UpdateRequest {
+            topics: too_many,
+            ..Default::default()
+        };
+        assert_eq!(r.validate(), Err(UpdateError::TooManyTopics));
+        for bad in ["", "-1", "1.5", "abc", "99999999999999999999999"] {
+            let r = UpdateRequest {
+                retry: Some(bad.into()),
+                ..req(&["t"])
+            };
+            assert_eq!(
+                r.validate(),
+                Err(UpdateError::BadRetry(bad.into())),
+                "{bad}"
+            );
+        }
+        for bad in ["a\nb", "a\rb", "a\0b"] {
+            let r = UpdateRequest {
+                id: Some(bad.into()),
+                ..req(&["t"])
+            };
+            assert_eq!(r.validate(), Err(UpdateError::ControlChar("id")));
+            let r = UpdateRequest {
+                event_type: Some(bad.into()),
+                ..req(&["t"])
+            };
+            assert_eq!(r.validate(), Err(UpdateError::ControlChar("type")));
+        }
+        let r = UpdateRequest {
+            id: Some("#x".into()),
+            ..req(&["t"])
+        };
+        assert_eq!(r.validate(), Err(UpdateError::ReservedId("#x".into())));
+    }
+
+    #[test]
+    fn keeps_given_fields() {
+        let r = UpdateRequest {
+            id: Some("my-id".into()),
+            retry: Some("250".into()),
+            event_type: Some("ping".into()),
+            data: "x".into(),
+            private: true,
+            ..req(&["a", "b"])
+        };
+        let u = r.validate().unwrap();
+        assert_eq!(u.id, "my-id");
+        assert_eq!(u.retry, Some(250));
+        assert_eq!(u.event_type.as_deref(), Some("ping"));
+        assert_eq!(u.topics, ["a", "b"]);
+        assert!(u.private);
+    }
+}

@@ -42,7 +42,6 @@ pub struct Subscriber {
     /// Sequence of the last event queued, so an event matching several of
     /// this subscriber's topics is queued once.
     last_queued: AtomicU64,
-    tx: mpsc::Sender<Delivery>,
 }
 
 impl Subscriber {
@@ -55,14 +54,25 @@ impl Subscriber {
             event.update.private,
         )
     }
+}
 
-    fn offer(&self, event: &Arc<Event>) -> Result<(), ()> {
-        if self.last_queued.swap(event.seq, Ordering::Relaxed) == event.seq {
-            return Ok(());
+/// A registry entry. The registry alone owns the queue's sender, so removing
+/// the entry closes the queue and thereby ends the subscriber's stream.
+struct Entry {
+    sub: Arc<Subscriber>,
+    tx: mpsc::Sender<Delivery>,
+}
+
+impl Entry {
+    /// Queues `event` if it is for this subscriber; `false` if the queue is
+    /// full or closed.
+    fn offer(&self, event: &Arc<Event>) -> bool {
+        if !self.sub.wants(event)
+            || self.sub.last_queued.swap(event.seq, Ordering::Relaxed) == event.seq
+        {
+            return true;
         }
-        self.tx
-            .try_send(Delivery::Event(event.clone()))
-            .map_err(|_| ())
+        self.tx.try_send(Delivery::Event(event.clone())).is_ok()
     }
 }
 
@@ -88,7 +98,7 @@ pub struct Fanout {
 
 #[derive(Default)]
 struct Registry {
-    subscribers: HashMap<u64, Arc<Subscriber>>,
+    subscribers: HashMap<u64, Entry>,
     by_topic: HashMap<String, Vec<u64>>,
     by_pattern: Vec<u64>,
     closed: bool,
@@ -124,7 +134,6 @@ impl Fanout {
             subscribed: reg.subscribed,
             allowed: reg.allowed,
             last_queued: AtomicU64::new(0),
-            tx,
         });
         let mut r = self.registry.write();
         if r.closed {
@@ -147,7 +156,13 @@ impl Fanout {
             }
             None => r.by_pattern.push(key),
         }
-        r.subscribers.insert(key, sub.clone());
+        r.subscribers.insert(
+            key,
+            Entry {
+                sub: sub.clone(),
+                tx,
+            },
+        );
         Ok((sub, rx))
     }
 
@@ -161,17 +176,14 @@ impl Fanout {
         let mut lagging = Vec::new();
         {
             let r = self.registry.read();
-            for topic in &event.update.topics {
-                for key in r.by_topic.get(topic).into_iter().flatten() {
-                    let sub = &r.subscribers[key];
-                    if sub.wants(event) && sub.offer(event).is_err() {
-                        lagging.push(*key);
-                    }
-                }
-            }
-            for key in &r.by_pattern {
-                let sub = &r.subscribers[key];
-                if sub.wants(event) && sub.offer(event).is_err() {
+            let exact = event
+                .update
+                .topics
+                .iter()
+                .filter_map(|t| r.by_topic.get(t))
+                .flatten();
+            for key in exact.chain(&r.by_pattern) {
+                if !r.subscribers[key].offer(event) {
                     lagging.push(*key);
                 }
             }
@@ -189,14 +201,19 @@ impl Fanout {
     /// Asks every idle subscriber to write a heartbeat (a busy one has data to
     /// write anyway, so a full queue is not an error here).
     pub fn heartbeat(&self) {
-        for sub in self.registry.read().subscribers.values() {
-            let _ = sub.tx.try_send(Delivery::Heartbeat);
+        for entry in self.registry.read().subscribers.values() {
+            let _ = entry.tx.try_send(Delivery::Heartbeat);
         }
     }
 
     /// Every live subscriber (for the subscriptions API).
     pub fn subscribers(&self) -> Vec<Arc<Subscriber>> {
-        self.registry.read().subscribers.values().cloned().collect()
+        self.registry
+            .read()
+            .subscribers
+            .values()
+            .map(|e| e.sub.clone())
+            .collect()
     }
 
     /// Number of live subscribers.
@@ -221,7 +238,7 @@ impl Fanout {
 
 impl Registry {
     fn remove(&mut self, key: u64) -> bool {
-        let Some(sub) = self.subscribers.remove(&key) else {
+        let Some(Entry { sub, .. }) = self.subscribers.remove(&key) else {
             return false;
         };
         match sub

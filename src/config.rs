@@ -68,8 +68,11 @@ pub struct Options {
     pub shutdown_timeout: Option<HumanDuration>,
 }
 
+/// Sets one field of [`Options`] from an environment variable's value.
+type Setter = fn(&mut Options, String);
+
 /// Mercure's own variable names, accepted so ssehub drops into a Mercure deployment.
-const MERCURE_ALIASES: [(&str, fn(&mut Options, String)); 4] = [
+const MERCURE_ALIASES: [(&str, Setter); 4] = [
     ("MERCURE_PUBLISHER_JWT_KEY", |o, v| {
         o.publisher_jwt_key = Some(v)
     }),

@@ -1,0 +1,129 @@
+// Shared helpers of the end-to-end suite. run.sh starts the hub and passes
+// where it listens and its HMAC secret through the environment.
+
+import { createHmac, randomUUID } from 'node:crypto';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(`${name} is not set: run the suite with "bash e2e/run.sh"`);
+  }
+  return value;
+}
+
+/** Base URL of the hub under test, e.g. http://127.0.0.1:PORT */
+export const HUB = required('E2E_HUB');
+/** The hub's publisher (and subscriber) HS256 key. */
+export const SECRET = required('E2E_SECRET');
+/** The hub's Mercure endpoint. */
+export const HUB_URL = `${HUB}/.well-known/mercure`;
+
+const b64url = (value) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+
+/** An HS256 JWT for `payload`, signed with the hub's secret. */
+export function sign(payload, key = SECRET) {
+  const head = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url(payload)}`;
+  const signature = createHmac('sha256', key).update(head).digest('base64url');
+  return `${head}.${signature}`;
+}
+
+/** A token that may publish to every topic. */
+export const PUBLISHER = sign({ mercure: { publish: ['*'] } });
+
+/** A subscriber token for `topics`, expiring `ttlSeconds` from now if given. */
+export function subscriberToken(topics, ttlSeconds) {
+  const payload = { mercure: { subscribe: topics } };
+  if (ttlSeconds !== undefined) {
+    payload.exp = Math.floor(Date.now() / 1000) + ttlSeconds;
+  }
+  return sign(payload);
+}
+
+/** A topic no other test uses. */
+export function uniqueTopic(name) {
+  return `https://e2e.example/${name}/${randomUUID()}`;
+}
+
+/** The subscribe URL for `topics` with extra query parameters. */
+export function subscribeUrl(topics, params = {}) {
+  const query = new URLSearchParams();
+  for (const topic of [].concat(topics)) query.append('topic', topic);
+  for (const [k, v] of Object.entries(params)) query.append(k, v);
+  return `${HUB_URL}?${query}`;
+}
+
+/**
+ * Publishes one update (form fields; `private: true` adds `private=on`) and
+ * returns the id the hub answers; throws unless the hub answers 200.
+ */
+export async function publish(fields, token = PUBLISHER) {
+  const form = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined || v === false) continue;
+    for (const one of [].concat(v)) form.append(k, one === true ? 'on' : String(one));
+  }
+  const res = await fetch(HUB_URL, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = await res.text();
+  if (res.status !== 200) {
+    throw new Error(`publish answered ${res.status}: ${body}`);
+  }
+  return body;
+}
+
+/** What an SSE client must dispatch for `data`: CRLF and lone CR become LF. */
+export function normalized(data) {
+  return data.replace(/\r\n|\r/g, '\n');
+}
+
+/** Payloads whose framing is easy to get wrong. */
+export const TRICKY = [
+  { name: 'plain', data: 'hello' },
+  { name: 'empty', data: '' },
+  { name: 'LF lines', data: 'one\ntwo\nthree' },
+  { name: 'CRLF lines', data: 'one\r\ntwo\r\nthree' },
+  { name: 'lone CR', data: 'one\rtwo' },
+  { name: 'mixed breaks', data: 'a\r\nb\rc\nd\r\n\r\ne' },
+  { name: 'leading spaces', data: '  two spaces\n one space\n\ttab' },
+  { name: 'leading colon', data: ':not a comment\ndata: not a field' },
+  { name: 'trailing LF', data: 'ends with LF\n' },
+  { name: 'trailing CRLF', data: 'ends with CRLF\r\n' },
+  { name: 'only breaks', data: '\n\n' },
+  { name: 'unicode', data: 'héllo wörld ✓ 😀 日本語 \u2028 \u00a0' },
+  { name: 'json', data: '{"a":[1,2,{"b":"c d"}],"e":null}' },
+  { name: '10 KB line', data: 'x'.repeat(5000) + 'é'.repeat(2000) + 'y'.repeat(3000) },
+];
+
+/** Resolves when `check()` is truthy; rejects after `ms`. */
+export async function waitFor(check, ms, what = 'condition') {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Resolves with the first `event` that `target` fires; rejects after `ms`. */
+export function once(target, event, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      target.removeEventListener(event, on);
+      reject(new Error(`no "${event}" within ${ms} ms`));
+    }, ms);
+    const on = (e) => {
+      clearTimeout(timer);
+      target.removeEventListener(event, on);
+      resolve(e);
+    };
+    target.addEventListener(event, on);
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -15,7 +15,7 @@ pub enum KeyError {
     #[error("unsupported JWT algorithm {0:?} (use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256 or ES384)")]
     UnknownAlgorithm(String),
     /// A key file could not be read.
-    #[error("cannot read key file {path}: {source}")]
+    #[error("cannot read key file {path}")]
     Unreadable {
         /// The file named in the configuration.
         path: String,
@@ -30,6 +30,9 @@ pub enum KeyError {
         /// What the JWT library said.
         source: jsonwebtoken::errors::Error,
     },
+    /// An asymmetric algorithm without a configured public key.
+    #[error("--{0}-jwt-alg {1:?} needs --{0}-jwt-key: a PEM public key or @FILE (only HMAC secrets are generated)")]
+    Missing(&'static str, Algorithm),
     /// An empty secret would make tokens forgeable.
     #[error("the JWT key is empty")]
     Empty,

@@ -109,16 +109,28 @@ fn token(
     exp: Option<HumanDuration>,
     signing_key: Option<&str>,
 ) -> anyhow::Result<String> {
-    let keys = Keys::load(config)?;
-    let (key, alg) = if claim.publish.is_none() && claim.subscribe.is_some() {
-        (&keys.subscriber, config.subscriber_jwt_alg)
+    let subscribe_only = claim.publish.is_none() && claim.subscribe.is_some();
+    let alg = if subscribe_only {
+        config.subscriber_jwt_alg
     } else {
-        (&keys.publisher, config.publisher_jwt_alg)
+        config.publisher_jwt_alg
     };
     let signer = match signing_key {
         Some(private) => Signer::new(private, alg)?,
-        None if Signer::is_symmetric(alg) => Signer::new(key, alg)?,
-        None => anyhow::bail!("{alg:?} keys only verify: pass the private key with --signing-key"),
+        None if !Signer::is_symmetric(alg) => {
+            anyhow::bail!("{alg:?} keys only verify: pass the private key with --signing-key")
+        }
+        None => {
+            let keys = Keys::load(config)?;
+            Signer::new(
+                if subscribe_only {
+                    &keys.subscriber
+                } else {
+                    &keys.publisher
+                },
+                alg,
+            )?
+        }
     };
     Ok(signer.sign(claim, exp.map(|d| d.0)))
 }

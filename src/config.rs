@@ -144,7 +144,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The `--config` file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     ReadFile {
         /// The file.
         path: PathBuf,

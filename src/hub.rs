@@ -53,12 +53,18 @@ impl Keys {
     pub fn load(config: &Config) -> Result<Keys, KeyError> {
         let (publisher, generated) = match &config.publisher_jwt_key {
             Some(key) => (key.clone(), false),
-            None => (load_or_create_secret(&config.data_dir)?, true),
+            None if Signer::is_symmetric(config.publisher_jwt_alg) => {
+                (load_or_create_secret(&config.data_dir)?, true)
+            }
+            None => return Err(KeyError::Missing("publisher", config.publisher_jwt_alg)),
         };
-        let subscriber = config
-            .subscriber_jwt_key
-            .clone()
-            .unwrap_or_else(|| publisher.clone());
+        let subscriber = match &config.subscriber_jwt_key {
+            Some(key) => key.clone(),
+            None if generated && !Signer::is_symmetric(config.subscriber_jwt_alg) => {
+                return Err(KeyError::Missing("subscriber", config.subscriber_jwt_alg))
+            }
+            None => publisher.clone(),
+        };
         Ok(Keys {
             publisher,
             subscriber,

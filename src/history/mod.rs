@@ -5,6 +5,7 @@
 //! of events after a sequence number, and feeds every appended event, in
 //! sequence order, to the hub's tail channel.
 
+pub mod disk;
 mod memory;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::proto::update::Update;
 
+pub use disk::{DiskLog, Retention};
 pub use memory::MemoryLog;
 
 /// An update as logged: its position and its SSE frame, encoded once.

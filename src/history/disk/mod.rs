@@ -1,0 +1,336 @@
+//! The durable on-disk log (the default store).
+//!
+//! Updates are appended to segment files by one writer thread that groups
+//! every pending append into one write and one `fdatasync`, then
+//! acknowledges them: an acknowledged update is on stable storage, and
+//! durability does not cost throughput. An in-memory index maps ids to
+//! positions and positions to file offsets, so finding an id or a position
+//! never scans. Retention (count, bytes, age) deletes whole segments.
+
+mod record;
+mod segment;
+mod writer;
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::{BoxFuture, FutureExt};
+use parking_lot::RwLock;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Event, Log, LogError, Tail};
+use crate::proto::update::Update;
+use record::{decode, Decoded};
+use segment::Segment;
+
+/// Name and version of the on-disk format, written in `log/FORMAT`.
+pub const FORMAT: &str = "ssehub-log 1";
+
+/// How much history to keep; whichever limit is hit first applies.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Most updates kept.
+    pub max_count: usize,
+    /// Most bytes of records kept.
+    pub max_bytes: u64,
+    /// Oldest update kept, if limited by age.
+    pub max_age: Option<Duration>,
+}
+
+/// Why the log could not be opened (stops start-up).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process holds the data directory.
+    #[error("another ssehub is already using {0} (its lock is held); stop it or choose another --data-dir")]
+    Locked(PathBuf),
+    /// The directory was written by an incompatible version.
+    #[error("{path} holds history in format {found:?}, but this ssehub reads {FORMAT:?}; refusing to touch it (move it away or run a matching ssehub)")]
+    Format {
+        /// The log directory.
+        path: PathBuf,
+        /// What its FORMAT file says.
+        found: String,
+    },
+    /// An I/O error while opening or recovering.
+    #[error("cannot open the history in {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// The on-disk log.
+pub struct DiskLog {
+    shared: Arc<Shared>,
+    requests: std::sync::mpsc::Sender<writer::Request>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    retention: Retention,
+    state: RwLock<State>,
+    /// Keyed per process, so ids cannot be crafted to collide.
+    hasher: std::collections::hash_map::RandomState,
+    /// Held for the life of the log: a second hub on the directory fails.
+    _lock: File,
+}
+
+struct State {
+    segments: VecDeque<Segment>,
+    /// Hash of an id to its position. A stale entry (older than `first_seq`)
+    /// is ignored; a colliding one is caught by checking the record's id.
+    ids: HashMap<u64, u64>,
+    /// First retained position (retention may cut inside a segment).
+    first_seq: u64,
+    next_seq: u64,
+    /// The newest events, served to replays without I/O.
+    recent: VecDeque<Arc<Event>>,
+}
+
+/// Newest events kept in memory for replay without I/O.
+const RECENT: usize = 4096;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl DiskLog {
+    /// Opens (or creates) the log under `data_dir/log`, recovering from a
+    /// crash, and starts its writer thread.
+    pub fn open(data_dir: &Path, retention: Retention) -> Result<(DiskLog, Tail), OpenError> {
+        let dir = data_dir.join("log");
+        std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        let lock_path = data_dir.join("LOCK");
+        let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(OpenError::Locked(data_dir.to_path_buf()));
+        }
+        check_format(&dir)?;
+
+        let hasher = std::collections::hash_map::RandomState::new();
+        let mut state = State {
+            segments: VecDeque::new(),
+            ids: HashMap::new(),
+            first_seq: 1,
+            next_seq: 1,
+            recent: VecDeque::new(),
+        };
+        let mut last_ms = 0;
+        let files = segment::list(&dir).map_err(io_error(&dir))?;
+        let mut files = files.into_iter();
+        for (first_seq, path) in files.by_ref() {
+            if !state.segments.is_empty() && first_seq != state.next_seq {
+                tracing::error!("history segment {} does not follow position {}; it and later segments are set aside", path.display(), state.next_seq);
+                set_aside(&path);
+                break;
+            }
+            let (seg, damage) = Segment::recover(path.clone(), first_seq, |r| {
+                state.ids.insert(hasher.hash_one(&r.update.id), r.seq);
+                last_ms = r.unix_ms;
+            })
+            .map_err(io_error(&path))?;
+            if state.segments.is_empty() {
+                state.first_seq = seg.first_seq;
+            }
+            state.next_seq = seg.next_seq();
+            state.segments.push_back(seg);
+            if let Some(d) = damage {
+                tracing::warn!(
+                    "recovered {}: {} at byte {}, dropped {} bytes after position {}",
+                    path.display(),
+                    d.reason,
+                    d.offset,
+                    d.dropped_bytes,
+                    state.next_seq - 1
+                );
+                files.by_ref().for_each(|(_, p)| set_aside(&p));
+                break;
+            }
+        }
+        crate::proto::update::raise_id_floor(last_ms);
+        let events = state.next_seq - state.first_seq;
+        tracing::info!(
+            "history: {events} updates in {} segment(s) under {}",
+            state.segments.len(),
+            dir.display()
+        );
+
+        let shared = Arc::new(Shared {
+            dir,
+            retention,
+            state: RwLock::new(state),
+            hasher,
+            _lock: lock,
+        });
+        let (tail, rx) = mpsc::unbounded_channel();
+        let (requests, incoming) = std::sync::mpsc::channel();
+        let worker = shared.clone();
+        std::thread::Builder::new()
+            .name("ssehub-log-writer".into())
+            .spawn(move || writer::run(worker, incoming, tail))
+            .map_err(io_error(data_dir))?;
+        Ok((DiskLog { shared, requests }, rx))
+    }
+}
+
+/// Refuses a directory written in another format; stamps a new one.
+fn check_format(dir: &Path) -> Result<(), OpenError> {
+    let path = dir.join("FORMAT");
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim() == FORMAT => Ok(()),
+        Ok(found) => Err(OpenError::Format {
+            path: dir.to_path_buf(),
+            found: found.trim().to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_segments = !segment::list(dir).map_err(io_error(dir))?.is_empty();
+            if has_segments {
+                return Err(OpenError::Format {
+                    path: dir.to_path_buf(),
+                    found: "(no FORMAT file)".into(),
+                });
+            }
+            std::fs::write(&path, format!("{FORMAT}\n")).map_err(io_error(&path))?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(dir))
+        }
+        Err(e) => Err(io_error(&path)(e)),
+    }
+}
+
+/// Renames a segment that cannot be used, keeping it for inspection.
+fn set_aside(path: &Path) {
+    let aside = path.with_extension("seg.damaged");
+    if let Err(e) = std::fs::rename(path, &aside) {
+        tracing::error!("could not set aside {}: {e}", path.display());
+    }
+}
+
+/// Decodes the records in `bytes` into events.
+fn decode_events(bytes: &[u8]) -> Result<Vec<Arc<Event>>, LogError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match decode(&bytes[at..]) {
+            Decoded::Record(r, used) => {
+                out.push(Arc::new(Event::new(r.seq, r.update)));
+                at += used;
+            }
+            _ => {
+                return Err(LogError::Unavailable(
+                    "a history record failed its checksum on read".into(),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Shared {
+    /// Where to read `after`'s successors: from memory, or a file range.
+    fn locate(&self, after: Option<u64>, limit: usize) -> Located {
+        let st = self.state.read();
+        let start = after.map_or(st.first_seq, |a| (a + 1).max(st.first_seq));
+        if start >= st.next_seq {
+            return Located::Memory(Vec::new());
+        }
+        if let Some(front) = st.recent.front() {
+            if start >= front.seq {
+                let skip = (start - front.seq) as usize;
+                return Located::Memory(st.recent.iter().skip(skip).take(limit).cloned().collect());
+            }
+        }
+        let i = st.segments.partition_point(|s| s.next_seq() <= start);
+        let seg = &st.segments[i];
+        let end = (start + limit as u64).min(seg.next_seq());
+        Located::File {
+            file: seg.file.clone(),
+            from: seg.offset_of(start),
+            to: seg.offset_of(end),
+        }
+    }
+}
+
+enum Located {
+    Memory(Vec<Arc<Event>>),
+    File { file: Arc<File>, from: u64, to: u64 },
+}
+
+async fn read_located(located: Located) -> Result<Vec<Arc<Event>>, LogError> {
+    match located {
+        Located::Memory(events) => Ok(events),
+        Located::File { file, from, to } => {
+            let bytes = tokio::task::spawn_blocking(move || Segment::read(&file, from, to))
+                .await
+                .map_err(|e| LogError::Unavailable(e.to_string()))?
+                .map_err(|e| LogError::Unavailable(format!("cannot read the history: {e}")))?;
+            decode_events(&bytes)
+        }
+    }
+}
+
+impl Log for DiskLog {
+    fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
+        let (reply, done) = oneshot::channel();
+        let sent = self.requests.send(writer::Request { updates, reply });
+        async move {
+            let stopped = || LogError::Unavailable("the history writer has stopped".into());
+            sent.map_err(|_| stopped())?;
+            done.await.map_err(|_| stopped())?
+        }
+        .boxed()
+    }
+
+    fn position<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<u64>, LogError>> {
+        async move {
+            let seq = {
+                let st = self.shared.state.read();
+                match st.ids.get(&self.shared.hasher.hash_one(id)) {
+                    Some(&seq) if seq >= st.first_seq && seq < st.next_seq => seq,
+                    _ => return Ok(None),
+                }
+            };
+            // Confirm the id (a 64-bit hash can collide).
+            let found = read_located(self.shared.locate(Some(seq - 1), 1)).await?;
+            Ok(found
+                .first()
+                .filter(|e| e.seq == seq && e.update.id == id)
+                .map(|e| e.seq))
+        }
+        .boxed()
+    }
+
+    fn read_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
+        read_located(self.shared.locate(after, limit)).boxed()
+    }
+
+    fn last_id(&self) -> Option<String> {
+        self.shared
+            .state
+            .read()
+            .recent
+            .back()
+            .map(|e| e.update.id.clone())
+    }
+}

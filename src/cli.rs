@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
-use crate::config::{Config, HumanDuration, Options};
+use crate::config::{Config, HumanDuration, Options, Store};
 use crate::hub::{Keys, GENERATED_SECRET_FILE};
 use crate::proto::claims::MercureClaim;
 
@@ -166,7 +166,17 @@ fn print_banner(running: &crate::server::RunningHub) {
         env!("CARGO_PKG_VERSION"),
         running.addr
     );
-    println!("history: in memory, last {} updates", config.history_size);
+    match config.store {
+        Store::Memory => println!(
+            "history: in memory (lost at restart), last {} updates",
+            config.history_size
+        ),
+        Store::Disk => println!(
+            "history: on disk in {}, last {} updates",
+            config.data_dir.join("log").display(),
+            config.history_size
+        ),
+    }
     if !running.keys.generated {
         println!("hub URL: {url}");
         return;

@@ -51,9 +51,18 @@ pub struct Options {
     /// Interval of heartbeat comments on idle streams; 0 disables [default: 15s]
     #[arg(long, env = "SSEHUB_HEARTBEAT", value_name = "DURATION")]
     pub heartbeat: Option<HumanDuration>,
+    /// Where history is kept: `disk` (durable, under the data dir) or `memory` [default: disk]
+    #[arg(long, env = "SSEHUB_STORE", value_name = "STORE")]
+    pub store: Option<String>,
     /// Number of updates kept for replay [default: 100000]
     #[arg(long, env = "SSEHUB_HISTORY_SIZE", value_name = "N")]
     pub history_size: Option<usize>,
+    /// Bytes of history kept on disk [default: 1073741824]
+    #[arg(long, env = "SSEHUB_HISTORY_BYTES", value_name = "BYTES")]
+    pub history_bytes: Option<u64>,
+    /// Age after which history is dropped; 0 keeps it forever [default: 0]
+    #[arg(long, env = "SSEHUB_HISTORY_TTL", value_name = "DURATION")]
+    pub history_ttl: Option<HumanDuration>,
     /// Largest accepted publish body in bytes [default: 1048576]
     #[arg(long, env = "SSEHUB_MAX_BODY", value_name = "BYTES")]
     pub max_body: Option<usize>,
@@ -165,9 +174,32 @@ pub enum ConfigError {
     /// A key or algorithm is unusable.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// `--store` names no known store.
+    #[error("unknown store {0:?}: expected \"disk\" or \"memory\"")]
+    UnknownStore(String),
     /// Some numeric setting is out of range.
     #[error("invalid {0}: {1}")]
     Invalid(&'static str, &'static str),
+}
+
+/// Where the hub keeps its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// Durable segment files under the data directory.
+    Disk,
+    /// In memory only: lost at restart.
+    Memory,
+}
+
+impl FromStr for Store {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "disk" => Ok(Store::Disk),
+            "memory" => Ok(Store::Memory),
+            _ => Err(ConfigError::UnknownStore(s.to_string())),
+        }
+    }
 }
 
 /// The resolved configuration of a running hub.
@@ -195,8 +227,14 @@ pub struct Config {
     pub cookie_name: String,
     /// Heartbeat interval; zero disables heartbeats.
     pub heartbeat: Duration,
+    /// Where history is kept.
+    pub store: Store,
     /// History length kept for replay.
     pub history_size: usize,
+    /// History bytes kept (disk store).
+    pub history_bytes: u64,
+    /// History age kept, if limited.
+    pub history_ttl: Option<Duration>,
     /// Largest publish body in bytes.
     pub max_body: usize,
     /// Whether the subscriptions API is on.
@@ -246,7 +284,10 @@ impl Options {
             publish_origins: self.publish_origins.or(lower.publish_origins),
             cookie_name: self.cookie_name.or(lower.cookie_name),
             heartbeat: self.heartbeat.or(lower.heartbeat),
+            store: self.store.or(lower.store),
             history_size: self.history_size.or(lower.history_size),
+            history_bytes: self.history_bytes.or(lower.history_bytes),
+            history_ttl: self.history_ttl.or(lower.history_ttl),
             max_body: self.max_body.or(lower.max_body),
             subscriptions: self.subscriptions.or(lower.subscriptions),
             queue_size: self.queue_size.or(lower.queue_size),
@@ -286,7 +327,13 @@ impl Options {
                 .cookie_name
                 .unwrap_or_else(|| "mercureAuthorization".into()),
             heartbeat: self.heartbeat.map_or(Duration::from_secs(15), |d| d.0),
+            store: self.store.as_deref().unwrap_or("disk").parse()?,
             history_size: positive(self.history_size, 100_000, "history-size")?,
+            history_bytes: match self.history_bytes.unwrap_or(1 << 30) {
+                0 => return Err(ConfigError::Invalid("history-bytes", "must be at least 1")),
+                n => n,
+            },
+            history_ttl: self.history_ttl.map(|d| d.0).filter(|d| !d.is_zero()),
             max_body: positive(self.max_body, 1 << 20, "max-body")?,
             subscriptions: self.subscriptions.unwrap_or(false),
             queue_size: positive(self.queue_size, 1024, "queue-size")?,

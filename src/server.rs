@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
-use crate::history::MemoryLog;
+use crate::config::{Config, Store};
+use crate::history::{DiskLog, Log, MemoryLog, Retention, Tail};
 use crate::hub::{Hub, Keys};
 
 /// Time a client has to send its request headers.
@@ -46,8 +46,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let (log, tail) = MemoryLog::new(config.history_size);
-    let hub = Hub::start(config, &keys, Arc::new(log), tail)?;
+    let (log, tail) = open_log(&config)?;
+    let hub = Hub::start(config, &keys, log, tail)?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(serve(listener, hub.clone(), stopped));
     Ok(RunningHub {
@@ -56,6 +56,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         keys,
         stop,
         task,
+    })
+}
+
+/// Opens the configured history store.
+fn open_log(config: &Config) -> anyhow::Result<(Arc<dyn Log>, Tail)> {
+    Ok(match config.store {
+        Store::Memory => {
+            let (log, tail) = MemoryLog::new(config.history_size);
+            (Arc::new(log), tail)
+        }
+        Store::Disk => {
+            let retention = Retention {
+                max_count: config.history_size,
+                max_bytes: config.history_bytes,
+                max_age: config.history_ttl,
+            };
+            let (log, tail) = DiskLog::open(&config.data_dir, retention)?;
+            (Arc::new(log), tail)
+        }
     })
 }
 

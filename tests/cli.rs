@@ -684,7 +684,7 @@ async fn token_command_with_a_configured_key() {
     let (status, _) = publish(addr, Some(out.trim()), &[("topic", DEMO_TOPIC)]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
-        !dir.path().join("ssehub-data").exists(),
+        !dir.path().join("ssehub-data/jwt-secret").exists(),
         "no secret is generated when a key is configured"
     );
 }
@@ -872,7 +872,7 @@ async fn toml_file_and_a_flag_overriding_it() {
         "anonymous still from the file"
     );
     assert!(
-        !dir.path().join("ssehub-data").exists(),
+        !dir.path().join("ssehub-data/jwt-secret").exists(),
         "data_dir from the file"
     );
 }
@@ -924,7 +924,7 @@ async fn mercure_publisher_jwt_key_is_accepted() {
     let mut stream = Stream::open(&url).await;
     let id = publish_ok(addr, &sign(KEY, &["*"], &[], None), "to sub").await;
     assert_eq!(stream.next().await.last_event_id, id);
-    assert!(!dir.path().join("ssehub-data").exists());
+    assert!(!dir.path().join("ssehub-data/jwt-secret").exists());
 }
 
 #[tokio::test]
@@ -1245,7 +1245,7 @@ fn asymmetric_algorithm_without_a_key_says_which_key_is_missing() {
         assert!(!err.contains(secret.trim()), "leaks the secret: {err}");
     }
     assert!(
-        !dir.path().join("ssehub-data").exists(),
+        !dir.path().join("ssehub-data/jwt-secret").exists(),
         "no HMAC secret is generated for an RS256 hub"
     );
 }

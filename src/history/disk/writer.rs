@@ -27,7 +27,8 @@ const MAINTENANCE: Duration = Duration::from_secs(1);
 /// Largest segment file, so retention frees space in small steps.
 const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 
-/// Runs until every sender is gone.
+/// Runs until every sender is gone (the thread owns its arguments).
+#[allow(clippy::needless_pass_by_value)]
 pub(super) fn run(
     shared: Arc<Shared>,
     incoming: Receiver<Request>,
@@ -50,11 +51,12 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
+        let counts: Vec<usize> = batch.iter().map(|r| r.updates.len()).collect();
         match shared.commit(&mut batch, &mut buf) {
             Ok(events) => {
                 let mut events = events.into_iter();
-                for request in batch.drain(..) {
-                    let mine: Vec<_> = events.by_ref().take(request.updates.len()).collect();
+                for (request, count) in batch.drain(..).zip(counts) {
+                    let mine: Vec<_> = events.by_ref().take(count).collect();
                     for event in &mine {
                         let _ = tail.send(event.clone());
                     }
@@ -88,12 +90,10 @@ impl Shared {
         };
         buf.clear();
         let mut spans = Vec::new();
-        let mut seq = first_seq;
-        for update in batch.iter().flat_map(|r| &r.updates) {
+        for (seq, update) in (first_seq..).zip(batch.iter().flat_map(|r| &r.updates)) {
             let start = buf.len();
             encode(seq, now, update, buf);
             spans.push((base + start as u64, (buf.len() - start) as u64));
-            seq += 1;
         }
         let written = file.write_all_at(buf, base).and_then(|()| file.sync_data());
         if let Err(e) = written {

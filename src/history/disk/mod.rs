@@ -68,7 +68,20 @@ pub enum OpenError {
 /// The on-disk log.
 pub struct DiskLog {
     shared: Arc<Shared>,
-    requests: std::sync::mpsc::Sender<writer::Request>,
+    /// `None` once closed; dropping the sender stops the writer.
+    requests: Option<std::sync::mpsc::Sender<writer::Request>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for DiskLog {
+    /// Lets the writer finish pending commits and joins it, so the files and
+    /// the directory lock are released when this returns.
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 struct Shared {
@@ -178,14 +191,23 @@ impl DiskLog {
             hasher,
             _lock: lock,
         });
+        shared.maintain(now_ms());
+        shared.load_recent();
         let (tail, rx) = mpsc::unbounded_channel();
         let (requests, incoming) = std::sync::mpsc::channel();
         let worker = shared.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("ssehub-log-writer".into())
             .spawn(move || writer::run(worker, incoming, tail))
             .map_err(io_error(data_dir))?;
-        Ok((DiskLog { shared, requests }, rx))
+        Ok((
+            DiskLog {
+                shared,
+                requests: Some(requests),
+                writer: Some(writer),
+            },
+            rx,
+        ))
     }
 }
 
@@ -244,6 +266,30 @@ fn decode_events(bytes: &[u8]) -> Result<Vec<Arc<Event>>, LogError> {
 }
 
 impl Shared {
+    /// Fills the recent-events cache from disk after a restart.
+    fn load_recent(&self) {
+        let mut st = self.state.write();
+        let from = st.next_seq.saturating_sub(RECENT as u64).max(st.first_seq);
+        let mut recent = VecDeque::new();
+        for seg in st.segments.iter().filter(|s| s.next_seq() > from) {
+            let start = seg.offset_of(from.max(seg.first_seq));
+            let read = Segment::read(&seg.file, start, seg.len)
+                .map_err(|e| LogError::Unavailable(e.to_string()))
+                .and_then(|bytes| decode_events(&bytes));
+            match read {
+                Ok(events) => recent.extend(events),
+                Err(e) => {
+                    tracing::warn!(
+                        "could not preload recent history from {}: {e}",
+                        seg.path.display()
+                    );
+                    return;
+                }
+            }
+        }
+        st.recent = recent;
+    }
+
     /// Where to read `after`'s successors: from memory, or a file range.
     fn locate(&self, after: Option<u64>, limit: usize) -> Located {
         let st = self.state.read();
@@ -289,10 +335,11 @@ async fn read_located(located: Located) -> Result<Vec<Arc<Event>>, LogError> {
 impl Log for DiskLog {
     fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
         let (reply, done) = oneshot::channel();
-        let sent = self.requests.send(writer::Request { updates, reply });
+        let request = writer::Request { updates, reply };
+        let sent = self.requests.as_ref().map(|r| r.send(request));
         async move {
             let stopped = || LogError::Unavailable("the history writer has stopped".into());
-            sent.map_err(|_| stopped())?;
+            sent.ok_or_else(stopped)?.map_err(|_| stopped())?;
             done.await.map_err(|_| stopped())?
         }
         .boxed()

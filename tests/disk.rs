@@ -1,0 +1,394 @@
+//! The on-disk log: retention (with disk space really given back), torn
+//! tails, format versions, the directory lock, and a full disk.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use reqwest::StatusCode;
+use ssehub::history::disk::{OpenError, FORMAT};
+use ssehub::history::{DiskLog, Event, Log, Retention};
+use ssehub::proto::update::{Update, UpdateRequest};
+
+fn update(i: usize, data_len: usize) -> Update {
+    UpdateRequest {
+        topics: vec!["urn:t".into()],
+        id: Some(format!("id-{i}")),
+        data: "x".repeat(data_len),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap()
+}
+
+fn unlimited() -> Retention {
+    Retention {
+        max_count: usize::MAX,
+        max_bytes: u64::MAX,
+        max_age: None,
+    }
+}
+
+async fn append(log: &DiskLog, range: std::ops::Range<usize>, data_len: usize) {
+    for i in range {
+        log.append(vec![update(i, data_len)]).await.unwrap();
+    }
+}
+
+async fn all(log: &DiskLog) -> Vec<Arc<Event>> {
+    let mut out: Vec<Arc<Event>> = Vec::new();
+    loop {
+        let page = log
+            .read_after(out.last().map(|e| e.seq), 1000)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
+fn ids(events: &[Arc<Event>]) -> Vec<String> {
+    events.iter().map(|e| e.update.id.clone()).collect()
+}
+
+fn expected(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("id-{i}")).collect()
+}
+
+/// Bytes of segment files under the data directory.
+fn disk_usage(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir.join("log"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[tokio::test]
+async fn survives_reopen_in_order_with_index() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+        append(&log, 0..500, 10).await;
+    }
+    let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+    assert_eq!(ids(&all(&log).await), expected(0..500));
+    let at = log.position("id-250").await.unwrap().unwrap();
+    assert_eq!(
+        ids(&log.read_after(Some(at), 2).await.unwrap()),
+        expected(251..253)
+    );
+    assert_eq!(log.last_id().as_deref(), Some("id-499"));
+    log.append(vec![update(500, 1)]).await.unwrap();
+    assert_eq!(
+        log.position("id-500").await.unwrap(),
+        Some(at + 250),
+        "positions continue"
+    );
+}
+
+#[tokio::test]
+async fn retention_by_count_gives_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _tail) = DiskLog::open(
+        dir.path(),
+        Retention {
+            max_count: 200,
+            ..unlimited()
+        },
+    )
+    .unwrap();
+    append(&log, 0..1, 200).await;
+    let record = disk_usage(dir.path());
+    append(&log, 1..3000, 200).await;
+    assert_eq!(ids(&all(&log).await), expected(2800..3000));
+    assert_eq!(
+        log.position("id-2799").await.unwrap(),
+        None,
+        "evicted ids are unknown"
+    );
+    assert!(log.position("id-2800").await.unwrap().is_some());
+    // Segments hold an eighth of the limit (at least 64 records), so the
+    // retained records plus two segments bound what stays on disk.
+    let bound = (200 + 2 * 64) * record;
+    let used = disk_usage(dir.path());
+    assert!(
+        used <= bound,
+        "disk use {used} > {bound} ({} written)",
+        3000 * record
+    );
+    drop(log);
+    let (log, _tail) = DiskLog::open(
+        dir.path(),
+        Retention {
+            max_count: 50,
+            ..unlimited()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&all(&log).await),
+        expected(2950..3000),
+        "a tighter limit applies at start-up"
+    );
+}
+
+#[tokio::test]
+async fn retention_by_bytes_gives_space_back() {
+    const LIMIT: u64 = 256 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _tail) = DiskLog::open(
+        dir.path(),
+        Retention {
+            max_bytes: LIMIT,
+            ..unlimited()
+        },
+    )
+    .unwrap();
+    append(&log, 0..2000, 1000).await;
+    let kept = all(&log).await;
+    let kept_data: u64 = kept.iter().map(|e| e.update.data.len() as u64).sum();
+    assert!(
+        kept_data <= LIMIT && kept_data > LIMIT * 9 / 10,
+        "kept {kept_data} bytes of data"
+    );
+    assert_eq!(ids(&kept).last().unwrap(), "id-1999");
+    // At most the limit plus one segment (an eighth of it, at least 64 KiB) and one record.
+    assert!(
+        disk_usage(dir.path()) <= LIMIT + (LIMIT / 8).max(64 << 10) + 2048,
+        "disk use {}",
+        disk_usage(dir.path())
+    );
+}
+
+#[tokio::test]
+async fn retention_by_age_gives_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _tail) = DiskLog::open(
+        dir.path(),
+        Retention {
+            max_age: Some(Duration::from_millis(1500)),
+            ..unlimited()
+        },
+    )
+    .unwrap();
+    append(&log, 0..300, 500).await;
+    let before = disk_usage(dir.path());
+    assert!(before > 150_000);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    append(&log, 300..301, 10).await;
+    assert_eq!(
+        ids(&all(&log).await),
+        expected(300..301),
+        "older updates expired"
+    );
+    assert_eq!(log.position("id-0").await.unwrap(), None);
+    // The writer's maintenance deletes expired segments even without publishes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while disk_usage(dir.path()) > 10_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired segments still on disk: {}",
+            disk_usage(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn last_segment(data_dir: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(data_dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+#[tokio::test]
+async fn torn_tail_keeps_the_valid_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+        append(&log, 0..10, 100).await;
+    }
+    let seg = last_segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // A crash in the middle of writing the last record.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+    let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+    assert_eq!(ids(&all(&log).await), expected(0..9));
+    log.append(vec![update(10, 5)]).await.unwrap();
+    drop(log);
+
+    // Garbage after the last record (a write that never completed).
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+    let mut want = expected(0..9);
+    want.push("id-10".into());
+    assert_eq!(ids(&all(&log).await), want);
+}
+
+#[tokio::test]
+async fn another_format_is_refused_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+        append(&log, 0..3, 10).await;
+    }
+    let format = dir.path().join("log/FORMAT");
+    assert_eq!(std::fs::read_to_string(&format).unwrap().trim(), FORMAT);
+    std::fs::write(&format, "ssehub-log 999\n").unwrap();
+    let before = disk_usage(dir.path());
+    let err = DiskLog::open(dir.path(), unlimited())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, OpenError::Format { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("ssehub-log 999") && msg.contains(FORMAT),
+        "{msg}"
+    );
+    assert_eq!(disk_usage(dir.path()), before, "nothing touched");
+    std::fs::remove_file(&format).unwrap();
+    assert!(
+        matches!(
+            DiskLog::open(dir.path(), unlimited()),
+            Err(OpenError::Format { .. })
+        ),
+        "segments without FORMAT"
+    );
+}
+
+#[tokio::test]
+async fn second_hub_on_the_same_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |listen: &str| {
+        ssehub::config::Options {
+            listen: Some(listen.into()),
+            data_dir: Some(dir.path().to_path_buf()),
+            publisher_jwt_key: Some(SECRET.into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+    };
+    let first = ssehub::server::start(config("127.0.0.1:0")).await.unwrap();
+    let err = ssehub::server::start(config("127.0.0.1:0"))
+        .await
+        .err()
+        .expect("second refused");
+    assert!(format!("{err:#}").contains("already using"), "{err:#}");
+    first.shutdown().await;
+}
+
+/// A small tmpfs mounted for the test (CI runs as root), unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: the hub's files may still be closing.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn full_disk_answers_503_stores_nothing_half_and_recovers() {
+    let fs = Tmpfs::mount("2m");
+    let data = fs.0.path().join("data");
+    let filler = fs.0.path().join("filler");
+    std::fs::create_dir(&data).unwrap();
+    let mut hub = TestHub::start(|o| o.data_dir = Some(data.clone())).await;
+    // Leave little room for the log.
+    std::fs::write(&filler, vec![0u8; 1700 << 10]).unwrap();
+    let payload = "p".repeat(20_000);
+    let mut acknowledged = Vec::new();
+    let refusal = loop {
+        let (status, body) = hub
+            .publish(
+                &publisher_token(),
+                &[("topic", "urn:full"), ("data", &payload)],
+            )
+            .await;
+        match status {
+            StatusCode::OK => acknowledged.push(body),
+            _ => break (status, body),
+        }
+        assert!(acknowledged.len() < 200, "the disk never filled");
+    };
+    assert_eq!(refusal.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refusal.1.contains("No space left"), "{}", refusal.1);
+
+    let replayed = |hub: &TestHub| {
+        let q = topic_query(&["urn:full"]);
+        let token = token(&[], &["*"], None);
+        let hub_url = hub.url();
+        async move {
+            let http = reqwest::Client::new();
+            let res = http
+                .get(format!("{hub_url}?{q}"))
+                .bearer_auth(token)
+                .header("last-event-id", "earliest")
+                .send()
+                .await
+                .unwrap();
+            let mut parser = ssehub::proto::sse::Parser::new();
+            let mut ids = Vec::new();
+            let mut res = res;
+            while let Ok(Ok(Some(chunk))) =
+                tokio::time::timeout(Duration::from_millis(500), res.chunk()).await
+            {
+                ids.extend(parser.feed(&chunk).into_iter().map(|e| e.last_event_id));
+            }
+            ids
+        }
+    };
+    assert_eq!(
+        replayed(&hub).await,
+        acknowledged,
+        "only acknowledged updates exist"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let id = hub
+        .publish_ok(&[("topic", "urn:full"), ("data", &payload)])
+        .await;
+    acknowledged.push(id);
+    hub.shutdown().await;
+    drop(hub);
+
+    let hub = TestHub::start(|o| o.data_dir = Some(data.clone())).await;
+    assert_eq!(replayed(&hub).await, acknowledged, "after a restart too");
+}

@@ -734,10 +734,6 @@ async fn a_failed_batch_publishes_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: an id with a control character other than CR/LF/NUL (here U+0001) is \
-            accepted (src/proto/update.rs check_field) but resuming from it fails: \
-            src/http/subscribe.rs:88 cannot echo it as a Last-Event-ID header and answers 400, \
-            after registering the subscriber (line 65), which then stays registered"]
 async fn an_accepted_id_can_be_resumed_from() {
     let hub = TestHub::default().await;
     let topic = "https://example.com/ctl";

@@ -53,10 +53,34 @@ pub(super) async fn subscribe(
     let cursor = req
         .headers()
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| query.first("lastEventID"))
-        .or_else(|| query.first("last_event_id"))
-        .map(str::to_string);
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .or_else(|| query.first("lastEventID").map(String::from))
+        .or_else(|| query.first("last_event_id").map(String::from));
+
+    // Everything that can fail happens before registering, so a refused
+    // request never leaves a subscriber behind.
+    let start = match cursor {
+        None => Start::Live,
+        Some(id) => {
+            let position = match id.as_str() {
+                EARLIEST => None,
+                id => hub.log.position(id).await?,
+            };
+            let reported = if position.is_some() {
+                id.as_str()
+            } else {
+                EARLIEST
+            };
+            let value = HeaderValue::from_bytes(reported.as_bytes()).map_err(|_| {
+                ApiError::BadRequest("invalid Last-Event-ID: control characters".into())
+            })?;
+            res = res
+                .header("last-event-id", value.clone())
+                .header("mercure-last-event-id", value);
+            Start::After(position)
+        }
+    };
+    let deadline = claims.exp.and_then(deadline_of);
 
     // Register before reading history: every event is then either in the
     // replay or queued live (or both, and the body drops the duplicate).
@@ -72,31 +96,9 @@ pub(super) async fn subscribe(
             payload: claims.mercure.payload.clone(),
         })
         .map_err(|e| ApiError::Unavailable(crate::history::LogError::Unavailable(e.to_string())))?;
-
-    let start = match cursor {
-        None => Start::Live,
-        Some(id) => {
-            let position = match id.as_str() {
-                EARLIEST => None,
-                id => hub.log.position(id).await?,
-            };
-            let reported = if position.is_some() {
-                id
-            } else {
-                EARLIEST.to_string()
-            };
-            let value = HeaderValue::from_str(&reported)
-                .map_err(|_| ApiError::BadRequest("invalid Last-Event-ID".into()))?;
-            res = res
-                .header("last-event-id", value.clone())
-                .header("mercure-last-event-id", value);
-            Start::After(position)
-        }
-    };
     if let Some(events) = &hub.subscription_events {
         events.announce(&sub, true);
     }
-    let deadline = claims.exp.map(deadline_of);
     let body = SubscriptionBody::new(hub.clone(), sub, rx, start, deadline);
     Ok(res.body(Body::new(body)).expect("valid response"))
 }
@@ -112,11 +114,12 @@ fn authenticate(hub: &Hub, req: &Request, query: &Query) -> Result<Claims, ApiEr
     }
 }
 
-/// The instant a token expiring at Unix time `exp` stops being valid.
-fn deadline_of(exp: u64) -> tokio::time::Instant {
+/// The instant a token expiring at Unix time `exp` stops being valid; none
+/// when that is too far away to represent.
+fn deadline_of(exp: u64) -> Option<tokio::time::Instant> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let left = Duration::from_secs(exp).saturating_sub(now);
-    tokio::time::Instant::now() + left
+    tokio::time::Instant::now().checked_add(left)
 }

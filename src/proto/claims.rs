@@ -44,7 +44,12 @@ impl Claims {
         };
         let exp = match payload.get("exp") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().ok_or("malformed \"exp\" claim")?),
+            // A NumericDate may be fractional (RFC 7519); whole seconds are
+            // kept, so a token never lives longer than it says.
+            Some(v) => match v.as_f64() {
+                Some(exp) if exp >= 0.0 => Some(exp as u64),
+                _ => return Err("malformed \"exp\" claim".into()),
+            },
         };
         Ok(Claims { mercure, exp })
     }

@@ -56,8 +56,9 @@ pub enum UpdateError {
     /// `retry` is not a non-negative integer.
     #[error("invalid \"retry\" {0:?}: expected a number of milliseconds (digits only)")]
     BadRetry(String),
-    /// `id` or `type` contains CR, LF or NUL, which would break SSE framing.
-    #[error("invalid \"{0}\": it must not contain CR, LF or NUL characters")]
+    /// `id` or `type` contains a control character: CR, LF or NUL would break
+    /// SSE framing, and an id is sent back in a `Last-Event-ID` header.
+    #[error("invalid \"{0}\": it must not contain control characters (CR, LF, NUL, ...)")]
     ControlChar(&'static str),
     /// `id` starting with `#` is reserved by the Mercure protocol.
     #[error("invalid \"id\" {0:?}: ids starting with '#' are reserved")]
@@ -114,7 +115,7 @@ impl UpdateRequest {
 }
 
 fn check_field(name: &'static str, value: &str) -> Result<(), UpdateError> {
-    if value.contains(['\r', '\n', '\0']) {
+    if value.chars().any(char::is_control) {
         Err(UpdateError::ControlChar(name))
     } else {
         Ok(())

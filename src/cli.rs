@@ -142,19 +142,28 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let running = crate::server::start(config).await?;
         print_banner(&running);
-        wait_for_signal().await;
+        wait_for_signal(running.tls.as_deref()).await;
         tracing::info!("shutting down");
         running.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; reloads the certificate on SIGHUP meanwhile.
+async fn wait_for_signal(tls: Option<&crate::tls::Tls>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut hangup = signal(SignalKind::hangup()).expect("installing a SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hangup.recv() => match tls.map(crate::tls::Tls::reload) {
+                Some(Ok(f)) => tracing::info!("certificate reloaded: SHA-256 {}, SPKI {}", f.sha256, f.spki_sha256),
+                Some(Err(e)) => tracing::error!("certificate not reloaded, keeping the current one: {e:#}"),
+                None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
+            },
+        }
     }
 }
 
@@ -166,6 +175,25 @@ fn print_banner(running: &crate::server::RunningHub) {
         env!("CARGO_PKG_VERSION"),
         running.addr
     );
+    if let (Some(addr), Some(tls)) = (running.tls_addr, &running.tls) {
+        let f = tls.fingerprints();
+        let http3 = if config.http3 { ", HTTP/3 on UDP" } else { "" };
+        println!("listening on https://{addr} (HTTP/2, HTTP/1.1{http3})");
+        let origin = if tls.files().generated {
+            "self-signed for localhost, 127.0.0.1, ::1"
+        } else {
+            "configured"
+        };
+        println!(
+            "certificate {} ({origin}; reloaded on SIGHUP)",
+            tls.files().cert.display()
+        );
+        println!("  SHA-256 fingerprint {}", f.sha256);
+        println!(
+            "  SPKI SHA-256 (base64) {}  (Chromium: --ignore-certificate-errors-spki-list=...)",
+            f.spki_sha256
+        );
+    }
     match config.store {
         Store::Memory => println!(
             "history: in memory (lost at restart), last {} updates",

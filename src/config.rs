@@ -21,6 +21,21 @@ pub struct Options {
     /// Address of the plain HTTP listener (HTTP/1.1 and h2c) [default: 127.0.0.1:8080]
     #[arg(long, env = "SSEHUB_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Address of the HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN; HTTP/3 on the same UDP port); `none` disables it [default: 127.0.0.1:8443]
+    #[arg(long, env = "SSEHUB_TLS_LISTEN", value_name = "ADDR")]
+    pub tls_listen: Option<String>,
+    /// PEM certificate chain for HTTPS [default: a self-signed certificate generated in the data dir]
+    #[arg(long, env = "SSEHUB_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "SSEHUB_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTP/3 over QUIC on the UDP port of --tls-listen [default: true]
+    #[arg(long, env = "SSEHUB_HTTP3", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub http3: Option<bool>,
+    /// HTTP/2 (and HTTP/3) streams one connection may hold open [default: 1000]
+    #[arg(long, env = "SSEHUB_MAX_CONCURRENT_STREAMS", value_name = "N")]
+    pub max_concurrent_streams: Option<u32>,
     /// Directory for history and generated secrets [default: ./ssehub-data]
     #[arg(long, env = "SSEHUB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -169,7 +184,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A listen address does not parse.
-    #[error("invalid listen address {0:?}: expected IP:PORT, for example 127.0.0.1:8080")]
+    #[error("invalid listen address {0:?}: expected IP:PORT, for example 127.0.0.1:8080 (or none for --tls-listen)")]
     BadAddress(String),
     /// A key or algorithm is unusable.
     #[error(transparent)]
@@ -207,6 +222,16 @@ impl FromStr for Store {
 pub struct Config {
     /// Plain HTTP listener address.
     pub listen: SocketAddr,
+    /// HTTPS listener address, if enabled.
+    pub tls_listen: Option<SocketAddr>,
+    /// Configured certificate, if any (else generated).
+    pub tls_cert: Option<PathBuf>,
+    /// Configured private key, if any.
+    pub tls_key: Option<PathBuf>,
+    /// Whether HTTP/3 is served with TLS.
+    pub http3: bool,
+    /// HTTP/2 and HTTP/3 concurrent streams per connection.
+    pub max_concurrent_streams: u32,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Publisher key as configured, or `None` to use the generated secret.
@@ -274,6 +299,11 @@ impl Options {
     fn or(self, lower: Options) -> Options {
         Options {
             listen: self.listen.or(lower.listen),
+            tls_listen: self.tls_listen.or(lower.tls_listen),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            http3: self.http3.or(lower.http3),
+            max_concurrent_streams: self.max_concurrent_streams.or(lower.max_concurrent_streams),
             data_dir: self.data_dir.or(lower.data_dir),
             publisher_jwt_key: self.publisher_jwt_key.or(lower.publisher_jwt_key),
             publisher_jwt_alg: self.publisher_jwt_alg.or(lower.publisher_jwt_alg),
@@ -301,6 +331,13 @@ impl Options {
         let listen = listen
             .parse()
             .map_err(|_| ConfigError::BadAddress(listen.clone()))?;
+        let tls_listen = match self.tls_listen.as_deref().unwrap_or("127.0.0.1:8443") {
+            "none" => None,
+            addr => Some(
+                addr.parse()
+                    .map_err(|_| ConfigError::BadAddress(addr.to_string()))?,
+            ),
+        };
         let publisher_jwt_alg =
             parse_algorithm(self.publisher_jwt_alg.as_deref().unwrap_or("HS256"))?;
         let subscriber_jwt_alg = match &self.subscriber_jwt_alg {
@@ -313,6 +350,19 @@ impl Options {
         };
         Ok(Config {
             listen,
+            tls_listen,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            http3: self.http3.unwrap_or(true),
+            max_concurrent_streams: match self.max_concurrent_streams.unwrap_or(1000) {
+                0 => {
+                    return Err(ConfigError::Invalid(
+                        "max-concurrent-streams",
+                        "must be at least 1",
+                    ))
+                }
+                n => n,
+            },
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("ssehub-data")),

@@ -1,5 +1,6 @@
-//! The listener: one accept loop that sets every connection setting
-//! explicitly, and a graceful drain at shutdown.
+//! The listeners: plain TCP (HTTP/1.1 and h2c), TLS (HTTP/2 and HTTP/1.1 by
+//! ALPN) and QUIC (HTTP/3), every connection setting explicit, and one drain
+//! at shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,29 +9,48 @@ use std::time::Duration;
 use anyhow::Context;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Store};
 use crate::history::{DiskLog, Log, MemoryLog, Retention, Tail};
 use crate::hub::{Hub, Keys};
+use crate::tls::{CertFiles, Tls};
 
-/// Time a client has to send its request headers.
+/// Time a client has to send its request headers (HTTP/1.1).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// HTTP/2 streams one connection may hold: many topics, many tabs.
-const MAX_CONCURRENT_STREAMS: u32 = 1000;
+/// Time a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 PING interval, to notice peers that vanished.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a PING may stay unanswered.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// HTTP/2 receive windows: publish bodies are small; streams mostly send.
+const STREAM_WINDOW: u32 = 256 << 10;
+const CONNECTION_WINDOW: u32 = 1 << 20;
+/// Largest request header block accepted over HTTP/2.
+const MAX_HEADER_LIST: u32 = 64 << 10;
 
-/// A hub serving on a bound address.
+/// Resolves once the stop signal is set (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Signals that every connection task ended: each holds a clone.
+type Done = mpsc::Sender<()>;
+
+/// A hub serving on its bound addresses.
 pub struct RunningHub {
-    /// The bound address (useful with port 0).
+    /// The plain HTTP address (useful with port 0).
     pub addr: SocketAddr,
+    /// The HTTPS address (TCP, and UDP for HTTP/3), if enabled.
+    pub tls_addr: Option<SocketAddr>,
+    /// The TLS state, if enabled.
+    pub tls: Option<Arc<Tls>>,
     /// The hub's shared state.
     pub hub: Arc<Hub>,
     /// The keys the hub verifies with.
@@ -39,19 +59,48 @@ pub struct RunningHub {
     task: JoinHandle<()>,
 }
 
-/// Loads keys, opens the log, binds the listener and starts serving.
+/// Loads keys and certificates, opens the log, binds every listener and
+/// starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
     let keys = Keys::load(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let mut listeners = vec![(listener, None)];
+    let (mut tls, mut tls_addr, mut quic) = (None, None, None);
+    if let Some(tls_listen) = config.tls_listen {
+        let files = CertFiles::resolve(
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+            &config.data_dir,
+        )?;
+        let state = Arc::new(Tls::load(files)?);
+        let listener = TcpListener::bind(tls_listen)
+            .await
+            .with_context(|| format!("cannot listen on {tls_listen} (--tls-listen)"))?;
+        let bound = listener.local_addr()?;
+        if config.http3 {
+            quic = Some(crate::http3::endpoint(
+                bound,
+                &state,
+                config.max_concurrent_streams,
+            )?);
+        }
+        listeners.push((listener, Some(TlsAcceptor::from(state.tcp_config()))));
+        tls_addr = Some(bound);
+        tls = Some(state);
+    }
     let (log, tail) = open_log(&config)?;
+    let alt_svc = quic.as_ref().and(tls_addr).map(|a| a.port());
     let hub = Hub::start(config, &keys, log, tail)?;
+    let router = crate::http::router(hub.clone(), alt_svc);
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, hub.clone(), stopped));
+    let task = tokio::spawn(serve(listeners, quic, hub.clone(), router, stopped));
     Ok(RunningHub {
         addr,
+        tls_addr,
+        tls,
         hub,
         keys,
         stop,
@@ -87,7 +136,7 @@ impl RunningHub {
     }
 }
 
-fn connection_builder() -> auto::Builder<TokioExecutor> {
+fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -97,43 +146,54 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_header_list_size(MAX_HEADER_LIST)
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     builder
 }
 
-async fn serve(listener: TcpListener, hub: Arc<Hub>, mut stop: watch::Receiver<bool>) {
-    let builder = Arc::new(connection_builder());
-    let service = TowerToHyperService::new(crate::http::router(hub.clone()));
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let builder = builder.clone();
-                    let service = service.clone();
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
-                        if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(%peer, "connection ended: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors, typically: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = stop.changed() => break,
-        }
+/// Everything a connection task needs.
+#[derive(Clone)]
+struct Serving {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    service: TowerToHyperService<axum::Router>,
+    stop: watch::Receiver<bool>,
+    done: Done,
+}
+
+async fn serve(
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    quic: Option<quinn::Endpoint>,
+    hub: Arc<Hub>,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (done, mut all_done) = mpsc::channel(1);
+    let serving = Serving {
+        builder: Arc::new(connection_builder(&hub.config)),
+        service: TowerToHyperService::new(router.clone()),
+        stop: stop.clone(),
+        done,
+    };
+    for (listener, tls) in listeners {
+        tokio::spawn(accept_loop(listener, tls, serving.clone()));
     }
-    drop(listener);
+    if let Some(endpoint) = quic {
+        tokio::spawn(crate::http3::serve(
+            endpoint,
+            router,
+            serving.stop.clone(),
+            serving.done.clone(),
+        ));
+    }
+    drop(serving);
+    stopped(&mut stop).await;
+    // Ending every stream lets connections finish their responses.
     hub.shutdown();
-    if tokio::time::timeout(hub.config.shutdown_timeout, graceful.shutdown())
+    if tokio::time::timeout(hub.config.shutdown_timeout, all_done.recv())
         .await
         .is_err()
     {
@@ -141,5 +201,83 @@ async fn serve(listener: TcpListener, hub: Arc<Hub>, mut stop: watch::Receiver<b
             "some connections were still open after {:?}",
             hub.config.shutdown_timeout
         );
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: Serving) {
+    let mut stop = serving.stop.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(connection(stream, peer, tls.clone(), serving.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stopped(&mut stop) => return,
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    serving: Serving,
+) {
+    let Some(acceptor) = tls else {
+        return serve_http(stream, peer, serving).await;
+    };
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        // 0x16 starts a TLS handshake record.
+        Ok(Ok(1)) if first[0] == 0x16 => {}
+        Ok(Ok(1)) => return refuse_plain_http(stream).await,
+        _ => return,
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(stream, peer, serving).await,
+        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Answers plain HTTP sent to the TLS port with a clear error.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    let body = "This port speaks HTTPS: use https:// (plain HTTP is served on --listen).\n";
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(response.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Serving {
+        builder,
+        service,
+        mut stop,
+        done: _done,
+    } = serving;
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended: {e}");
     }
 }

@@ -44,6 +44,8 @@ fn ssehub(cwd: &Path, args: &[&str]) -> Command {
             cmd.env_remove(name);
         }
     }
+    // Parallel tests must not all take the default HTTPS port 8443.
+    cmd.env("SSEHUB_TLS_LISTEN", "127.0.0.1:0");
     cmd
 }
 

@@ -279,6 +279,7 @@ async fn second_hub_on_the_same_directory_refuses_to_start() {
     let config = |listen: &str| {
         ssehub::config::Options {
             listen: Some(listen.into()),
+            tls_listen: Some("none".into()),
             data_dir: Some(dir.path().to_path_buf()),
             publisher_jwt_key: Some(SECRET.into()),
             ..Default::default()

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
 pub use subscribe::{EARLIEST, MAX_TOPICS};
@@ -20,8 +21,9 @@ pub use subscribe::{EARLIEST, MAX_TOPICS};
 use crate::hub::Hub;
 use crate::subscriptions::SUBSCRIPTIONS_PATH;
 
-/// The hub's routes as a service.
-pub fn router(hub: Arc<Hub>) -> Router {
+/// The hub's routes as a service; `alt_svc` is the UDP port of HTTP/3, if
+/// served, advertised on every response.
+pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>) -> Router {
     let mut router = Router::new()
         .route(
             "/.well-known/mercure",
@@ -44,6 +46,14 @@ pub fn router(hub: Arc<Hub>) -> Router {
     }
     if let Some(cors) = cors(&hub.config.cors_origins) {
         router = router.layer(cors);
+    }
+    if let Some(port) = alt_svc {
+        let value =
+            HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400")).expect("a valid header");
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            header::ALT_SVC,
+            value,
+        ));
     }
     router.with_state(hub)
 }

@@ -29,6 +29,7 @@ impl TestHub {
         let dir = tempfile::tempdir().unwrap();
         let mut options = Options {
             listen: Some("127.0.0.1:0".into()),
+            tls_listen: Some("none".into()),
             data_dir: Some(dir.path().to_path_buf()),
             publisher_jwt_key: Some(SECRET.into()),
             ..Options::default()

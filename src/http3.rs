@@ -1,0 +1,140 @@
+//! HTTP/3 over QUIC: the same routes as HTTP/1.1 and HTTP/2, on the UDP port
+//! of the TLS listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use h3::server::RequestResolver;
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+
+use crate::tls::Tls;
+
+/// QUIC keep-alive: idle streams survive NATs and the idle timeout.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// A peer silent for this long is gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+type H3Conn = h3_quinn::Connection;
+
+/// Binds the QUIC endpoint on `addr` (UDP) with the hub's certificate.
+pub fn endpoint(addr: SocketAddr, tls: &Tls, max_streams: u32) -> anyhow::Result<quinn::Endpoint> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls.quic_config())?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(max_streams.into())
+        .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
+        .max_idle_timeout(Some(IDLE_TIMEOUT.try_into()?));
+    server.transport_config(Arc::new(transport));
+    let endpoint = quinn::Endpoint::server(server, addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on UDP {addr} for HTTP/3 (--http3): {e}"))?;
+    Ok(endpoint)
+}
+
+/// Accepts QUIC connections until `stop`.
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    tokio::spawn(connection(incoming, router.clone(), stop.clone(), done.clone()));
+                }
+                None => return,
+            },
+            _ = crate::server::stopped(&mut stop) => return,
+        }
+    }
+}
+
+async fn connection(
+    incoming: quinn::Incoming,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    let peer = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(e) => return tracing::debug!(%peer, "QUIC handshake failed: {e}"),
+    };
+    let mut h3 = match h3::server::builder()
+        .build::<H3Conn, Bytes>(H3Conn::new(conn))
+        .await
+    {
+        Ok(h3) => h3,
+        Err(e) => return tracing::debug!(%peer, "HTTP/3 setup failed: {e}"),
+    };
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            accepted = h3.accept() => match accepted {
+                Ok(Some(resolver)) => {
+                    tokio::spawn(request(resolver, router.clone(), done.clone()));
+                }
+                Ok(None) => return,
+                Err(e) => return tracing::debug!(%peer, "HTTP/3 connection ended: {e}"),
+            },
+            _ = crate::server::stopped(&mut stop), if !draining => {
+                // GOAWAY: finish what is open, take nothing new.
+                draining = true;
+                let _ = h3.shutdown(0).await;
+            }
+        }
+    }
+}
+
+async fn request(
+    resolver: RequestResolver<H3Conn, Bytes>,
+    router: axum::Router,
+    _done: mpsc::Sender<()>,
+) {
+    let (req, stream) = match resolver.resolve_request().await {
+        Ok(resolved) => resolved,
+        Err(e) => return tracing::debug!("bad HTTP/3 request: {e}"),
+    };
+    let (mut send, recv) = stream.split();
+    let body = futures_util::stream::unfold(recv, |mut recv| async move {
+        match recv.recv_data().await {
+            Ok(Some(mut chunk)) => Some((
+                Ok(Frame::data(chunk.copy_to_bytes(chunk.remaining()))),
+                recv,
+            )),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), recv)),
+        }
+    });
+    let req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
+    let response = match router.oneshot(req).await {
+        Ok(response) => response,
+        Err(infallible) => match infallible {},
+    };
+    let (parts, mut body) = response.into_parts();
+    if let Err(e) = send
+        .send_response(http::Response::from_parts(parts, ()))
+        .await
+    {
+        return tracing::debug!("HTTP/3 response failed: {e}");
+    }
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map(Frame::into_data) else {
+            return;
+        };
+        if let Ok(data) = data {
+            if send.send_data(data).await.is_err() {
+                // The client went away; dropping the body unsubscribes.
+                return;
+            }
+        }
+    }
+    let _ = send.finish().await;
+}

@@ -1,0 +1,282 @@
+//! TLS: the certificate (given, or generated for localhost), what a browser
+//! flag or a pin needs to trust it, and reloading it without dropping streams.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine;
+use parking_lot::RwLock;
+use rustls::crypto::ring::default_provider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// ALPN protocols of the TLS port, best first.
+const ALPN_TCP: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// ALPN protocol of the QUIC port.
+const ALPN_QUIC: &[u8] = b"h3";
+
+/// Why TLS could not be set up (stops start-up) or a reload failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or written.
+    #[error("cannot access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The PEM holds no usable certificate or key.
+    #[error("invalid {what} in {path}: {message}")]
+    Invalid {
+        /// "certificate" or "private key".
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Only one of `--tls-cert` and `--tls-key` was given.
+    #[error("--tls-cert and --tls-key go together: give both, or neither to use a generated certificate")]
+    HalfConfigured,
+    /// Generating a certificate failed.
+    #[error("cannot generate a certificate: {0}")]
+    Generate(String),
+}
+
+/// What identifies a certificate to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprints {
+    /// SHA-256 of the certificate, colon-separated hex (as browsers show it).
+    pub sha256: String,
+    /// Base64 SHA-256 of the SubjectPublicKeyInfo: for Chromium's
+    /// `--ignore-certificate-errors-spki-list` and for key pinning.
+    pub spki_sha256: String,
+}
+
+/// Where the certificate and key live.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Whether ssehub generated them (self-signed for localhost).
+    pub generated: bool,
+}
+
+impl CertFiles {
+    /// The configured files, or a self-signed pair generated once under
+    /// `data_dir/tls` for `localhost`, `127.0.0.1` and `::1`.
+    pub fn resolve(
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        data_dir: &Path,
+    ) -> Result<CertFiles, TlsError> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(CertFiles {
+                cert: cert.into(),
+                key: key.into(),
+                generated: false,
+            }),
+            (None, None) => generate_if_missing(&data_dir.join("tls")),
+            _ => Err(TlsError::HalfConfigured),
+        }
+    }
+}
+
+fn generate_if_missing(dir: &Path) -> Result<CertFiles, TlsError> {
+    let files = CertFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        generated: true,
+    };
+    if files.cert.exists() && files.key.exists() {
+        return Ok(files);
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TlsError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let generated =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    write_private(&files.key, &generated.key_pair.serialize_pem()).map_err(io(&files.key))?;
+    std::fs::write(&files.cert, generated.cert.pem()).map_err(io(&files.cert))?;
+    Ok(files)
+}
+
+fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(pem.as_bytes())
+}
+
+/// Serves the current certificate; swapped in place on reload, so new
+/// handshakes get the new one and open connections are untouched.
+#[derive(Debug)]
+struct Resolver(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().clone())
+    }
+}
+
+/// The hub's TLS state: configurations for TCP and QUIC sharing one
+/// reloadable certificate.
+pub struct Tls {
+    files: CertFiles,
+    resolver: Arc<Resolver>,
+    fingerprints: RwLock<Fingerprints>,
+}
+
+impl Tls {
+    /// Loads the certificate and key.
+    pub fn load(files: CertFiles) -> Result<Tls, TlsError> {
+        let (key, fingerprints) = load_certified(&files)?;
+        Ok(Tls {
+            files,
+            resolver: Arc::new(Resolver(RwLock::new(key))),
+            fingerprints: RwLock::new(fingerprints),
+        })
+    }
+
+    /// Reads the files again and serves the new certificate from the next
+    /// handshake on; on error the current one stays.
+    pub fn reload(&self) -> Result<Fingerprints, TlsError> {
+        let (key, fingerprints) = load_certified(&self.files)?;
+        *self.resolver.0.write() = key;
+        *self.fingerprints.write() = fingerprints.clone();
+        Ok(fingerprints)
+    }
+
+    /// The current certificate's fingerprints.
+    pub fn fingerprints(&self) -> Fingerprints {
+        self.fingerprints.read().clone()
+    }
+
+    /// The certificate files.
+    pub fn files(&self) -> &CertFiles {
+        &self.files
+    }
+
+    fn config(&self, alpn: &[&[u8]]) -> rustls::ServerConfig {
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_no_client_auth()
+            .with_cert_resolver(self.resolver.clone());
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        config
+    }
+
+    /// The TLS configuration of the TCP port (ALPN `h2`, `http/1.1`).
+    pub fn tcp_config(&self) -> Arc<rustls::ServerConfig> {
+        Arc::new(self.config(&ALPN_TCP))
+    }
+
+    /// The TLS configuration of the QUIC port (ALPN `h3`).
+    pub fn quic_config(&self) -> rustls::ServerConfig {
+        self.config(&[ALPN_QUIC])
+    }
+}
+
+fn load_certified(files: &CertFiles) -> Result<(Arc<CertifiedKey>, Fingerprints), TlsError> {
+    let invalid = |what, path: &Path, message: String| TlsError::Invalid {
+        what,
+        path: path.to_path_buf(),
+        message,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| invalid("certificate", &files.cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid("certificate", &files.cert, e.to_string()))?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| invalid("certificate", &files.cert, "no CERTIFICATE block".into()))?;
+    let fingerprints = fingerprints_of(leaf).map_err(|m| invalid("certificate", &files.cert, m))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| invalid("private key", &files.key, e.to_string()))?;
+    let signing = default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| invalid("private key", &files.key, e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|e| {
+        invalid(
+            "private key",
+            &files.key,
+            format!("it does not match the certificate: {e}"),
+        )
+    })?;
+    Ok((Arc::new(certified), fingerprints))
+}
+
+/// The certificate's SHA-256 fingerprint and SPKI hash.
+pub fn fingerprints_of(der: &CertificateDer<'_>) -> Result<Fingerprints, String> {
+    use ring::digest::{digest, SHA256};
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let spki = digest(&SHA256, cert.tbs_certificate.subject_pki.raw);
+    let whole = digest(&SHA256, der);
+    let sha256 = whole
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Ok(Fingerprints {
+        sha256,
+        spki_sha256: base64::engine::general_purpose::STANDARD.encode(spki.as_ref()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CertFiles::resolve(None, None, dir.path()).unwrap();
+        assert!(files.generated);
+        let tls = Tls::load(files.clone()).unwrap();
+        let first = tls.fingerprints();
+        assert_eq!(first.sha256.len(), 32 * 3 - 1);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(&first.spki_sha256)
+                .unwrap()
+                .len(),
+            32
+        );
+        let again = CertFiles::resolve(None, None, dir.path()).unwrap();
+        assert_eq!(
+            Tls::load(again).unwrap().fingerprints(),
+            first,
+            "reused, not regenerated"
+        );
+        std::fs::remove_file(&files.cert).unwrap();
+        std::fs::remove_file(&files.key).unwrap();
+        generate_if_missing(&dir.path().join("tls")).unwrap();
+        assert_ne!(
+            tls.reload().unwrap(),
+            first,
+            "a replaced certificate is picked up"
+        );
+        assert!(CertFiles::resolve(Some(Path::new("a")), None, dir.path()).is_err());
+    }
+}

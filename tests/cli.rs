@@ -111,11 +111,32 @@ impl Proc {
 
     /// Sends SIGTERM.
     fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends a signal, e.g. `-HUP`.
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
+            .args([signal, &self.pid().to_string()])
             .status()
             .expect("running kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
+        assert!(status.success(), "kill {signal} {} failed", self.pid());
+    }
+
+    /// Waits until `text` appears on stderr; panics with the output after `wait`.
+    fn wait_stderr(&self, text: &str, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        loop {
+            let err = self.stderr();
+            if err.contains(text) {
+                return err;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on stderr within {wait:?}:\n{err}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until `text` appears on stdout; panics with the output after `wait`.
@@ -1249,5 +1270,74 @@ fn asymmetric_algorithm_without_a_key_says_which_key_is_missing() {
     assert!(
         !dir.path().join("ssehub-data/jwt-secret").exists(),
         "no HMAC secret is generated for an RS256 hub"
+    );
+}
+
+/// The value printed after `label` on a line of `out`.
+fn printed(out: &str, label: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{out}"));
+    let rest = &line[line.find(label).unwrap() + label.len()..];
+    rest.split_whitespace().next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_keeps_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let listen = addr.to_string();
+    let args = [
+        "serve",
+        "--listen",
+        &listen,
+        "--publisher-jwt-key",
+        KEY,
+        "--anonymous",
+    ];
+    let mut hub = serve(ssehub(dir.path(), &args), addr).await;
+    let banner = hub.wait_stdout("SPKI SHA-256", READY);
+    let first = printed(&banner, "SHA-256 fingerprint ");
+    let mut stream = client()
+        .get(format!(
+            "http://{addr}/.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fdemo"
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    // A broken file is refused and the current certificate stays.
+    let tls_dir = dir.path().join("ssehub-data/tls");
+    let good_cert = std::fs::read(tls_dir.join("cert.pem")).unwrap();
+    std::fs::write(tls_dir.join("cert.pem"), "not a certificate").unwrap();
+    hub.signal("-HUP");
+    hub.wait_stderr("certificate not reloaded", READY);
+    std::fs::write(tls_dir.join("cert.pem"), good_cert).unwrap();
+
+    // A new pair is picked up.
+    std::fs::remove_file(tls_dir.join("cert.pem")).unwrap();
+    std::fs::remove_file(tls_dir.join("key.pem")).unwrap();
+    ssehub::tls::CertFiles::resolve(None, None, &dir.path().join("ssehub-data")).unwrap();
+    hub.signal("-HUP");
+    let log = hub.wait_stderr("certificate reloaded", READY);
+    assert_ne!(printed(&log, "certificate reloaded: SHA-256 "), first);
+
+    let token = sign(KEY, &["*"], &[], None);
+    let id = publish_ok(addr, &token, "after reload").await;
+    let mut parser = ssehub::proto::sse::Parser::new();
+    let event = loop {
+        let chunk = tokio::time::timeout(READY, stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(e) = parser.feed(&chunk).pop() {
+            break e;
+        }
+    };
+    assert_eq!(
+        event.last_event_id, id,
+        "the stream opened before the reloads still delivers"
     );
 }

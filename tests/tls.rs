@@ -82,7 +82,6 @@ enum Proto {
 
 /// One client per protocol, trusting the hub's certificate.
 struct Client {
-    proto: Proto,
     addr: SocketAddr,
     http: Option<reqwest::Client>,
     h3: Option<h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>>,

@@ -103,14 +103,12 @@ impl Client {
                     builder
                 };
                 Client {
-                    proto,
                     addr,
                     http: Some(builder.build().unwrap()),
                     h3: None,
                 }
             }
             Proto::H3 => Client {
-                proto,
                 addr,
                 http: None,
                 h3: Some(h3_client(addr, &pem).await),

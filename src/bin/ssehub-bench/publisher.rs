@@ -1,0 +1,137 @@
+//! Publishes numbered payloads at a steady rate, keeping each topic's
+//! publishes in order (one in flight per topic) so subscribers can check
+//! order and completeness.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::payload;
+
+/// How a publish is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Mercure: form `topic=...&data=...` to the URL.
+    Mercure,
+    /// The payload as the raw body, to the URL with `{topic}` substituted (Nchan, the floor).
+    Raw,
+}
+
+/// Where and how to publish.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) url: String,
+    pub(crate) format: Format,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) client: reqwest::Client,
+}
+
+/// The next sequence number of each topic, kept across rate steps.
+#[derive(Default)]
+pub(crate) struct Sequences(parking_lot::Mutex<HashMap<String, u64>>);
+
+impl Sequences {
+    fn next(&self, topic: &str) -> u64 {
+        let mut m = self.0.lock();
+        let n = m.entry(topic.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// The last sequence number published to `topic`.
+    pub(crate) fn last(&self, topic: &str) -> u64 {
+        self.0.lock().get(topic).copied().unwrap_or(0)
+    }
+}
+
+/// Counts of one publishing run.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub(crate) struct Sent {
+    pub(crate) published: u64,
+    pub(crate) errors: u64,
+}
+
+impl Target {
+    async fn publish(&self, topic: &str, data: String) -> bool {
+        let req = match self.format {
+            Format::Mercure => {
+                let body = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("topic", topic)
+                    .append_pair("data", &data)
+                    .finish();
+                self.client
+                    .post(&self.url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            Format::Raw => self
+                .client
+                .post(self.url.replace("{topic}", topic))
+                .body(data),
+        };
+        match req.headers(self.headers.clone()).send().await {
+            Ok(res) if res.status().is_success() => true,
+            Ok(res) => {
+                eprintln!("publish to {topic}: {}", res.status());
+                false
+            }
+            Err(e) => {
+                eprintln!("publish to {topic}: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Publishes to `topics` (chosen at random) at `rate` per second for
+/// `duration`, with `lanes` concurrent publishers owning disjoint topics.
+pub(crate) async fn run(
+    target: &Target,
+    seqs: &Arc<Sequences>,
+    topics: &[String],
+    rate: f64,
+    duration: Duration,
+    size: usize,
+) -> Sent {
+    let lanes = topics.len().clamp(1, 16);
+    let published = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for lane in 0..lanes {
+        let mine: Vec<String> = topics.iter().skip(lane).step_by(lanes).cloned().collect();
+        let (target, seqs, published, errors) = (
+            target.clone(),
+            seqs.clone(),
+            published.clone(),
+            errors.clone(),
+        );
+        let every = Duration::from_secs_f64(lanes as f64 / rate);
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let end = tokio::time::Instant::now() + duration;
+            while tokio::time::Instant::now() < end {
+                tick.tick().await;
+                let topic = &mine[rand::random::<usize>() % mine.len()];
+                let seq = seqs.next(topic);
+                let counter = if target
+                    .publish(topic, payload::encode(topic, seq, size))
+                    .await
+                {
+                    &published
+                } else {
+                    &errors
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Sent {
+        published: published.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+    }
+}

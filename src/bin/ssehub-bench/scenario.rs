@@ -1,0 +1,571 @@
+//! Scenarios: `idle`, `fanout`, `rooms`, `storm`, `slow`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+use crate::proc_stats::{sample, Sample};
+use crate::publisher::{self, Format, Sequences, Target};
+use crate::worker::{decode_hist, Report, Spec};
+
+/// Largest number of subscriptions one worker process holds (file limit).
+const PER_WORKER: usize = 15_000;
+
+/// Which scenario to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Name {
+    /// N idle subscriptions: server memory and CPU.
+    Idle,
+    /// N subscribers on one topic, rising publish rates.
+    Fanout,
+    /// Each subscription on a private topic plus one of N/10 group topics.
+    Rooms,
+    /// Everyone drops and reconnects with Last-Event-ID while publishing goes on.
+    Storm,
+    /// Healthy readers next to readers that stop reading.
+    Slow,
+}
+
+/// `ssehub-bench run` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The scenario.
+    #[arg(long)]
+    scenario: Name,
+    /// Subscriptions to open.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// Subscribe URL; `{topic}` is replaced (plain http:// only).
+    #[arg(long)]
+    sub_url: String,
+    /// Extra subscribe request header (repeatable), e.g. `Authorization: Bearer ...`.
+    #[arg(long = "sub-header")]
+    sub_headers: Vec<String>,
+    /// Publish URL; `{topic}` is replaced for the raw format.
+    #[arg(long)]
+    pub_url: String,
+    /// How to publish.
+    #[arg(long, value_enum, default_value = "mercure")]
+    pub_format: Format,
+    /// Extra publish request header (repeatable).
+    #[arg(long = "pub-header")]
+    pub_headers: Vec<String>,
+    /// Payload sizes in bytes (fanout runs each).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    payload: Vec<usize>,
+    /// Publish rates per second, in order (fanout: rising until p99 > --p99-limit-ms).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,20,50,100,200,500,1000"
+    )]
+    rates: Vec<f64>,
+    /// Seconds per rate step (and of publishing in rooms, storm, slow).
+    #[arg(long, default_value_t = 5.0)]
+    step_seconds: f64,
+    /// Fan-out stops raising the rate once p99 passes this.
+    #[arg(long, default_value_t = 100.0)]
+    p99_limit_ms: f64,
+    /// Seconds to hold idle connections (idle).
+    #[arg(long, default_value_t = 20.0)]
+    idle_seconds: f64,
+    /// Stalled readers added (slow).
+    #[arg(long, default_value_t = 50)]
+    stalled: usize,
+    /// Worker processes [default: one per 15,000 subscriptions].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Source addresses, e.g. `127.0.0.2-127.0.0.250`.
+    #[arg(long, default_value = "127.0.0.2-127.0.0.250")]
+    sources: crate::Sources,
+    /// New connections per second, all workers together.
+    #[arg(long, default_value_t = 5000)]
+    connect_rate: u32,
+    /// PID of the server, for its RSS and CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Label for the server in the results.
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// Write the JSON result here [default: stdout].
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+struct Workers(Vec<Worker>);
+
+impl Workers {
+    async fn spawn(args: &Args, paths: Vec<String>, stalled: usize) -> anyhow::Result<Workers> {
+        let url =
+            reqwest::Url::parse(&args.sub_url.replace("{topic}", "x")).context("--sub-url")?;
+        if url.scheme() != "http" {
+            bail!("--sub-url must be http:// (HTTP/1.1 over TCP)");
+        }
+        let host = url.host_str().context("--sub-url host")?.to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await?
+            .next()
+            .context("resolving --sub-url")?;
+        let n = paths.len();
+        let count = args.workers.unwrap_or(n.div_ceil(PER_WORKER)).max(1);
+        let exe = std::env::current_exe()?;
+        let mut workers = Vec::new();
+        let mut paths = paths.into_iter();
+        for w in 0..count {
+            let first = w * n / count;
+            let mine: Vec<String> = paths.by_ref().take((w + 1) * n / count - first).collect();
+            let spec = Spec {
+                first,
+                count: mine.len(),
+                addr,
+                host: format!("{host}:{port}"),
+                paths: mine,
+                headers: args.sub_headers.clone(),
+                sources: args.sources.0.clone(),
+                connect_rate: (args.connect_rate as usize / count).max(1) as u32,
+                stalled: if w == 0 { stalled } else { 0 },
+            };
+            let mut child = tokio::process::Command::new(&exe)
+                .arg("worker")
+                .arg(serde_json::to_string(&spec)?)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()?;
+            let stdin = child.stdin.take().expect("piped");
+            let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+            workers.push(Worker {
+                child,
+                stdin,
+                stdout,
+            });
+        }
+        Ok(Workers(workers))
+    }
+
+    /// Sends a command to every worker; collects one report each when asked.
+    async fn ask(&mut self, command: &str) -> anyhow::Result<Vec<Report>> {
+        for w in &mut self.0 {
+            w.stdin.write_all(format!("{command}\n").as_bytes()).await?;
+        }
+        let mut out = Vec::new();
+        if command.starts_with("report") || command.starts_with("snapshot") {
+            for w in &mut self.0 {
+                let line = w.stdout.next_line().await?.context("a worker exited")?;
+                out.push(serde_json::from_str(&line)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn total(&mut self) -> anyhow::Result<Report> {
+        Ok(sum(&self.ask("report").await?))
+    }
+
+    /// Totals and the merged latency histogram since the last snapshot.
+    async fn snapshot(&mut self) -> anyhow::Result<(Report, Histogram<u64>)> {
+        let reports = self.ask("snapshot").await?;
+        let mut hist = decode_hist("");
+        for r in &reports {
+            hist.add(decode_hist(&r.hist)).expect("same bounds");
+        }
+        Ok((sum(&reports), hist))
+    }
+
+    async fn quit(mut self) {
+        let _ = self.ask("quit").await;
+        for w in &mut self.0 {
+            let _ = tokio::time::timeout(Duration::from_secs(2), w.child.wait()).await;
+        }
+    }
+}
+
+fn sum(reports: &[Report]) -> Report {
+    reports.iter().fold(Report::default(), |a, r| Report {
+        connected: a.connected + r.connected,
+        failed: a.failed + r.failed,
+        received: a.received + r.received,
+        gaps: a.gaps + r.gaps,
+        dups: a.dups + r.dups,
+        caught_up: a.caught_up + r.caught_up,
+        hist: String::new(),
+    })
+}
+
+fn latency(hist: &Histogram<u64>) -> serde_json::Value {
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    json!({ "count": hist.len(), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "p999_ms": ms(0.999), "max_ms": hist.max() as f64 / 1000.0 })
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} {{msg}}"
+        ))
+        .expect("a valid template"),
+    );
+    pb
+}
+
+/// Waits until `want` subscriptions are connected, with a progress bar.
+async fn connect_all(workers: &mut Workers, want: usize) -> anyhow::Result<f64> {
+    let pb = bar(want as u64, "connecting");
+    let started = Instant::now();
+    let mut last_progress = (0, Instant::now());
+    loop {
+        let t = workers.total().await?;
+        pb.set_position(t.connected);
+        pb.set_message(format!("{} failed", t.failed));
+        if t.connected as usize >= want {
+            pb.finish();
+            return Ok(want as f64 / started.elapsed().as_secs_f64());
+        }
+        if t.connected > last_progress.0 {
+            last_progress = (t.connected, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "stuck at {} of {want} connections ({} failures)",
+                t.connected,
+                t.failed
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn target(args: &Args) -> anyhow::Result<Target> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for h in &args.pub_headers {
+        let (k, v) = h
+            .split_once(':')
+            .context("--pub-header needs Name: value")?;
+        headers.insert(
+            reqwest::header::HeaderName::from_bytes(k.trim().as_bytes())?,
+            v.trim().parse()?,
+        );
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    Ok(Target {
+        url: args.pub_url.clone(),
+        format: args.pub_format,
+        headers,
+        client,
+    })
+}
+
+fn path_for(args: &Args, topic: &str) -> String {
+    let url = args.sub_url.replace(
+        "{topic}",
+        &percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+    );
+    let url = reqwest::Url::parse(&url).expect("checked --sub-url");
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
+/// Runs the chosen scenario and prints a summary and the JSON result.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let result = match args.scenario {
+        Name::Idle => idle(&args).await?,
+        Name::Fanout => fanout(&args).await?,
+        Name::Rooms => rooms(&args).await?,
+        Name::Storm => storm(&args).await?,
+        Name::Slow => slow(&args).await?,
+    };
+    let result = json!({ "scenario": format!("{:?}", args.scenario).to_lowercase(), "server": args.label, "subscribers": args.subscribers, "result": result });
+    crate::write_json(args.json.as_ref(), &result)
+}
+
+async fn idle(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let before = sample(args.server_pid);
+    let paths = (0..args.subscribers)
+        .map(|_| path_for(args, "idle"))
+        .collect();
+    let mut workers = Workers::spawn(args, paths, 0).await?;
+    let connects_per_s = connect_all(&mut workers, args.subscribers).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let connected = sample(args.server_pid);
+    tokio::time::sleep(Duration::from_secs_f64(args.idle_seconds)).await;
+    let after = sample(args.server_pid);
+    workers.quit().await;
+    let per_conn =
+        (connected.rss_kib.saturating_sub(before.rss_kib)) as f64 / args.subscribers as f64;
+    let cpu = after.cpu_s - connected.cpu_s;
+    eprintln!(
+        "{}: {} idle subscriptions, {connects_per_s:.0} connects/s, RSS {} -> {} KiB ({per_conn:.2} KiB per subscription), CPU {cpu:.2} s over {:.0} s idle, kernel TCP memory {} KiB",
+        args.label, args.subscribers, before.rss_kib, connected.rss_kib, args.idle_seconds, after.tcp_mem_kib
+    );
+    Ok(
+        json!({ "connects_per_s": connects_per_s, "rss_before_kib": before.rss_kib, "rss_connected_kib": connected.rss_kib,
+        "rss_per_subscription_kib": per_conn, "idle_cpu_s": cpu, "idle_seconds": args.idle_seconds, "tcp_mem_kib": after.tcp_mem_kib }),
+    )
+}
+
+/// What a publishing step sends, and how many deliveries a publish makes.
+struct Load<'a> {
+    target: &'a Target,
+    seqs: &'a Arc<Sequences>,
+    topics: &'a [String],
+    size: usize,
+    expected_per_publish: f64,
+}
+
+/// One publishing step: publishes, waits for deliveries to settle, measures.
+async fn step(
+    args: &Args,
+    workers: &mut Workers,
+    load: &Load<'_>,
+    rate: f64,
+) -> anyhow::Result<serde_json::Value> {
+    let Load {
+        target,
+        seqs,
+        topics,
+        size,
+        expected_per_publish,
+    } = *load;
+    let (start, _) = workers.snapshot().await?;
+    let s0 = sample(args.server_pid);
+    let t0 = Instant::now();
+    let pb = bar(
+        (rate * args.step_seconds) as u64,
+        &format!("{rate}/s x {size} B"),
+    );
+    let publishing = publisher::run(
+        target,
+        seqs,
+        topics,
+        rate,
+        Duration::from_secs_f64(args.step_seconds),
+        size,
+    );
+    tokio::pin!(publishing);
+    let sent = loop {
+        tokio::select! {
+            sent = &mut publishing => break sent,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                let t = workers.total().await?;
+                pb.set_position(((t.received - start.received) as f64 / expected_per_publish.max(1.0)) as u64);
+            }
+        }
+    };
+    // Let deliveries drain (bounded).
+    let want = start.received + (sent.published as f64 * expected_per_publish) as u64;
+    let drain_deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = workers.total().await?;
+        if t.received >= want || Instant::now() > drain_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let s1 = sample(args.server_pid);
+    let (end, hist) = workers.snapshot().await?;
+    pb.finish_and_clear();
+    let delivered = end.received - start.received;
+    let cpu = s1.cpu_s - s0.cpu_s;
+    let lat = latency(&hist);
+    let line = json!({ "rate": rate, "payload": size, "published": sent.published, "publish_errors": sent.errors,
+        "delivered": delivered, "expected": want - start.received, "deliveries_per_s": delivered as f64 / elapsed,
+        "gaps": end.gaps - start.gaps, "dups": end.dups - start.dups, "latency": lat,
+        "server_cpu_s": cpu, "server_cpu_us_per_delivery": if delivered > 0 { cpu * 1e6 / delivered as f64 } else { 0.0 },
+        "server_rss_kib": s1.rss_kib });
+    eprintln!(
+        "{}: {rate:>7}/s x {size:>5} B: {delivered} deliveries ({:.0}/s), p50 {} ms p99 {} ms p99.9 {} ms max {} ms, gaps {} dups {}, server CPU {cpu:.2} s, RSS {} KiB",
+        args.label, line["deliveries_per_s"].as_f64().unwrap_or(0.0), lat["p50_ms"], lat["p99_ms"], lat["p999_ms"], lat["max_ms"], line["gaps"], line["dups"], s1.rss_kib
+    );
+    Ok(line)
+}
+
+async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let topic = "fanout".to_string();
+    let paths = (0..args.subscribers)
+        .map(|_| path_for(args, &topic))
+        .collect();
+    let mut workers = Workers::spawn(args, paths, 0).await?;
+    connect_all(&mut workers, args.subscribers).await?;
+    let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
+    let mut steps = Vec::new();
+    for &size in &args.payload {
+        for &rate in &args.rates {
+            let line = step(
+                args,
+                &mut workers,
+                &Load {
+                    target: &target,
+                    seqs: &seqs,
+                    topics: std::slice::from_ref(&topic),
+                    size,
+                    expected_per_publish: args.subscribers as f64,
+                },
+                rate,
+            )
+            .await?;
+            let p99 = line["latency"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
+            let complete = line["delivered"].as_u64() >= line["expected"].as_u64();
+            steps.push(line);
+            if p99 > args.p99_limit_ms || !complete {
+                break;
+            }
+        }
+    }
+    workers.quit().await;
+    let best = steps
+        .iter()
+        .filter_map(|s| s["deliveries_per_s"].as_f64())
+        .fold(0.0, f64::max);
+    eprintln!("{}: saturated fan-out {best:.0} deliveries/s", args.label);
+    Ok(json!({ "steps": steps, "max_deliveries_per_s": best }))
+}
+
+async fn rooms(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let groups = (args.subscribers / 10).max(1);
+    let mut topics: Vec<String> = (0..groups).map(|g| format!("group-{g}")).collect();
+    let paths = (0..args.subscribers)
+        .map(|i| {
+            let user = format!("user-{i}");
+            let path = path_for(args, &user);
+            topics.push(user);
+            // The same query twice: a second `topic` for the group.
+            let group = path_for(args, &format!("group-{}", i % groups));
+            match group.split_once('?') {
+                Some((_, q)) if path.contains('?') => format!("{path}&{q}"),
+                _ => path,
+            }
+        })
+        .collect();
+    let mut workers = Workers::spawn(args, paths, 0).await?;
+    connect_all(&mut workers, args.subscribers).await?;
+    let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
+    // A random topic reaches 1 subscriber (private) or 10 (group): on average
+    // (users + 10 * groups) / topics deliveries per publish.
+    let expected = (args.subscribers + 10 * groups) as f64 / topics.len() as f64;
+    let rate = *args.rates.first().unwrap_or(&100.0);
+    let size = *args.payload.first().unwrap_or(&100);
+    let line = step(
+        args,
+        &mut workers,
+        &Load {
+            target: &target,
+            seqs: &seqs,
+            topics: &topics,
+            size,
+            expected_per_publish: expected,
+        },
+        rate,
+    )
+    .await?;
+    workers.quit().await;
+    Ok(line)
+}
+
+async fn storm(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let topic = "storm".to_string();
+    let paths = (0..args.subscribers)
+        .map(|_| path_for(args, &topic))
+        .collect();
+    let mut workers = Workers::spawn(args, paths, 0).await?;
+    connect_all(&mut workers, args.subscribers).await?;
+    let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
+    let rate = *args.rates.first().unwrap_or(&10.0);
+    let size = *args.payload.first().unwrap_or(&100);
+    let duration = Duration::from_secs_f64(args.step_seconds.max(6.0));
+    let publishing = {
+        let (target, seqs, topic) = (target.clone(), seqs.clone(), topic.clone());
+        tokio::spawn(
+            async move { publisher::run(&target, &seqs, &[topic], rate, duration, size).await },
+        )
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (before, _) = workers.snapshot().await?;
+    // Everyone drops at once and comes back with Last-Event-ID; recovered
+    // means each has received the update published right after the drop.
+    let goal = seqs.last(&topic) + 1;
+    let t0 = Instant::now();
+    workers.ask(&format!("reconnect {goal}")).await?;
+    let pb = bar(args.subscribers as u64, "recovering");
+    let recovery = loop {
+        let t = workers.total().await?;
+        pb.set_position(t.caught_up);
+        if t.caught_up as usize >= args.subscribers {
+            break t0.elapsed().as_secs_f64();
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "only {} of {} subscriptions recovered in 120 s",
+                t.caught_up,
+                args.subscribers
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    pb.finish_and_clear();
+    let sent = publishing.await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (after, hist) = workers.snapshot().await?;
+    workers.quit().await;
+    let (gaps, dups) = (after.gaps - before.gaps, after.dups - before.dups);
+    eprintln!(
+        "{}: storm of {}: all recovered in {recovery:.3} s, gaps {gaps}, dups {dups}, {} publishes",
+        args.label, args.subscribers, sent.published
+    );
+    Ok(
+        json!({ "recovery_s": recovery, "gaps": gaps, "dups": dups, "published": sent.published, "publish_errors": sent.errors, "latency": latency(&hist) }),
+    )
+}
+
+async fn slow(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let topic = "slow".to_string();
+    let rate = *args.rates.first().unwrap_or(&100.0);
+    let size = *args.payload.first().unwrap_or(&1024);
+    let mut phases = serde_json::Map::new();
+    for (name, stalled) in [("without_stalled", 0), ("with_stalled", args.stalled)] {
+        let total = args.subscribers + stalled;
+        let paths = (0..total).map(|_| path_for(args, &topic)).collect();
+        let mut workers = Workers::spawn(args, paths, stalled).await?;
+        connect_all(&mut workers, total).await?;
+        let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
+        let rss_before: Sample = sample(args.server_pid);
+        let line = step(
+            args,
+            &mut workers,
+            &Load {
+                target: &target,
+                seqs: &seqs,
+                topics: std::slice::from_ref(&topic),
+                size,
+                expected_per_publish: args.subscribers as f64,
+            },
+            rate,
+        )
+        .await?;
+        workers.quit().await;
+        phases.insert(
+            name.into(),
+            json!({ "healthy": line, "rss_before_kib": rss_before.rss_kib }),
+        );
+    }
+    Ok(serde_json::Value::Object(phases))
+}

@@ -399,6 +399,28 @@ async fn step(
     Ok(line)
 }
 
+/// Publishes once and discards what it measured: the first publish pays for
+/// connection set-up and cold caches on every side.
+async fn warm_up(
+    workers: &mut Workers,
+    target: &Target,
+    seqs: &Arc<Sequences>,
+    topic: &str,
+) -> anyhow::Result<()> {
+    publisher::run(
+        target,
+        seqs,
+        &[topic.to_string()],
+        1.0,
+        Duration::from_millis(500),
+        100,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    workers.snapshot().await?;
+    Ok(())
+}
+
 async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
     let topic = "fanout".to_string();
     let paths = (0..args.subscribers)
@@ -407,6 +429,7 @@ async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
     let mut workers = Workers::spawn(args, paths, 0).await?;
     connect_all(&mut workers, args.subscribers).await?;
     let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
+    warm_up(&mut workers, &target, &seqs, &topic).await?;
     let mut steps = Vec::new();
     for &size in &args.payload {
         for &rate in &args.rates {

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Turns bench/compare.sh results (one JSON per run) into the markdown tables
+of docs/benchmarks.md (medians over runs, ratios against Nchan and the floor)
+and a PNG of p99 latency against publish rate.
+
+    python3 bench/report.py RESULTS_DIR [PNG_PATH]
+"""
+import glob
+import json
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+SERVERS = ["ssehub", "nchan", "floor"]
+
+
+def load(results):
+    runs = defaultdict(list)  # (scenario, server) -> [result]
+    for path in sorted(glob.glob(os.path.join(results, "*.json"))):
+        with open(path) as f:
+            d = json.load(f)
+        runs[(d["scenario"], d["server"])].append(d["result"])
+    return runs
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "n/a"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def idle(runs):
+    rows = ["| server | runs | KiB RSS per subscription | connects/s | CPU s over the idle window |", "| --- | --- | --- | --- | --- |"]
+    for s in SERVERS:
+        rs = runs.get(("idle", s))
+        if not rs:
+            continue
+        rows.append(f"| {s} | {len(rs)} | {fmt(med([r['rss_per_subscription_kib'] for r in rs]), 2)} | "
+                    f"{fmt(med([r['connects_per_s'] for r in rs]))} | {fmt(med([r['idle_cpu_s'] for r in rs]), 2)} |")
+    return "\n".join(rows)
+
+
+def fanout_steps(rs):
+    """(payload, rate) -> list of step dicts across runs."""
+    steps = defaultdict(list)
+    for r in rs:
+        for st in r["steps"]:
+            steps[(st["payload"], st["rate"])].append(st)
+    return steps
+
+
+def fanout(runs):
+    out = []
+    best = {s: med([r["max_deliveries_per_s"] for r in runs.get(("fanout", s), [])]) for s in SERVERS}
+    out.append("| server | saturated deliveries/s (median) | vs Nchan | vs floor |")
+    out.append("| --- | --- | --- | --- |")
+    for s in SERVERS:
+        if best[s]:
+            out.append(f"| {s} | {fmt(best[s])} | {ratio(best[s], best['nchan'])} | {ratio(best[s], best['floor'])} |")
+    out.append("")
+    out.append("| payload | publishes/s | server | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | CPU µs/delivery | gaps | dups |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    per = {s: fanout_steps(runs.get(("fanout", s), [])) for s in SERVERS}
+    keys = sorted({k for s in SERVERS for k in per[s]})
+    for payload, rate in keys:
+        for s in SERVERS:
+            sts = per[s].get((payload, rate))
+            if not sts:
+                continue
+            lat = lambda k: med([x["latency"][k] for x in sts])
+            out.append(f"| {payload} B | {fmt(rate, 0)} | {s} | {fmt(med([x['deliveries_per_s'] for x in sts]))} | "
+                       f"{fmt(lat('p50_ms'))} | {fmt(lat('p99_ms'))} | {fmt(lat('p999_ms'))} | {fmt(lat('max_ms'))} | "
+                       f"{fmt(med([x['server_cpu_us_per_delivery'] for x in sts]), 2)} | {sum(x['gaps'] for x in sts)} | {sum(x['dups'] for x in sts)} |")
+    return "\n".join(out), per
+
+
+def plot(per, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plot", file=sys.stderr)
+        return
+    payloads = sorted({p for s in per for (p, _) in per[s]})
+    fig, axes = plt.subplots(1, len(payloads), figsize=(6 * len(payloads), 4), squeeze=False)
+    for ax, payload in zip(axes[0], payloads):
+        for s in SERVERS:
+            pts = sorted((rate, med([x["latency"]["p99_ms"] for x in sts])) for (p, rate), sts in per[s].items() if p == payload)
+            if pts:
+                ax.plot([r for r, _ in pts], [v for _, v in pts], marker="o", label=s)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("publishes per second (one topic)")
+        ax.set_ylabel("p99 publish-to-receive, ms")
+        ax.set_title(f"fan-out, {payload}-byte payload")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def simple(runs, scenario, fields):
+    rows = ["| server | runs | " + " | ".join(f for f, _ in fields) + " |", "| --- | --- |" + " --- |" * len(fields)]
+    for s in SERVERS:
+        rs = runs.get((scenario, s))
+        if rs:
+            rows.append(f"| {s} | {len(rs)} | " + " | ".join(fmt(med([get(r) for r in rs]), 2) for _, get in fields) + " |")
+    return "\n".join(rows)
+
+
+def main():
+    results = sys.argv[1]
+    png = sys.argv[2] if len(sys.argv) > 2 else None
+    runs = load(results)
+    print("### Idle\n\n" + idle(runs) + "\n")
+    table, per = fanout(runs)
+    print("### Fan-out\n\n" + table + "\n")
+    if runs.get(("storm", "ssehub")) or runs.get(("storm", "nchan")):
+        print("### Storm\n\n" + simple(runs, "storm", [("recovery s", lambda r: r["recovery_s"]), ("gaps", lambda r: r["gaps"]), ("dups", lambda r: r["dups"])]) + "\n")
+    if runs.get(("slow", "ssehub")):
+        print("### Slow readers\n\n" + simple(runs, "slow", [
+            ("healthy p99 ms, alone", lambda r: r["without_stalled"]["healthy"]["latency"]["p99_ms"]),
+            ("healthy p99 ms, with 50 stalled", lambda r: r["with_stalled"]["healthy"]["latency"]["p99_ms"]),
+            ("server RSS KiB after, with stalled", lambda r: r["with_stalled"]["healthy"]["server_rss_kib"])]) + "\n")
+    if runs.get(("rooms", "ssehub")):
+        print("### Rooms\n\n" + simple(runs, "rooms", [("deliveries/s", lambda r: r["deliveries_per_s"]), ("p99 ms", lambda r: r["latency"]["p99_ms"]),
+                                                         ("gaps", lambda r: r["gaps"]), ("dups", lambda r: r["dups"])]) + "\n")
+    if png:
+        plot(per, png)
+
+
+if __name__ == "__main__":
+    main()

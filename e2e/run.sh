@@ -93,3 +93,6 @@ node -e '
 export E2E_HUB="$HUB" E2E_SECRET="$SECRET" E2E_PAGE_PORT="$PAGE_PORT" E2E_CHROMIUM="$CHROMIUM"
 cd "$E2E_DIR"
 node --test --test-concurrency=1 --test-timeout=60000 "$@" ./*.test.mjs
+
+# The deployment configs (deploy/) and the browser's connection limit.
+bash "$E2E_DIR/deploy.sh"

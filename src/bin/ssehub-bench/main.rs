@@ -41,12 +41,9 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         queue: usize,
     },
-    /// Internal: a worker process (spawned by `run`).
+    /// Internal: a worker process (spawned by `run`; its spec is the first line on stdin).
     #[command(hide = true)]
-    Worker {
-        /// The worker's spec, as JSON.
-        spec: String,
-    },
+    Worker,
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,9 +73,8 @@ fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::SUCCESS
         }
-        Command::Worker { spec } => {
-            let spec: worker::Spec = serde_json::from_str(&spec).expect("a valid worker spec");
-            runtime().block_on(worker::run(spec));
+        Command::Worker => {
+            runtime().block_on(worker::run());
             std::process::ExitCode::SUCCESS
         }
     }

@@ -142,12 +142,12 @@ impl Workers {
             };
             let mut child = tokio::process::Command::new(&exe)
                 .arg("worker")
-                .arg(serde_json::to_string(&spec)?)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()?;
-            let stdin = child.stdin.take().expect("piped");
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin.write_all(format!("{}\n", serde_json::to_string(&spec)?).as_bytes()).await?;
             let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
             workers.push(Worker {
                 child,

@@ -85,8 +85,12 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
-/// Runs a worker until stdin closes or says `quit`.
-pub(crate) async fn run(spec: Spec) {
+/// Runs a worker: reads its spec (one JSON line) from stdin, then commands
+/// until stdin closes or says `quit`.
+pub(crate) async fn run() {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let first = lines.next_line().await.ok().flatten().unwrap_or_default();
+    let spec: Spec = serde_json::from_str(&first).expect("a worker spec on the first line of stdin");
     let (reconnect, _) = watch::channel(0);
     let shared = Arc::new(Shared {
         spec,
@@ -101,7 +105,6 @@ pub(crate) async fn run(spec: Spec) {
     for i in 0..shared.spec.count {
         tokio::spawn(subscription(shared.clone(), i, pace.clone()));
     }
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let mut words = line.split_whitespace();
         match words.next() {

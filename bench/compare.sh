@@ -26,7 +26,13 @@ cargo build --release --quiet --bin ssehub --bin ssehub-bench
 BIN=target/release
 TMP=$(mktemp -d)
 SERVER_PID=
-stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=; true; }
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true  # nginx without a master exits on a signal status
+  fi
+  SERVER_PID=
+}
 trap 'stop_server; rm -rf "$TMP"' EXIT
 SECRET=compare-secret-$RANDOM
 PORT=18300

@@ -70,6 +70,7 @@ HUB="http://127.0.0.1:$HUB_PORT"
 log "starting the hub on $HUB"
 "$ROOT/target/release/ssehub" serve \
   --listen "127.0.0.1:$HUB_PORT" \
+  --tls-listen none \
   --data-dir "$TMP/data" \
   --publisher-jwt-key "$SECRET" \
   --anonymous \

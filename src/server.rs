@@ -94,9 +94,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
     let (log, tail) = open_log(&config)?;
     let alt_svc = quic.as_ref().and(tls_addr).map(|a| a.port());
     let hub = Hub::start(config, &keys, log, tail)?;
-    let router = crate::http::router(hub.clone(), alt_svc);
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(serve(listeners, quic, hub.clone(), router, stopped));
+    let task = tokio::spawn(serve(listeners, quic, hub.clone(), alt_svc, stopped));
     Ok(RunningHub {
         addr,
         tls_addr,
@@ -164,32 +163,38 @@ struct Serving {
     done: Done,
 }
 
+/// Serves every listener until `stop`. Responses on the TLS and QUIC ports
+/// advertise HTTP/3 (`alt_svc`); the plain port does not, since `Alt-Svc`
+/// there would point clients (or a proxy's clients) at the wrong origin.
 async fn serve(
     listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     quic: Option<quinn::Endpoint>,
     hub: Arc<Hub>,
-    router: axum::Router,
+    alt_svc: Option<u16>,
     mut stop: watch::Receiver<bool>,
 ) {
     let (done, mut all_done) = mpsc::channel(1);
-    let serving = Serving {
-        builder: Arc::new(connection_builder(&hub.config)),
-        service: TowerToHyperService::new(router.clone()),
-        stop: stop.clone(),
-        done,
-    };
+    let builder = Arc::new(connection_builder(&hub.config));
     for (listener, tls) in listeners {
-        tokio::spawn(accept_loop(listener, tls, serving.clone()));
+        let router = crate::http::router(hub.clone(), alt_svc.filter(|_| tls.is_some()));
+        let serving = Serving {
+            builder: builder.clone(),
+            service: TowerToHyperService::new(router),
+            stop: stop.clone(),
+            done: done.clone(),
+        };
+        tokio::spawn(accept_loop(listener, tls, serving));
     }
     if let Some(endpoint) = quic {
+        let router = crate::http::router(hub.clone(), alt_svc);
         tokio::spawn(crate::http3::serve(
             endpoint,
             router,
-            serving.stop.clone(),
-            serving.done.clone(),
+            stop.clone(),
+            done.clone(),
         ));
     }
-    drop(serving);
+    drop(done);
     stopped(&mut stop).await;
     // Ending every stream lets connections finish their responses.
     hub.shutdown();

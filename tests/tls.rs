@@ -487,3 +487,27 @@ async fn plain_http_on_the_tls_port_is_told_to_use_https() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("https://"), "{answer}");
 }
+
+#[tokio::test]
+async fn only_tls_responses_advertise_http3() {
+    let hub = tls_hub().await;
+    let plain = reqwest::get(format!("{}/healthz", hub.base)).await.unwrap();
+    assert!(
+        plain.headers().get("alt-svc").is_none(),
+        "a plain-port Alt-Svc would point at the wrong origin"
+    );
+    let mut tls = Client::new(Proto::H2, &hub).await;
+    let res = tls
+        .send(Req {
+            method: Method::GET,
+            path_and_query: "/healthz".into(),
+            headers: vec![],
+            body: None,
+        })
+        .await;
+    let port = tls_addr(&hub).port();
+    assert_eq!(
+        res.headers["alt-svc"],
+        format!("h3=\":{port}\"; ma=86400").as_str()
+    );
+}

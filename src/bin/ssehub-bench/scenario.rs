@@ -147,7 +147,9 @@ impl Workers {
                 .kill_on_drop(true)
                 .spawn()?;
             let mut stdin = child.stdin.take().expect("piped");
-            stdin.write_all(format!("{}\n", serde_json::to_string(&spec)?).as_bytes()).await?;
+            stdin
+                .write_all(format!("{}\n", serde_json::to_string(&spec)?).as_bytes())
+                .await?;
             let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
             workers.push(Worker {
                 child,

@@ -90,7 +90,8 @@ fn histogram() -> Histogram<u64> {
 pub(crate) async fn run() {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let first = lines.next_line().await.ok().flatten().unwrap_or_default();
-    let spec: Spec = serde_json::from_str(&first).expect("a worker spec on the first line of stdin");
+    let spec: Spec =
+        serde_json::from_str(&first).expect("a worker spec on the first line of stdin");
     let (reconnect, _) = watch::channel(0);
     let shared = Arc::new(Shared {
         spec,

@@ -511,3 +511,41 @@ async fn only_tls_responses_advertise_http3() {
         format!("h3=\":{port}\"; ma=86400").as_str()
     );
 }
+
+#[tokio::test]
+async fn plain_port_speaks_http2_with_prior_knowledge() {
+    let hub = tls_hub().await;
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let token = token(&[], &[], None);
+    let mut res = h2c
+        .get(format!("{}?{}", hub.url(), topic_query(&["urn:h2c"])))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status(), res.version()),
+        (StatusCode::OK, Version::HTTP_2)
+    );
+    let id = hub
+        .publish_ok(&[("topic", "urn:h2c"), ("data", "prior knowledge")])
+        .await;
+    let mut parser = Parser::new();
+    let event = loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), res.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(e) = parser.feed(&chunk).pop() {
+            break e;
+        }
+    };
+    assert_eq!(
+        (event.data.as_str(), event.last_event_id.as_str()),
+        ("prior knowledge", id.as_str())
+    );
+}

@@ -333,6 +333,25 @@ struct Load<'a> {
     expected_per_publish: f64,
 }
 
+impl<'a> Load<'a> {
+    /// Publishing to one topic that every subscriber receives.
+    fn one_topic(
+        target: &'a Target,
+        seqs: &'a Arc<Sequences>,
+        topic: &'a String,
+        size: usize,
+        subscribers: usize,
+    ) -> Load<'a> {
+        Load {
+            target,
+            seqs,
+            topics: std::slice::from_ref(topic),
+            size,
+            expected_per_publish: subscribers as f64,
+        }
+    }
+}
+
 /// One publishing step: publishes, waits for deliveries to settle, measures.
 async fn step(
     args: &Args,
@@ -438,13 +457,7 @@ async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
             let line = step(
                 args,
                 &mut workers,
-                &Load {
-                    target: &target,
-                    seqs: &seqs,
-                    topics: std::slice::from_ref(&topic),
-                    size,
-                    expected_per_publish: args.subscribers as f64,
-                },
+                &Load::one_topic(&target, &seqs, &topic, size, args.subscribers),
                 rate,
             )
             .await?;
@@ -576,13 +589,7 @@ async fn slow(args: &Args) -> anyhow::Result<serde_json::Value> {
         let line = step(
             args,
             &mut workers,
-            &Load {
-                target: &target,
-                seqs: &seqs,
-                topics: std::slice::from_ref(&topic),
-                size,
-                expected_per_publish: args.subscribers as f64,
-            },
+            &Load::one_topic(&target, &seqs, &topic, size, args.subscribers),
             rate,
         )
         .await?;

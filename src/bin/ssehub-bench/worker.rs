@@ -125,14 +125,6 @@ pub(crate) async fn run() {
                 shared.target.store(target, Ordering::Relaxed);
                 shared.reconnect.send_modify(|n| *n += 1);
             }
-            Some("target") => {
-                let target = words
-                    .next()
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(u64::MAX);
-                shared.counters.caught_up.store(0, Ordering::Relaxed);
-                shared.target.store(target, Ordering::Relaxed);
-            }
             Some("quit") | None => break,
             Some(other) => eprintln!("worker: unknown command {other:?}"),
         }

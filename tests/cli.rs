@@ -2,22 +2,20 @@
 //! processes on free loopback ports, configured by flags, environment
 //! variables and TOML files, and stopped by SIGTERM.
 
-use std::io::Read;
+mod common;
+
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use common::child::{self, free_addr, Proc};
 use reqwest::StatusCode;
 use ssehub::auth::Signer;
 use ssehub::proto::claims::MercureClaim;
 use ssehub::proto::sse::{ParsedEvent, Parser};
-
-/// The compiled binary under test.
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
 
 /// Bound on every wait for a child to become ready or to exit.
 const READY: Duration = Duration::from_secs(10);
@@ -28,166 +26,12 @@ const KEY: &str = "cli-test-secret-cli-test-secret-0123";
 /// The topic the start-up banner's commands use.
 const DEMO_TOPIC: &str = "https://example.com/demo";
 
-/// A free port on 127.0.0.1: bound to port 0, then released.
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
-    listener.local_addr().unwrap()
-}
-
 /// A command for the binary with no `SSEHUB_*`/`MERCURE_*` variable inherited.
 fn ssehub(cwd: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(cwd);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if name.starts_with("SSEHUB_") || name.starts_with("MERCURE_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = child::command(cwd, args);
     // Parallel tests must not all take the default HTTPS port 8443.
     cmd.env("SSEHUB_TLS_LISTEN", "127.0.0.1:0");
     cmd
-}
-
-/// A running child whose output is collected by two threads; killed on drop.
-struct Proc {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning ssehub");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Proc {
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// The exit status if the child ended within `wait`.
-    fn wait_exit(&mut self, wait: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // The pipes close with the process: let the readers finish.
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends SIGTERM.
-    fn terminate(&self) {
-        self.signal("-TERM");
-    }
-
-    /// Sends a signal, e.g. `-HUP`.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill {signal} {} failed", self.pid());
-    }
-
-    /// Waits until `text` appears on stderr; panics with the output after `wait`.
-    fn wait_stderr(&self, text: &str, wait: Duration) -> String {
-        let deadline = Instant::now() + wait;
-        loop {
-            let err = self.stderr();
-            if err.contains(text) {
-                return err;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} on stderr within {wait:?}:\n{err}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until `text` appears on stdout; panics with the output after `wait`.
-    fn wait_stdout(&mut self, text: &str, wait: Duration) -> String {
-        let deadline = Instant::now() + wait;
-        loop {
-            let out = self.stdout();
-            if out.contains(text) {
-                return out;
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "ssehub exited ({status}) before printing {text:?}\nstdout:\n{out}\nstderr:\n{}",
-                    self.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} on stdout within {wait:?}\nstdout:\n{out}\nstderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn collect(
-    mut pipe: impl Read + Send + 'static,
-    into: Arc<Mutex<String>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-    })
 }
 
 /// Starts `serve` and waits until `GET /healthz` answers 200.
@@ -201,7 +45,7 @@ async fn wait_healthy(proc: &mut Proc, addr: SocketAddr) {
     let http = client();
     let deadline = Instant::now() + READY;
     loop {
-        if let Some(status) = proc.child.try_wait().unwrap() {
+        if let Some(status) = proc.try_exit() {
             panic!(
                 "ssehub exited ({status}) instead of serving on {addr}\nstderr:\n{}",
                 proc.stderr()

@@ -8,14 +8,15 @@
 //! `CRASH_SEED=N cargo test --test crash` replays the kill delays of a
 //! printed seed.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::child::{self, free_addr, Proc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::header::HeaderMap;
@@ -23,9 +24,6 @@ use reqwest::StatusCode;
 use ssehub::auth::Signer;
 use ssehub::proto::claims::MercureClaim;
 use ssehub::proto::sse::{ParsedEvent, Parser};
-
-/// The compiled binary under test.
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
 
 /// Bound on every wait: start-up, an event, an exit.
 const READY: Duration = Duration::from_secs(10);
@@ -38,12 +36,6 @@ const TOPIC: &str = "urn:crash";
 
 /// The topic of the marker published after each restart.
 const MARKER_TOPIC: &str = "urn:crash-marker";
-
-/// A free port on 127.0.0.1: bound to port 0, then released.
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
-    listener.local_addr().unwrap()
-}
 
 /// A publisher token for every topic.
 fn publisher_token() -> String {
@@ -59,11 +51,8 @@ fn publisher_token() -> String {
 
 /// A `serve` child on a free port over `data_dir`; killed (SIGKILL) on drop.
 struct Hub {
-    child: Child,
+    proc: Proc,
     addr: SocketAddr,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Hub {
@@ -89,48 +78,28 @@ impl Hub {
 
     fn spawn(data_dir: &Path, history_size: usize) -> Hub {
         let addr = free_addr();
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "serve",
-            "--listen",
-            &addr.to_string(),
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--publisher-jwt-key",
-            SECRET,
-            "--anonymous",
-            "--history-size",
-            &history_size.to_string(),
-        ])
-        .current_dir(data_dir);
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy().into_owned();
-            if name.starts_with("SSEHUB_") || name.starts_with("MERCURE_") {
-                cmd.env_remove(name);
-            }
-        }
+        let mut cmd = child::command(
+            data_dir,
+            &[
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--publisher-jwt-key",
+                SECRET,
+                "--anonymous",
+                "--history-size",
+                &history_size.to_string(),
+            ],
+        );
         // Plain HTTP only: an HTTPS listener on its fixed default port would
         // collide between hubs running at once. (A variable, not a flag, so
         // a build without TLS support ignores it.)
         cmd.env("SSEHUB_TLS_LISTEN", "none");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning ssehub");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
         Hub {
-            child,
+            proc: Proc::spawn(cmd),
             addr,
-            stdout,
-            stderr,
-            readers,
         }
     }
 
@@ -144,11 +113,10 @@ impl Hub {
             .unwrap();
         let deadline = Instant::now() + READY;
         loop {
-            if self.child.try_wait().unwrap().is_some() {
-                self.join_readers();
+            if self.proc.try_exit().is_some() {
                 return Err(self.stderr());
             }
-            if self.stdout.lock().unwrap().contains(&banner) {
+            if self.proc.stdout().contains(&banner) {
                 if let Ok(res) = http
                     .get(format!("http://{}/healthz", self.addr))
                     .send()
@@ -162,7 +130,7 @@ impl Hub {
                 Instant::now() < deadline,
                 "ssehub on {} not ready within {READY:?}\nstdout:\n{}\nstderr:\n{}",
                 self.addr,
-                self.stdout.lock().unwrap(),
+                self.proc.stdout(),
                 self.stderr()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -174,70 +142,24 @@ impl Hub {
     }
 
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.proc.stderr()
     }
 
     /// SIGKILL, then reaps the process: its lock on the data dir is gone.
     fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaping ssehub");
-        self.join_readers();
+        self.proc.kill_9();
     }
 
     /// SIGTERM, then waits (bounded) for the exit.
     fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -TERM {} failed", self.child.id());
-        let deadline = Instant::now() + READY;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                self.join_readers();
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        self.proc.terminate();
+        self.proc.wait_exit(READY).unwrap_or_else(|| {
+            panic!(
                 "ssehub still running {READY:?} after SIGTERM\nstderr:\n{}",
                 self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            )
+        })
     }
-
-    fn join_readers(&mut self) {
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn collect(
-    mut pipe: impl Read + Send + 'static,
-    into: Arc<Mutex<String>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-    })
 }
 
 fn client() -> reqwest::Client {

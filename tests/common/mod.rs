@@ -2,6 +2,8 @@
 //! speaking HTTP over TCP.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod child;
+
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;

@@ -12,10 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use common::child::{self, free_addr, Proc};
+use common::{sign, SseClient};
 use reqwest::StatusCode;
-use ssehub::auth::Signer;
-use ssehub::proto::claims::MercureClaim;
-use ssehub::proto::sse::{ParsedEvent, Parser};
 
 /// Bound on every wait for a child to become ready or to exit.
 const READY: Duration = Duration::from_secs(10);
@@ -129,19 +127,6 @@ async fn publish_ok(addr: SocketAddr, token: &str, data: &str) -> String {
     body
 }
 
-/// A token signed in the test with `key` (HS256).
-fn sign(key: &str, publish: &[&str], subscribe: &[&str], ttl: Option<Duration>) -> String {
-    let list = |l: &[&str]| (!l.is_empty()).then(|| l.iter().map(|s| s.to_string()).collect());
-    let claim = MercureClaim {
-        publish: list(publish),
-        subscribe: list(subscribe),
-        payload: None,
-    };
-    Signer::new(key, jsonwebtoken::Algorithm::HS256)
-        .unwrap()
-        .sign(&claim, ttl)
-}
-
 /// The JSON payload of a compact JWT.
 fn jwt_payload(token: &str) -> serde_json::Value {
     let parts: Vec<&str> = token.split('.').collect();
@@ -159,61 +144,13 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
-/// An SSE stream read with the crate's WHATWG parser.
-struct Stream {
-    res: Option<reqwest::Response>,
-    parser: Parser,
-    pending: Vec<ParsedEvent>,
-}
-
-impl Stream {
-    async fn open(url: &str) -> Stream {
-        // No overall timeout: the stream stays open; reads are bounded instead.
-        let res = reqwest::Client::new().get(url).send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "subscribing to {url}");
-        assert_eq!(res.headers()["content-type"], "text/event-stream");
-        Stream {
-            res: Some(res),
-            parser: Parser::new(),
-            pending: Vec::new(),
-        }
-    }
-
-    /// The next event; panics if none comes within 10 s or the stream ends.
-    async fn next(&mut self) -> ParsedEvent {
-        let deadline = tokio::time::Instant::now() + READY;
-        loop {
-            if !self.pending.is_empty() {
-                return self.pending.remove(0);
-            }
-            let res = self.res.as_mut().expect("stream ended before an event");
-            match tokio::time::timeout_at(deadline, res.chunk()).await {
-                Err(_) => panic!("no event within {READY:?}"),
-                Ok(Ok(Some(chunk))) => self.pending.extend(self.parser.feed(&chunk)),
-                Ok(Ok(None)) => panic!("stream ended before an event"),
-                Ok(Err(e)) => panic!("stream failed: {e}"),
-            }
-        }
-    }
-
-    /// Reads until the response ends; `Ok` if it ended cleanly within `wait`.
-    async fn end_within(&mut self, wait: Duration) -> Result<(), String> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let Some(res) = self.res.as_mut() else {
-            return Ok(());
-        };
-        loop {
-            match tokio::time::timeout_at(deadline, res.chunk()).await {
-                Err(_) => return Err(format!("stream still open after {wait:?}")),
-                Ok(Ok(Some(chunk))) => self.pending.extend(self.parser.feed(&chunk)),
-                Ok(Ok(None)) => {
-                    self.res = None;
-                    return Ok(());
-                }
-                Ok(Err(e)) => return Err(format!("stream broke instead of ending: {e}")),
-            }
-        }
-    }
+/// An SSE stream whose events must come within [`READY`].
+async fn open_stream(url: &str) -> SseClient {
+    // No overall timeout: the stream stays open; reads are bounded instead.
+    let res = reqwest::Client::new().get(url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "subscribing to {url}");
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    SseClient::new(res).waiting(READY)
 }
 
 /// The line after `heading` in the banner, trimmed.
@@ -366,7 +303,7 @@ async fn serve_without_key_generates_a_secret_and_prints_working_commands() {
     );
 
     // The printed subscribe URL receives what the printed curl line publishes.
-    let mut stream = Stream::open(&subscribe_url).await;
+    let mut stream = open_stream(&subscribe_url).await;
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&curl.form)
         .finish();
@@ -497,7 +434,7 @@ async fn token_command_signs_what_the_hub_accepts() {
         DEMO_TOPIC,
         out.trim()
     );
-    let mut stream = Stream::open(&url).await;
+    let mut stream = open_stream(&url).await;
     let id = publish_ok(addr, token, "to the subscriber").await;
     assert_eq!(stream.next().await.last_event_id, id);
 
@@ -690,7 +627,7 @@ async fn toml_file_and_a_flag_overriding_it() {
     .await;
     // anonymous = true: no token needed to subscribe.
     let url = format!("{}?topic={DEMO_TOPIC}", hub_url(from_file));
-    let mut stream = Stream::open(&url).await;
+    let mut stream = open_stream(&url).await;
     let id = publish_ok(from_file, &sign(KEY, &["*"], &[], None), "toml").await;
     assert_eq!(stream.next().await.last_event_id, id);
     // cors_origins from the file.
@@ -788,7 +725,7 @@ async fn mercure_publisher_jwt_key_is_accepted() {
         hub_url(addr),
         sign(KEY, &[], &["*"], None)
     );
-    let mut stream = Stream::open(&url).await;
+    let mut stream = open_stream(&url).await;
     let id = publish_ok(addr, &sign(KEY, &["*"], &[], None), "to sub").await;
     assert_eq!(stream.next().await.last_event_id, id);
     assert!(!dir.path().join("ssehub-data/jwt-secret").exists());
@@ -979,7 +916,7 @@ async fn sigterm_ends_open_streams_and_exits_zero() {
         addr,
     )
     .await;
-    let mut stream = Stream::open(&format!("{}?topic={DEMO_TOPIC}", hub_url(addr))).await;
+    let mut stream = open_stream(&format!("{}?topic={DEMO_TOPIC}", hub_url(addr))).await;
     let id = publish_ok(addr, &sign(KEY, &["*"], &[], None), "before shutdown").await;
     assert_eq!(stream.next().await.last_event_id, id);
 
@@ -1062,7 +999,7 @@ async fn subscribe_only_token_uses_the_subscriber_key() {
     let subscriber = token(&["--subscribe", "*"]);
     let publisher = token(&["--publish", "*"]);
     let url = |t: &str| format!("{}?topic={DEMO_TOPIC}&authorization={t}", hub_url(addr));
-    let mut stream = Stream::open(&url(&subscriber)).await;
+    let mut stream = open_stream(&url(&subscriber)).await;
     let id = publish_ok(addr, &publisher, "two keys").await;
     assert_eq!(stream.next().await.last_event_id, id);
     // Each key verifies only its own side.
@@ -1143,13 +1080,10 @@ async fn sighup_reloads_the_certificate_and_keeps_streams() {
     let mut hub = serve(ssehub(dir.path(), &args), addr).await;
     let banner = hub.wait_stdout("SPKI SHA-256", READY);
     let first = printed(&banner, "SHA-256 fingerprint ");
-    let mut stream = client()
-        .get(format!(
-            "http://{addr}/.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fdemo"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let mut stream = open_stream(&format!(
+        "http://{addr}/.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fdemo"
+    ))
+    .await;
 
     // A broken file is refused and the current certificate stays.
     let tls_dir = dir.path().join("ssehub-data/tls");
@@ -1169,17 +1103,7 @@ async fn sighup_reloads_the_certificate_and_keeps_streams() {
 
     let token = sign(KEY, &["*"], &[], None);
     let id = publish_ok(addr, &token, "after reload").await;
-    let mut parser = ssehub::proto::sse::Parser::new();
-    let event = loop {
-        let chunk = tokio::time::timeout(READY, stream.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Some(e) = parser.feed(&chunk).pop() {
-            break e;
-        }
-    };
+    let event = stream.next().await;
     assert_eq!(
         event.last_event_id, id,
         "the stream opened before the reloads still delivers"

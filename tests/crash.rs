@@ -17,13 +17,11 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::child::{self, free_addr, Proc};
+use common::{sign, topic_query, SseClient};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use ssehub::auth::Signer;
-use ssehub::proto::claims::MercureClaim;
-use ssehub::proto::sse::{ParsedEvent, Parser};
+use ssehub::proto::sse::ParsedEvent;
 
 /// Bound on every wait: start-up, an event, an exit.
 const READY: Duration = Duration::from_secs(10);
@@ -39,14 +37,7 @@ const MARKER_TOPIC: &str = "urn:crash-marker";
 
 /// A publisher token for every topic.
 fn publisher_token() -> String {
-    let claim = MercureClaim {
-        publish: Some(vec!["*".to_string()]),
-        subscribe: None,
-        payload: None,
-    };
-    Signer::new(SECRET, jsonwebtoken::Algorithm::HS256)
-        .unwrap()
-        .sign(&claim, None)
+    sign(SECRET, &["*"], &[], None)
 }
 
 /// A `serve` child on a free port over `data_dir`; killed (SIGKILL) on drop.
@@ -201,65 +192,32 @@ async fn publish_ok(hub: &Hub, token: &str, topic: &str, data: &str) -> String {
     body
 }
 
-/// An open SSE response read with the crate's parser.
-struct Stream {
-    headers: HeaderMap,
-    res: reqwest::Response,
-    parser: Parser,
-    pending: Vec<ParsedEvent>,
+/// Subscribes to `topics`, sending `Last-Event-ID` if given; events must
+/// come within [`READY`].
+async fn open_stream(hub: &Hub, topics: &[&str], last_event_id: Option<&str>) -> SseClient {
+    // No overall timeout: the stream stays open; reads are bounded instead.
+    let mut req = reqwest::Client::new().get(format!("{}?{}", hub.url(), topic_query(topics)));
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let res = tokio::time::timeout(READY, req.send())
+        .await
+        .expect("subscribe answered in time")
+        .expect("subscribing");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    SseClient::new(res).waiting(READY)
 }
 
-impl Stream {
-    /// Subscribes to `topics`, sending `Last-Event-ID` if given.
-    async fn open(hub: &Hub, topics: &[&str], last_event_id: Option<&str>) -> Stream {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(topics.iter().map(|t| ("topic", *t)))
-            .finish();
-        // No overall timeout: the stream stays open; reads are bounded instead.
-        let mut req = reqwest::Client::new().get(format!("{}?{query}", hub.url()));
-        if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id);
-        }
-        let res = tokio::time::timeout(READY, req.send())
-            .await
-            .expect("subscribe answered in time")
-            .expect("subscribing");
-        assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(res.headers()["content-type"], "text/event-stream");
-        Stream {
-            headers: res.headers().clone(),
-            res,
-            parser: Parser::new(),
-            pending: Vec::new(),
-        }
-    }
-
-    /// The next event; panics if none comes within [`READY`] or the stream ends.
-    async fn next(&mut self) -> ParsedEvent {
-        let deadline = tokio::time::Instant::now() + READY;
-        loop {
-            if !self.pending.is_empty() {
-                return self.pending.remove(0);
-            }
-            match tokio::time::timeout_at(deadline, self.res.chunk()).await {
-                Err(_) => panic!("no event within {READY:?}"),
-                Ok(Ok(Some(chunk))) => self.pending.extend(self.parser.feed(&chunk)),
-                Ok(Ok(None)) => panic!("stream ended before an event"),
-                Ok(Err(e)) => panic!("stream failed: {e}"),
-            }
-        }
-    }
-
-    /// Every event up to and including the one with id `last`.
-    async fn until(&mut self, last: &str) -> Vec<ParsedEvent> {
-        let mut events = Vec::new();
-        loop {
-            let event = self.next().await;
-            let done = event.last_event_id == last;
-            events.push(event);
-            if done {
-                return events;
-            }
+/// Every event up to and including the one with id `last`.
+async fn events_until(stream: &mut SseClient, last: &str) -> Vec<ParsedEvent> {
+    let mut events = Vec::new();
+    loop {
+        let event = stream.next().await;
+        let done = event.last_event_id == last;
+        events.push(event);
+        if done {
+            return events;
         }
     }
 }
@@ -425,9 +383,9 @@ async fn crash_rounds(name: &str, history_size: usize) {
 
         let mut hub = Hub::start_with(dir.path(), history_size).await;
         let marker = publish_ok(&hub, &token, MARKER_TOPIC, &format!("marker-{round}")).await;
-        let mut stream = Stream::open(&hub, &[TOPIC, MARKER_TOPIC], Some("earliest")).await;
+        let mut stream = open_stream(&hub, &[TOPIC, MARKER_TOPIC], Some("earliest")).await;
         assert_eq!(stream.headers["last-event-id"], "earliest");
-        let events = stream.until(&marker).await;
+        let events = events_until(&mut stream, &marker).await;
         drop(stream);
         hub.kill_9();
         let recovered_stderr = hub.stderr();
@@ -646,7 +604,7 @@ async fn resume_across_restart(stop: Stop) {
     let token = publisher_token();
 
     let mut hub = Hub::start(dir.path()).await;
-    let mut stream = Stream::open(&hub, &[RESUME], None).await;
+    let mut stream = open_stream(&hub, &[RESUME], None).await;
     // What an `EventSource` remembers: the id of the last event it received.
     let mut remembered = String::new();
     for data in ["seen-1", "seen-2", "seen-3"] {
@@ -691,7 +649,7 @@ async fn resume_across_restart(stop: Stop) {
         publish_ok(&hub, &token, RESUME, "missed-after-2").await,
     ));
 
-    let mut stream = Stream::open(&hub, &[RESUME], Some(&remembered)).await;
+    let mut stream = open_stream(&hub, &[RESUME], Some(&remembered)).await;
     assert_eq!(stream.headers["last-event-id"], remembered.as_str());
     assert_eq!(stream.headers["mercure-last-event-id"], remembered.as_str());
     for (data, id) in &missed {

@@ -325,6 +325,13 @@ impl Drop for Tmpfs {
     }
 }
 
+/// The ids a subscriber replaying `urn:full` from the start receives.
+async fn replayed(hub: &TestHub) -> Vec<String> {
+    let mut sub = hub.resume(&["urn:full"], "earliest").await;
+    let events = sub.drain(Duration::from_millis(500)).await;
+    events.into_iter().map(|e| e.last_event_id).collect()
+}
+
 #[tokio::test]
 async fn full_disk_answers_503_stores_nothing_half_and_recovers() {
     let fs = Tmpfs::mount("2m");
@@ -352,30 +359,6 @@ async fn full_disk_answers_503_stores_nothing_half_and_recovers() {
     assert_eq!(refusal.0, StatusCode::SERVICE_UNAVAILABLE);
     assert!(refusal.1.contains("No space left"), "{}", refusal.1);
 
-    let replayed = |hub: &TestHub| {
-        let q = topic_query(&["urn:full"]);
-        let token = token(&[], &["*"], None);
-        let hub_url = hub.url();
-        async move {
-            let http = reqwest::Client::new();
-            let res = http
-                .get(format!("{hub_url}?{q}"))
-                .bearer_auth(token)
-                .header("last-event-id", "earliest")
-                .send()
-                .await
-                .unwrap();
-            let mut parser = ssehub::proto::sse::Parser::new();
-            let mut ids = Vec::new();
-            let mut res = res;
-            while let Ok(Ok(Some(chunk))) =
-                tokio::time::timeout(Duration::from_millis(500), res.chunk()).await
-            {
-                ids.extend(parser.feed(&chunk).into_iter().map(|e| e.last_event_id));
-            }
-            ids
-        }
-    };
     assert_eq!(
         replayed(&hub).await,
         acknowledged,

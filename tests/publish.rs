@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ssehub::auth::Signer;
 use ssehub::proto::claims::MercureClaim;
-use ssehub::proto::sse::{ParsedEvent, Parser};
+use ssehub::proto::sse::ParsedEvent;
 
 const FORM: &str = "application/x-www-form-urlencoded";
 const JSON: &str = "application/json";
@@ -145,48 +145,22 @@ fn claim(publish: &[&str]) -> MercureClaim {
 
 /// A subscription on `*` replaying the whole history.
 async fn replay_all(hub: &TestHub) -> SseClient {
-    let token = token(&[], &["*"], None);
-    let sub = hub
-        .subscribe(
-            "topic=*",
-            &[
-                ("authorization", &format!("Bearer {token}")),
-                ("last-event-id", "earliest"),
-            ],
-        )
-        .await;
+    let sub = hub.resume(&["*"], "earliest").await;
     assert_eq!(sub.status, StatusCode::OK);
     sub
 }
 
-/// Reads a subscription with our own parser, to see `retry:` too.
+/// The first `n` events replayed on `topic` (within 5 s), and the `retry:`
+/// value seen.
 async fn replay_with_retry(
     hub: &TestHub,
     topic: &str,
     n: usize,
 ) -> (Vec<ParsedEvent>, Option<u64>) {
-    let token = token(&[], &["*"], None);
-    let mut res = hub
-        .http
-        .get(format!("{}?{}", hub.url(), topic_query(&[topic])))
-        .bearer_auth(token)
-        .header("last-event-id", "earliest")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let mut parser = Parser::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while events.len() < n {
-        let chunk = tokio::time::timeout_at(deadline, res.chunk())
-            .await
-            .expect("replayed events within 5s")
-            .unwrap()
-            .expect("stream still open");
-        events.extend(parser.feed(&chunk));
-    }
-    (events, parser.retry())
+    let mut sub = hub.resume(&[topic], "earliest").await;
+    assert_eq!(sub.status, StatusCode::OK);
+    let events = sub.take_within(n, Duration::from_secs(5)).await;
+    (events, sub.retry())
 }
 
 // ---------------------------------------------------------------------------
@@ -720,16 +694,7 @@ async fn a_failed_batch_publishes_nothing() {
     let first = sub.next().await;
     assert_eq!(first.last_event_id, marker, "a failed batch left {first:?}");
     // And a failed id is unknown to the history: resuming from it replays all.
-    let token = token(&[], &["*"], None);
-    let sub = hub
-        .subscribe(
-            "topic=*",
-            &[
-                ("authorization", &format!("Bearer {token}")),
-                ("last-event-id", "fail-1"),
-            ],
-        )
-        .await;
+    let sub = hub.resume(&["*"], "fail-1").await;
     assert_eq!(sub.headers["last-event-id"], "earliest");
 }
 

@@ -520,7 +520,7 @@ async fn plain_port_speaks_http2_with_prior_knowledge() {
         .build()
         .unwrap();
     let token = token(&[], &[], None);
-    let mut res = h2c
+    let res = h2c
         .get(format!("{}?{}", hub.url(), topic_query(&["urn:h2c"])))
         .bearer_auth(&token)
         .send()
@@ -533,17 +533,7 @@ async fn plain_port_speaks_http2_with_prior_knowledge() {
     let id = hub
         .publish_ok(&[("topic", "urn:h2c"), ("data", "prior knowledge")])
         .await;
-    let mut parser = Parser::new();
-    let event = loop {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), res.chunk())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Some(e) = parser.feed(&chunk).pop() {
-            break e;
-        }
-    };
+    let event = SseClient::new(res).next().await;
     assert_eq!(
         (event.data.as_str(), event.last_event_id.as_str()),
         ("prior knowledge", id.as_str())

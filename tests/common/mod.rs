@@ -4,6 +4,7 @@
 
 pub mod child;
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -96,14 +97,21 @@ impl TestHub {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let res = req.send().await.unwrap();
-        SseClient {
-            status: res.status(),
-            headers: res.headers().clone(),
-            res: Some(res),
-            parser: Parser::new(),
-            pending: Vec::new(),
-        }
+        SseClient::new(req.send().await.unwrap())
+    }
+
+    /// Subscribes to `topics` with a subscriber token for every topic,
+    /// sending `Last-Event-ID: last_event_id` (`earliest` replays it all).
+    pub async fn resume(&self, topics: &[&str], last_event_id: &str) -> SseClient {
+        let token = token(&[], &["*"], None);
+        self.subscribe(
+            &topic_query(topics),
+            &[
+                ("authorization", &format!("Bearer {token}")),
+                ("last-event-id", last_event_id),
+            ],
+        )
+        .await
     }
 
     /// Opens a subscription to `topics` with a subscriber token for `allowed`.
@@ -127,15 +135,25 @@ pub fn topic_query(topics: &[&str]) -> String {
 
 /// A token signed with the test secret.
 pub fn token(publish: &[&str], subscribe: &[&str], exp_in_secs: Option<u64>) -> String {
+    sign(
+        SECRET,
+        publish,
+        subscribe,
+        exp_in_secs.map(Duration::from_secs),
+    )
+}
+
+/// A token signed with `key` (HS256).
+pub fn sign(key: &str, publish: &[&str], subscribe: &[&str], ttl: Option<Duration>) -> String {
     let list = |l: &[&str]| (!l.is_empty()).then(|| l.iter().map(|s| s.to_string()).collect());
     let claim = MercureClaim {
         publish: list(publish),
         subscribe: list(subscribe),
         payload: None,
     };
-    Signer::new(SECRET, jsonwebtoken::Algorithm::HS256)
+    Signer::new(key, jsonwebtoken::Algorithm::HS256)
         .unwrap()
-        .sign(&claim, exp_in_secs.map(Duration::from_secs))
+        .sign(&claim, ttl)
 }
 
 /// A token that may publish anywhere.
@@ -143,47 +161,125 @@ pub fn publisher_token() -> String {
     token(&["*"], &[], None)
 }
 
-/// A streaming SSE client over a real HTTP response.
+/// Why no event came.
+#[derive(Debug)]
+pub enum NoEvent {
+    /// Nothing complete arrived in time.
+    Timeout,
+    /// The response ended (now or before).
+    Ended,
+    /// Reading the response failed.
+    Failed(String),
+}
+
+/// A streaming SSE client over a real HTTP response, read with the crate's
+/// WHATWG parser. Events a chunk completes beyond the one asked for are kept
+/// for the next call.
 pub struct SseClient {
     pub status: StatusCode,
     pub headers: HeaderMap,
     res: Option<reqwest::Response>,
     parser: Parser,
-    pending: Vec<ParsedEvent>,
+    pending: VecDeque<ParsedEvent>,
+    wait: Duration,
 }
 
 impl SseClient {
-    /// The next event, or `None` if the stream ended or nothing came in `wait`.
-    pub async fn next_within(&mut self, wait: Duration) -> Option<ParsedEvent> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if !self.pending.is_empty() {
-                return Some(self.pending.remove(0));
+    /// Reads the body of `res`, whatever its status; [`SseClient::next`]
+    /// waits 5 s.
+    pub fn new(res: reqwest::Response) -> SseClient {
+        SseClient {
+            status: res.status(),
+            headers: res.headers().clone(),
+            res: Some(res),
+            parser: Parser::new(),
+            pending: VecDeque::new(),
+            wait: Duration::from_secs(5),
+        }
+    }
+
+    /// Makes [`SseClient::next`] wait `wait` instead.
+    pub fn waiting(mut self, wait: Duration) -> SseClient {
+        self.wait = wait;
+        self
+    }
+
+    /// Reads one chunk into the pending events.
+    async fn read_chunk(&mut self, deadline: tokio::time::Instant) -> Result<(), NoEvent> {
+        let res = self.res.as_mut().ok_or(NoEvent::Ended)?;
+        match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Err(_) => Err(NoEvent::Timeout),
+            Ok(Ok(Some(chunk))) => {
+                self.pending.extend(self.parser.feed(&chunk));
+                Ok(())
             }
-            let res = self.res.as_mut()?;
-            match tokio::time::timeout_at(deadline, res.chunk()).await {
-                Err(_) => return None,
-                Ok(Ok(Some(chunk))) => self.pending.extend(self.parser.feed(&chunk)),
-                Ok(_) => {
-                    self.res = None;
-                    return None;
-                }
+            Ok(Ok(None)) => {
+                self.res = None;
+                Err(NoEvent::Ended)
+            }
+            Ok(Err(e)) => {
+                self.res = None;
+                Err(NoEvent::Failed(e.to_string()))
             }
         }
     }
 
-    /// The next event; panics after 5 s.
-    pub async fn next(&mut self) -> ParsedEvent {
-        self.next_within(Duration::from_secs(5))
-            .await
-            .expect("an event within 5s")
+    /// The next event, or why none came within `wait`.
+    pub async fn next_event(&mut self, wait: Duration) -> Result<ParsedEvent, NoEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            self.read_chunk(deadline).await?;
+        }
     }
 
-    /// The next `n` events.
+    /// The next event, or `None` if the stream ended or nothing came in `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<ParsedEvent> {
+        self.next_event(wait).await.ok()
+    }
+
+    /// The next event; panics if none comes within the client's wait (5 s
+    /// unless set by [`SseClient::waiting`]) or the stream ends or fails.
+    pub async fn next(&mut self) -> ParsedEvent {
+        let wait = self.wait;
+        match self.next_event(wait).await {
+            Ok(event) => event,
+            Err(NoEvent::Timeout) => panic!("no event within {wait:?}"),
+            Err(NoEvent::Ended) => panic!("stream ended before an event"),
+            Err(NoEvent::Failed(e)) => panic!("stream failed: {e}"),
+        }
+    }
+
+    /// The next `n` events, each within the client's wait.
     pub async fn take(&mut self, n: usize) -> Vec<ParsedEvent> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(self.next().await);
+        }
+        out
+    }
+
+    /// The next `n` events, all within `wait`; panics otherwise.
+    pub async fn take_within(&mut self, n: usize, wait: Duration) -> Vec<ParsedEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_event(left).await {
+                Ok(event) => out.push(event),
+                Err(why) => panic!("{} of {n} events within {wait:?}: {why:?}", out.len()),
+            }
+        }
+        out
+    }
+
+    /// Every event until `wait` passes without one, or the stream ends.
+    pub async fn drain(&mut self, wait: Duration) -> Vec<ParsedEvent> {
+        let mut out = Vec::new();
+        while let Some(event) = self.next_within(wait).await {
+            out.push(event);
         }
         out
     }
@@ -195,19 +291,34 @@ impl SseClient {
         }
     }
 
-    /// Waits until the server ends the stream; panics after `wait`.
-    pub async fn assert_ends_within(&mut self, wait: Duration) {
+    /// Reads until the response ends, keeping the events; `Ok` if it ended
+    /// cleanly within `wait`.
+    pub async fn end_within(&mut self, wait: Duration) -> Result<(), NoEvent> {
         let deadline = tokio::time::Instant::now() + wait;
-        while self.res.is_some() {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            assert!(!left.is_zero(), "stream still open after {wait:?}");
-            self.next_within(left).await;
+        loop {
+            match self.read_chunk(deadline).await {
+                Ok(()) => {}
+                Err(NoEvent::Ended) => return Ok(()),
+                Err(why) => return Err(why),
+            }
+        }
+    }
+
+    /// Waits until the server ends the stream, cleanly or not; panics after `wait`.
+    pub async fn assert_ends_within(&mut self, wait: Duration) {
+        if let Err(NoEvent::Timeout) = self.end_within(wait).await {
+            panic!("stream still open after {wait:?}");
         }
     }
 
     /// Heartbeat and open comments seen so far.
     pub fn comments(&self) -> u64 {
         self.parser.comments()
+    }
+
+    /// The last `retry:` value seen, if any.
+    pub fn retry(&self) -> Option<u64> {
+        self.parser.retry()
     }
 
     /// Whether the response is still open.

@@ -63,6 +63,21 @@ async fn wait_healthy(proc: &mut Proc, addr: SocketAddr) {
     }
 }
 
+/// `serve --listen ADDR ARGS…` in `dir` on a free port; returns once
+/// `GET /healthz` answers 200.
+async fn serve_args(dir: &Path, args: &[&str]) -> (Proc, SocketAddr) {
+    serve_env(dir, args, &[]).await
+}
+
+/// [`serve_args`] with environment variables set.
+async fn serve_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Proc, SocketAddr) {
+    let addr = free_addr();
+    let listen = addr.to_string();
+    let mut cmd = ssehub(dir, &[&["serve", "--listen", &listen][..], args].concat());
+    cmd.envs(env.iter().copied());
+    (serve(cmd, addr).await, addr)
+}
+
 /// Runs a command that should end by itself, bounded by [`READY`].
 fn run(cmd: Command) -> (ExitStatus, String, String) {
     let mut proc = Proc::spawn(cmd);
@@ -90,11 +105,42 @@ fn refused(cmd: Command) -> String {
     stderr
 }
 
+/// `serve --listen ADDR ARGS…` on a free port, which must refuse to start;
+/// returns its stderr.
+fn refused_args(dir: &Path, args: &[&str]) -> String {
+    let listen = free_addr().to_string();
+    refused(ssehub(
+        dir,
+        &[&["serve", "--listen", &listen][..], args].concat(),
+    ))
+}
+
+/// Runs `token ARGS…`, which must succeed; returns its stdout.
+fn token_cmd(dir: &Path, args: &[&str]) -> String {
+    let (status, out, err) = run(ssehub(dir, &[&["token"][..], args].concat()));
+    assert!(status.success(), "{err}");
+    out
+}
+
+/// A publisher token for every topic signed with [`KEY`].
+fn key_publisher() -> String {
+    sign(KEY, &["*"], &[], None)
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// Whether `GET /healthz` on `addr` fails: nothing answers there.
+async fn nothing_on(addr: SocketAddr) -> bool {
+    client()
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .is_err()
 }
 
 fn hub_url(addr: SocketAddr) -> String {
@@ -119,6 +165,11 @@ async fn publish(
     }
     let res = req.send().await.unwrap();
     (res.status(), res.text().await.unwrap())
+}
+
+/// The status a publish to [`DEMO_TOPIC`] with `token` is answered with.
+async fn publish_status(addr: SocketAddr, token: &str) -> StatusCode {
+    publish(addr, Some(token), &[("topic", DEMO_TOPIC)]).await.0
 }
 
 async fn publish_ok(addr: SocketAddr, token: &str, data: &str) -> String {
@@ -249,9 +300,7 @@ fn parse_curl_subscribe(line: &str) -> String {
 #[tokio::test]
 async fn serve_without_key_generates_a_secret_and_prints_working_commands() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let mut hub = serve(ssehub(dir.path(), &["serve", "--listen", &listen]), addr).await;
+    let (mut hub, addr) = serve_args(dir.path(), &[]).await;
     // The subscribe line comes last and is the only one with `authorization=`.
     let banner = hub.wait_stdout("authorization=", READY);
 
@@ -335,16 +384,16 @@ async fn serve_without_key_generates_a_secret_and_prints_working_commands() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(body.contains("token"), "401 says why: {body}");
     let forged = sign("not-the-secret", &["*"], &[], None);
-    let (status, _) = publish(addr, Some(&forged), &[("topic", DEMO_TOPIC)]).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        publish_status(addr, &forged).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // A restart in the same directory reuses the secret: the old token still works.
     drop(stream);
     hub.terminate();
     assert!(hub.wait_exit(READY).expect("exits on SIGTERM").success());
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let _hub = serve(ssehub(dir.path(), &["serve", "--listen", &listen]), addr).await;
+    let (_hub, addr) = serve_args(dir.path(), &[]).await;
     assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), secret);
     publish_ok(addr, &token, "after restart").await;
 }
@@ -354,23 +403,12 @@ async fn token_command_signs_what_the_hub_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let _hub = serve(
-        ssehub(
-            dir.path(),
-            &["serve", "--listen", &listen, "--data-dir", data],
-        ),
-        addr,
-    )
-    .await;
+    let (_hub, addr) = serve_args(dir.path(), &["--data-dir", data]).await;
+    let token_in_data =
+        |args: &[&str]| token_cmd(dir.path(), &[args, &["--data-dir", data]].concat());
 
     // Same data dir: the token is signed with the generated secret.
-    let (status, out, err) = run(ssehub(
-        dir.path(),
-        &["token", "--publish", "*", "--data-dir", data],
-    ));
-    assert!(status.success(), "{err}");
+    let out = token_in_data(&["--publish", "*"]);
     let token = out.trim();
     assert_eq!(out.lines().count(), 1, "only the token on stdout: {out:?}");
     let claims = jwt_payload(token);
@@ -382,37 +420,15 @@ async fn token_command_signs_what_the_hub_accepts() {
     publish_ok(addr, token, "from token command").await;
 
     // A publish selector limits the topics.
-    let (status, out, err) = run(ssehub(
-        dir.path(),
-        &[
-            "token",
-            "--publish",
-            "https://example.com/other",
-            "--data-dir",
-            data,
-        ],
-    ));
-    assert!(status.success(), "{err}");
-    let (status, _) = publish(addr, Some(out.trim()), &[("topic", DEMO_TOPIC)]).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let out = token_in_data(&["--publish", "https://example.com/other"]);
+    assert_eq!(
+        publish_status(addr, out.trim()).await,
+        StatusCode::FORBIDDEN
+    );
 
     // --exp 1h sets exp one hour out.
     let before = now_secs();
-    let (status, out, err) = run(ssehub(
-        dir.path(),
-        &[
-            "token",
-            "--publish",
-            "*",
-            "--subscribe",
-            "*",
-            "--exp",
-            "1h",
-            "--data-dir",
-            data,
-        ],
-    ));
-    assert!(status.success(), "{err}");
+    let out = token_in_data(&["--publish", "*", "--subscribe", "*", "--exp", "1h"]);
     let claims = jwt_payload(out.trim());
     let exp = claims["exp"].as_u64().expect("numeric exp");
     assert!(
@@ -423,11 +439,7 @@ async fn token_command_signs_what_the_hub_accepts() {
     publish_ok(addr, out.trim(), "with exp").await;
 
     // A subscribe-only token opens a stream.
-    let (status, out, err) = run(ssehub(
-        dir.path(),
-        &["token", "--subscribe", DEMO_TOPIC, "--data-dir", data],
-    ));
-    assert!(status.success(), "{err}");
+    let out = token_in_data(&["--subscribe", DEMO_TOPIC]);
     let url = format!(
         "{}?topic={}&authorization={}",
         hub_url(addr),
@@ -458,35 +470,17 @@ async fn token_command_signs_what_the_hub_accepts() {
 #[tokio::test]
 async fn token_command_with_a_configured_key() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let _hub = serve(
-        ssehub(
-            dir.path(),
-            &["serve", "--listen", &listen, "--publisher-jwt-key", KEY],
-        ),
-        addr,
-    )
-    .await;
-    let (status, out, err) = run(ssehub(
-        dir.path(),
-        &["token", "--publish", "*", "--publisher-jwt-key", KEY],
-    ));
-    assert!(status.success(), "{err}");
+    let (_hub, addr) = serve_args(dir.path(), &["--publisher-jwt-key", KEY]).await;
+    let out = token_cmd(dir.path(), &["--publish", "*", "--publisher-jwt-key", KEY]);
     publish_ok(addr, out.trim(), "configured key").await;
-    let (status, out, _) = run(ssehub(
+    let out = token_cmd(
         dir.path(),
-        &[
-            "token",
-            "--publish",
-            "*",
-            "--publisher-jwt-key",
-            "another-key",
-        ],
-    ));
-    assert!(status.success());
-    let (status, _) = publish(addr, Some(out.trim()), &[("topic", DEMO_TOPIC)]).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+        &["--publish", "*", "--publisher-jwt-key", "another-key"],
+    );
+    assert_eq!(
+        publish_status(addr, out.trim()).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert!(
         !dir.path().join("ssehub-data/jwt-secret").exists(),
         "no secret is generated when a key is configured"
@@ -545,31 +539,17 @@ fn rsa_key_pair(dir: &Path) -> (String, String) {
 async fn rs256_token_signed_with_the_private_key_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let (private, public) = rsa_key_pair(dir.path());
-    let addr = free_addr();
-    let listen = addr.to_string();
     let rs256 = [
         "--publisher-jwt-alg",
         "RS256",
         "--publisher-jwt-key",
         &public,
     ];
-    let _hub = serve(
-        ssehub(
-            dir.path(),
-            &[&["serve", "--listen", &listen][..], &rs256].concat(),
-        ),
-        addr,
-    )
-    .await;
-    let (status, out, err) = run(ssehub(
+    let (_hub, addr) = serve_args(dir.path(), &rs256).await;
+    let out = token_cmd(
         dir.path(),
-        &[
-            &["token", "--publish", "*", "--signing-key", &private][..],
-            &rs256,
-        ]
-        .concat(),
-    ));
-    assert!(status.success(), "{err}");
+        &[&["--publish", "*", "--signing-key", &private][..], &rs256].concat(),
+    );
     let header = out.trim().split('.').next().unwrap().to_string();
     let header: serde_json::Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -580,13 +560,10 @@ async fn rs256_token_signed_with_the_private_key_is_accepted() {
     assert_eq!(header["alg"], "RS256");
     publish_ok(addr, out.trim(), "rs256").await;
     // An HS256 token is not accepted by an RS256 hub.
-    let (status, _) = publish(
-        addr,
-        Some(&sign(KEY, &["*"], &[], None)),
-        &[("topic", DEMO_TOPIC)],
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        publish_status(addr, &key_publisher()).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -628,7 +605,7 @@ async fn toml_file_and_a_flag_overriding_it() {
     // anonymous = true: no token needed to subscribe.
     let url = format!("{}?topic={DEMO_TOPIC}", hub_url(from_file));
     let mut stream = open_stream(&url).await;
-    let id = publish_ok(from_file, &sign(KEY, &["*"], &[], None), "toml").await;
+    let id = publish_ok(from_file, &key_publisher(), "toml").await;
     assert_eq!(stream.next().await.last_event_id, id);
     // cors_origins from the file.
     let res = client()
@@ -646,25 +623,12 @@ async fn toml_file_and_a_flag_overriding_it() {
     drop(hub);
 
     // A flag beats the file; the rest of the file still applies.
-    let from_flag = free_addr();
-    let listen = from_flag.to_string();
-    let _hub = serve(
-        ssehub(
-            dir.path(),
-            &["serve", "--config", config, "--listen", &listen],
-        ),
-        from_flag,
-    )
-    .await;
+    let (_hub, from_flag) = serve_args(dir.path(), &["--config", config]).await;
     assert!(
-        client()
-            .get(format!("http://{from_file}/healthz"))
-            .send()
-            .await
-            .is_err(),
+        nothing_on(from_file).await,
         "the file's address is not used"
     );
-    publish_ok(from_flag, &sign(KEY, &["*"], &[], None), "flag").await;
+    publish_ok(from_flag, &key_publisher(), "flag").await;
     let res = client()
         .head(format!("{}?topic={DEMO_TOPIC}", hub_url(from_flag)))
         .send()
@@ -698,27 +662,20 @@ async fn environment_variable_beats_the_toml_file() {
     cmd.env("SSEHUB_CONFIG", &config)
         .env("SSEHUB_LISTEN", addr.to_string());
     let _hub = serve(cmd, addr).await;
-    publish_ok(addr, &sign(KEY, &["*"], &[], None), "env over toml").await;
+    publish_ok(addr, &key_publisher(), "env over toml").await;
 }
 
 #[tokio::test]
 async fn mercure_publisher_jwt_key_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let mut cmd = ssehub(dir.path(), &["serve", "--listen", &listen]);
-    cmd.env("MERCURE_PUBLISHER_JWT_KEY", KEY);
-    let mut hub = serve(cmd, addr).await;
+    let (mut hub, addr) = serve_env(dir.path(), &[], &[("MERCURE_PUBLISHER_JWT_KEY", KEY)]).await;
     let banner = hub.wait_stdout("hub URL:", READY);
     assert!(!banner.contains("no JWT key configured"), "{banner}");
-    publish_ok(addr, &sign(KEY, &["*"], &[], None), "mercure key").await;
-    let (status, _) = publish(
-        addr,
-        Some(&sign("some-other-key", &["*"], &[], None)),
-        &[("topic", DEMO_TOPIC)],
-    )
-    .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    publish_ok(addr, &key_publisher(), "mercure key").await;
+    assert_eq!(
+        publish_status(addr, &sign("some-other-key", &["*"], &[], None)).await,
+        StatusCode::UNAUTHORIZED
+    );
     // The subscriber key defaults to the same key.
     let url = format!(
         "{}?topic={DEMO_TOPIC}&authorization={}",
@@ -726,7 +683,7 @@ async fn mercure_publisher_jwt_key_is_accepted() {
         sign(KEY, &[], &["*"], None)
     );
     let mut stream = open_stream(&url).await;
-    let id = publish_ok(addr, &sign(KEY, &["*"], &[], None), "to sub").await;
+    let id = publish_ok(addr, &key_publisher(), "to sub").await;
     assert_eq!(stream.next().await.last_event_id, id);
     assert!(!dir.path().join("ssehub-data/jwt-secret").exists());
 }
@@ -734,38 +691,34 @@ async fn mercure_publisher_jwt_key_is_accepted() {
 #[tokio::test]
 async fn ssehub_variable_beats_the_mercure_alias() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let mut cmd = ssehub(dir.path(), &["serve", "--listen", &listen]);
-    cmd.env("MERCURE_PUBLISHER_JWT_KEY", "mercure-key")
-        .env("SSEHUB_PUBLISHER_JWT_KEY", KEY);
-    let _hub = serve(cmd, addr).await;
-    publish_ok(addr, &sign(KEY, &["*"], &[], None), "ssehub key").await;
-    let (status, _) = publish(
-        addr,
-        Some(&sign("mercure-key", &["*"], &[], None)),
-        &[("topic", DEMO_TOPIC)],
+    let (_hub, addr) = serve_env(
+        dir.path(),
+        &[],
+        &[
+            ("MERCURE_PUBLISHER_JWT_KEY", "mercure-key"),
+            ("SSEHUB_PUBLISHER_JWT_KEY", KEY),
+        ],
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    publish_ok(addr, &key_publisher(), "ssehub key").await;
+    assert_eq!(
+        publish_status(addr, &sign("mercure-key", &["*"], &[], None)).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
+
+/// An RS256 hub whose public key file does not exist.
+const MISSING_KEY_FILE: [&str; 4] = [
+    "--publisher-jwt-alg",
+    "RS256",
+    "--publisher-jwt-key",
+    "@/nonexistent/key.pem",
+];
 
 #[test]
 fn unreadable_key_file_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_addr().to_string();
-    let err = refused(ssehub(
-        dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--publisher-jwt-alg",
-            "RS256",
-            "--publisher-jwt-key",
-            "@/nonexistent/key.pem",
-        ],
-    ));
+    let err = refused_args(dir.path(), &MISSING_KEY_FILE);
     assert!(err.contains("/nonexistent/key.pem"), "{err}");
     assert!(err.contains("cannot read key file"), "{err}");
 }
@@ -775,20 +728,11 @@ fn invalid_pem_key_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("garbage.pem");
     std::fs::write(&key, "not a PEM file\n").unwrap();
-    let listen = free_addr().to_string();
     let key = format!("@{}", key.display());
-    let err = refused(ssehub(
+    let err = refused_args(
         dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--publisher-jwt-alg",
-            "RS256",
-            "--publisher-jwt-key",
-            &key,
-        ],
-    ));
+        &["--publisher-jwt-alg", "RS256", "--publisher-jwt-key", &key],
+    );
     assert!(err.contains("invalid RS256 key"), "{err}");
 }
 
@@ -832,33 +776,16 @@ fn missing_config_file_stops_start_up() {
 #[test]
 fn unknown_algorithm_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_addr().to_string();
-    let err = refused(ssehub(
-        dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--publisher-jwt-key",
-            KEY,
-            "--publisher-jwt-alg",
-            "XS999",
-        ],
-    ));
-    assert!(err.contains("unsupported JWT algorithm \"XS999\""), "{err}");
-    let err = refused(ssehub(
-        dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--publisher-jwt-key",
-            KEY,
-            "--subscriber-jwt-alg",
-            "none",
-        ],
-    ));
-    assert!(err.contains("unsupported JWT algorithm \"none\""), "{err}");
+    for (option, alg) in [
+        ("--publisher-jwt-alg", "XS999"),
+        ("--subscriber-jwt-alg", "none"),
+    ] {
+        let err = refused_args(dir.path(), &["--publisher-jwt-key", KEY, option, alg]);
+        assert!(
+            err.contains(&format!("unsupported JWT algorithm \"{alg}\"")),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -877,47 +804,30 @@ fn port_in_use_stops_start_up() {
 #[test]
 fn zero_history_size_stops_start_up() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_addr().to_string();
-    let err = refused(ssehub(
+    let err = refused_args(
         dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--publisher-jwt-key",
-            KEY,
-            "--history-size",
-            "0",
-        ],
-    ));
+        &["--publisher-jwt-key", KEY, "--history-size", "0"],
+    );
     assert!(err.contains("history-size"), "{err}");
 }
 
 #[tokio::test]
 async fn sigterm_ends_open_streams_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
     let shutdown_timeout = Duration::from_secs(2);
-    let mut hub = serve(
-        ssehub(
-            dir.path(),
-            &[
-                "serve",
-                "--listen",
-                &listen,
-                "--publisher-jwt-key",
-                KEY,
-                "--anonymous",
-                "--shutdown-timeout",
-                "2s",
-            ],
-        ),
-        addr,
+    let (mut hub, addr) = serve_args(
+        dir.path(),
+        &[
+            "--publisher-jwt-key",
+            KEY,
+            "--anonymous",
+            "--shutdown-timeout",
+            "2s",
+        ],
     )
     .await;
     let mut stream = open_stream(&format!("{}?topic={DEMO_TOPIC}", hub_url(addr))).await;
-    let id = publish_ok(addr, &sign(KEY, &["*"], &[], None), "before shutdown").await;
+    let id = publish_ok(addr, &key_publisher(), "before shutdown").await;
     assert_eq!(stream.next().await.last_event_id, id);
 
     let sent = Instant::now();
@@ -937,29 +847,13 @@ async fn sigterm_ends_open_streams_and_exits_zero() {
     ended.unwrap();
     assert!(took < shutdown_timeout + margin, "shutdown took {took:?}");
     assert!(hub.stderr().contains("shutting down"), "{}", hub.stderr());
-    assert!(
-        client()
-            .get(format!("http://{addr}/healthz"))
-            .send()
-            .await
-            .is_err(),
-        "nothing listens after exit"
-    );
+    assert!(nothing_on(addr).await, "nothing listens after exit");
 }
 
 #[tokio::test]
 async fn sigterm_with_an_idle_hub_exits_promptly() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let mut hub = serve(
-        ssehub(
-            dir.path(),
-            &["serve", "--listen", &listen, "--publisher-jwt-key", KEY],
-        ),
-        addr,
-    )
-    .await;
+    let (mut hub, _) = serve_args(dir.path(), &["--publisher-jwt-key", KEY]).await;
     let sent = Instant::now();
     hub.terminate();
     let status = hub.wait_exit(READY).expect("exits on SIGTERM");
@@ -975,26 +869,17 @@ async fn sigterm_with_an_idle_hub_exits_promptly() {
 #[tokio::test]
 async fn subscribe_only_token_uses_the_subscriber_key() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
     let keys = [
         "--publisher-jwt-key",
         KEY,
         "--subscriber-jwt-key",
         "subscriber-secret-subscriber-secret",
     ];
-    let _hub = serve(
-        ssehub(
-            dir.path(),
-            &[&["serve", "--listen", &listen][..], &keys].concat(),
-        ),
-        addr,
-    )
-    .await;
+    let (_hub, addr) = serve_args(dir.path(), &keys).await;
     let token = |args: &[&str]| {
-        let (status, out, err) = run(ssehub(dir.path(), &[&["token"][..], args, &keys].concat()));
-        assert!(status.success(), "{err}");
-        out.trim().to_string()
+        token_cmd(dir.path(), &[args, &keys].concat())
+            .trim()
+            .to_string()
     };
     let subscriber = token(&["--subscribe", "*"]);
     let publisher = token(&["--publish", "*"]);
@@ -1005,26 +890,16 @@ async fn subscribe_only_token_uses_the_subscriber_key() {
     // Each key verifies only its own side.
     let res = client().head(url(&publisher)).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let (status, _) = publish(addr, Some(&subscriber), &[("topic", DEMO_TOPIC)]).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        publish_status(addr, &subscriber).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[test]
 fn file_errors_name_the_os_error_once() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_addr().to_string();
-    let err = refused(ssehub(
-        dir.path(),
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--publisher-jwt-alg",
-            "RS256",
-            "--publisher-jwt-key",
-            "@/nonexistent/key.pem",
-        ],
-    ));
+    let err = refused_args(dir.path(), &MISSING_KEY_FILE);
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     let err = refused(ssehub(
         dir.path(),
@@ -1036,11 +911,7 @@ fn file_errors_name_the_os_error_once() {
 #[test]
 fn asymmetric_algorithm_without_a_key_says_which_key_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = free_addr().to_string();
-    let err = refused(ssehub(
-        dir.path(),
-        &["serve", "--listen", &listen, "--publisher-jwt-alg", "RS256"],
-    ));
+    let err = refused_args(dir.path(), &["--publisher-jwt-alg", "RS256"]);
     assert!(
         err.contains("--publisher-jwt-key"),
         "names the option: {err}"
@@ -1067,17 +938,8 @@ fn printed(out: &str, label: &str) -> String {
 #[tokio::test]
 async fn sighup_reloads_the_certificate_and_keeps_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let args = [
-        "serve",
-        "--listen",
-        &listen,
-        "--publisher-jwt-key",
-        KEY,
-        "--anonymous",
-    ];
-    let mut hub = serve(ssehub(dir.path(), &args), addr).await;
+    let (mut hub, addr) =
+        serve_args(dir.path(), &["--publisher-jwt-key", KEY, "--anonymous"]).await;
     let banner = hub.wait_stdout("SPKI SHA-256", READY);
     let first = printed(&banner, "SHA-256 fingerprint ");
     let mut stream = open_stream(&format!(
@@ -1101,7 +963,7 @@ async fn sighup_reloads_the_certificate_and_keeps_streams() {
     let log = hub.wait_stderr("certificate reloaded", READY);
     assert_ne!(printed(&log, "certificate reloaded: SHA-256 "), first);
 
-    let token = sign(KEY, &["*"], &[], None);
+    let token = key_publisher();
     let id = publish_ok(addr, &token, "after reload").await;
     let event = stream.next().await;
     assert_eq!(

@@ -939,6 +939,27 @@ fn key_pair(dir: &Path, name: &str, genpkey: &[&str]) -> (String, String, String
     )
 }
 
+/// A token signed with `key` by `alg` that may publish anywhere.
+fn publisher_signed(key: &str, alg: Algorithm) -> String {
+    Signer::new(key, alg).unwrap().sign(&claim(&["*"]), None)
+}
+
+/// Publishes with a token signed by `alg` with `private`; asserts 200 and
+/// returns the id.
+async fn publish_signed_ok(hub: &TestHub, private: &str, alg: Algorithm) -> String {
+    let r = publish_with(hub, &publisher_signed(private, alg)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.body
+}
+
+/// Algorithm confusion: a token signed by HS256 with the public key as the
+/// secret is refused.
+async fn assert_refuses_public_key_as_secret(hub: &TestHub, public_pem: &str) {
+    publish_with(hub, &publisher_signed(public_pem, Algorithm::HS256))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, &["invalid token"]);
+}
+
 async fn publish_with(hub: &TestHub, token: &str) -> Answer {
     post(
         hub,
@@ -963,19 +984,10 @@ async fn rs256_public_key_file() {
         o.publisher_jwt_key = Some(format!("@{public_path}"));
     })
     .await;
-    let good = Signer::new(&private, Algorithm::RS256)
-        .unwrap()
-        .sign(&claim(&["*"]), None);
-    let r = publish_with(&hub, &good).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    publish_signed_ok(&hub, &private, Algorithm::RS256).await;
 
     // Algorithm confusion: the public key used as an HMAC secret.
-    let confused = Signer::new(&public_pem, Algorithm::HS256)
-        .unwrap()
-        .sign(&claim(&["*"]), None);
-    publish_with(&hub, &confused)
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, &["invalid token"]);
+    assert_refuses_public_key_as_secret(&hub, &public_pem).await;
     let confused_file_bytes = sign_hs256(
         &json!({"mercure": {"publish": ["*"]}}),
         &std::fs::read(&public_path).unwrap(),
@@ -1022,17 +1034,8 @@ async fn es256_public_key_pem_text() {
         StatusCode::OK,
         "subscriber key defaults to the publisher key"
     );
-    let good = Signer::new(&private, Algorithm::ES256)
-        .unwrap()
-        .sign(&claim(&["*"]), None);
-    let r = publish_with(&hub, &good).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(sub.next().await.last_event_id, r.body);
+    let id = publish_signed_ok(&hub, &private, Algorithm::ES256).await;
+    assert_eq!(sub.next().await.last_event_id, id);
 
-    let confused = Signer::new(&public_pem, Algorithm::HS256)
-        .unwrap()
-        .sign(&claim(&["*"]), None);
-    publish_with(&hub, &confused)
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED, &["invalid token"]);
+    assert_refuses_public_key_as_secret(&hub, &public_pem).await;
 }

@@ -32,14 +32,7 @@ async fn delivers_exact_topic_with_framing() {
         ])
         .await;
     let e = sub.next().await;
-    assert_eq!(
-        (
-            e.event_type.as_str(),
-            e.data.as_str(),
-            e.last_event_id.as_str()
-        ),
-        ("upd", "a\nb\nc\nd", id.as_str())
-    );
+    assert_eq!(fields(&e), ("upd", "a\nb\nc\nd", id.as_str()));
     assert!(sub.comments() >= 1, "an open comment is flushed first");
 }
 
@@ -278,20 +271,33 @@ async fn shutdown_ends_streams_promptly() {
     );
 }
 
+/// GETs `url` with a bearer token if given.
+async fn get(hub: &TestHub, url: &str, bearer: Option<&str>) -> reqwest::Response {
+    let mut req = hub.http.get(url);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    req.send().await.unwrap()
+}
+
+/// The next event's data as JSON.
+async fn next_json(sub: &mut SseClient) -> serde_json::Value {
+    serde_json::from_str(&sub.next().await.data).unwrap()
+}
+
 #[tokio::test]
 async fn subscriptions_api_reports_and_announces() {
     let hub = TestHub::start(|o| o.subscriptions = Some(true)).await;
     let watch_all = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
     let mut watcher = hub.subscribe_topics(&[watch_all], &[watch_all]).await;
 
-    let own: serde_json::Value = serde_json::from_str(&watcher.next().await.data).unwrap();
+    let own = next_json(&mut watcher).await;
     assert_eq!(
         own["topic"], watch_all,
         "the watcher sees its own subscription first"
     );
     let mut sub = hub.subscribe_topics(&["https://example.com/a"], &[]).await;
-    let active = watcher.next().await;
-    let doc: serde_json::Value = serde_json::from_str(&active.data).unwrap();
+    let doc = next_json(&mut watcher).await;
     assert_eq!(doc["type"], "Subscription");
     assert_eq!(doc["topic"], "https://example.com/a");
     assert_eq!(doc["active"], true);
@@ -306,13 +312,9 @@ async fn subscriptions_api_reports_and_announces() {
         &["/.well-known/mercure/subscriptions{/topic}{/subscriber}"],
         None,
     );
-    let list: serde_json::Value = hub
-        .http
-        .get(format!("{}/.well-known/mercure/subscriptions", hub.base))
-        .bearer_auth(&list_token)
-        .send()
+    let list_url = format!("{}/.well-known/mercure/subscriptions", hub.base);
+    let list: serde_json::Value = get(&hub, &list_url, Some(&list_token))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -326,40 +328,22 @@ async fn subscriptions_api_reports_and_announces() {
     assert!(topics.contains(&"https://example.com/a"), "{list}");
 
     let one_url = format!("{}{}", hub.base, doc["id"].as_str().unwrap());
-    let one = hub
-        .http
-        .get(&one_url)
-        .bearer_auth(&list_token)
-        .send()
-        .await
-        .unwrap();
+    let one = get(&hub, &one_url, Some(&list_token)).await;
     assert_eq!(one.status(), StatusCode::OK);
     let one: serde_json::Value = one.json().await.unwrap();
     assert_eq!(one["subscriber"], subscriber.as_str());
 
-    let denied = hub
-        .http
-        .get(&one_url)
-        .bearer_auth(token(&[], &["urn:else"], None))
-        .send()
-        .await
-        .unwrap();
+    let denied = get(&hub, &one_url, Some(&token(&[], &["urn:else"], None))).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
-    let anonymous = hub.http.get(&one_url).send().await.unwrap();
+    let anonymous = get(&hub, &one_url, None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     sub.assert_silent(Duration::from_millis(50)).await;
     drop(sub);
-    let inactive: serde_json::Value = serde_json::from_str(&watcher.next().await.data).unwrap();
+    let inactive = next_json(&mut watcher).await;
     assert_eq!(inactive["active"], false);
     assert_eq!(inactive["subscriber"], subscriber.as_str());
-    let gone = hub
-        .http
-        .get(&one_url)
-        .bearer_auth(&list_token)
-        .send()
-        .await
-        .unwrap();
+    let gone = get(&hub, &one_url, Some(&list_token)).await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 

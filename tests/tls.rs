@@ -317,14 +317,7 @@ async fn exercise(proto: Proto) {
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
 
     let e = sub.next_event().await;
-    assert_eq!(
-        (
-            e.event_type.as_str(),
-            e.data.as_str(),
-            e.last_event_id.as_str()
-        ),
-        ("greet", "one\ntwo", public_id.as_str())
-    );
+    assert_eq!(fields(&e), ("greet", "one\ntwo", public_id.as_str()));
     assert_eq!(sub.next_event().await.last_event_id, private_id);
     assert_eq!(nobody.next_event().await.last_event_id, public_id);
 

@@ -161,6 +161,11 @@ pub fn publisher_token() -> String {
     token(&["*"], &[], None)
 }
 
+/// An event's type, data and last event id, to compare in one assertion.
+pub fn fields(e: &ParsedEvent) -> (&str, &str, &str) {
+    (&e.event_type, &e.data, &e.last_event_id)
+}
+
 /// Why no event came.
 #[derive(Debug)]
 pub enum NoEvent {

@@ -363,12 +363,8 @@ async fn cors_preflight_and_subscribe() {
     assert_eq!(header(&res, "access-control-allow-origin"), None);
 
     let t = format!("Bearer {}", sub_token(&[]));
-    let sub = hub
-        .subscribe(
-            "topic=x",
-            &[("origin", "https://app.example"), ("authorization", &t)],
-        )
-        .await;
+    let from = |origin| [("origin", origin), ("authorization", t.as_str())];
+    let sub = hub.subscribe("topic=x", &from("https://app.example")).await;
     assert_eq!(sub.status, StatusCode::OK);
     assert_eq!(
         sub.headers["access-control-allow-origin"],
@@ -385,10 +381,7 @@ async fn cors_preflight_and_subscribe() {
     );
 
     let sub = hub
-        .subscribe(
-            "topic=x",
-            &[("origin", "https://evil.example"), ("authorization", &t)],
-        )
+        .subscribe("topic=x", &from("https://evil.example"))
         .await;
     assert_eq!(sub.status, StatusCode::OK);
     assert!(!sub.headers.contains_key("access-control-allow-origin"));

@@ -594,12 +594,37 @@ enum Stop {
     Kill,
 }
 
+/// The topic of the resume tests' subscriber.
+const RESUME: &str = "urn:resume";
+
+/// A topic the resume tests' subscriber does not ask for.
+const OTHER: &str = "urn:other";
+
+/// Publishes `missed-{when}-1` to [`RESUME`], `other-{when}` to [`OTHER`]
+/// and `missed-{when}-2` to [`RESUME`]; appends the missed ones' data and
+/// ids to `missed`.
+async fn publish_while_away(
+    hub: &Hub,
+    token: &str,
+    when: &str,
+    missed: &mut Vec<(String, String)>,
+) {
+    for (topic, data) in [
+        (RESUME, format!("missed-{when}-1")),
+        (OTHER, format!("other-{when}")),
+        (RESUME, format!("missed-{when}-2")),
+    ] {
+        let id = publish_ok(hub, token, topic, &data).await;
+        if topic == RESUME {
+            missed.push((data, id));
+        }
+    }
+}
+
 /// A subscriber reads some updates and leaves; updates are published while
 /// it is away, before the stop and after the restart; it comes back with
 /// its last id and receives exactly what it missed, in order, then live.
 async fn resume_across_restart(stop: Stop) {
-    const RESUME: &str = "urn:resume";
-    const OTHER: &str = "urn:other";
     let dir = tempfile::tempdir().unwrap();
     let token = publisher_token();
 
@@ -619,15 +644,7 @@ async fn resume_across_restart(stop: Stop) {
     drop(stream);
 
     let mut missed = Vec::new();
-    missed.push((
-        "missed-before-1",
-        publish_ok(&hub, &token, RESUME, "missed-before-1").await,
-    ));
-    publish_ok(&hub, &token, OTHER, "other-before").await;
-    missed.push((
-        "missed-before-2",
-        publish_ok(&hub, &token, RESUME, "missed-before-2").await,
-    ));
+    publish_while_away(&hub, &token, "before", &mut missed).await;
 
     match stop {
         Stop::Term => {
@@ -639,15 +656,7 @@ async fn resume_across_restart(stop: Stop) {
     drop(hub);
 
     let hub = Hub::start(dir.path()).await;
-    missed.push((
-        "missed-after-1",
-        publish_ok(&hub, &token, RESUME, "missed-after-1").await,
-    ));
-    publish_ok(&hub, &token, OTHER, "other-after").await;
-    missed.push((
-        "missed-after-2",
-        publish_ok(&hub, &token, RESUME, "missed-after-2").await,
-    ));
+    publish_while_away(&hub, &token, "after", &mut missed).await;
 
     let mut stream = open_stream(&hub, &[RESUME], Some(&remembered)).await;
     assert_eq!(stream.headers["last-event-id"], remembered.as_str());
@@ -656,7 +665,7 @@ async fn resume_across_restart(stop: Stop) {
         let event = stream.next().await;
         assert_eq!(
             (event.last_event_id.as_str(), event.data.as_str()),
-            (id.as_str(), *data),
+            (id.as_str(), data.as_str()),
             "stderr:\n{}",
             hub.stderr()
         );

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use reqwest::StatusCode;
 use ssehub::history::disk::{OpenError, FORMAT};
-use ssehub::history::{DiskLog, Event, Log, Retention};
+use ssehub::history::{DiskLog, Event, Log, Retention, Tail};
 use ssehub::proto::update::{Update, UpdateRequest};
 
 fn update(i: usize, data_len: usize) -> Update {
@@ -30,6 +30,13 @@ fn unlimited() -> Retention {
         max_bytes: u64::MAX,
         max_age: None,
     }
+}
+
+/// Opens the log in `dir` with [`unlimited`] retention changed by `limit`.
+fn open_limited(dir: &Path, limit: impl FnOnce(&mut Retention)) -> (DiskLog, Tail) {
+    let mut retention = unlimited();
+    limit(&mut retention);
+    DiskLog::open(dir, retention).unwrap()
 }
 
 async fn append(log: &DiskLog, range: std::ops::Range<usize>, data_len: usize) {
@@ -96,14 +103,7 @@ async fn survives_reopen_in_order_with_index() {
 #[tokio::test]
 async fn retention_by_count_gives_space_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _tail) = DiskLog::open(
-        dir.path(),
-        Retention {
-            max_count: 200,
-            ..unlimited()
-        },
-    )
-    .unwrap();
+    let (log, _tail) = open_limited(dir.path(), |r| r.max_count = 200);
     append(&log, 0..1, 200).await;
     let record = disk_usage(dir.path());
     append(&log, 1..3000, 200).await;
@@ -124,14 +124,7 @@ async fn retention_by_count_gives_space_back() {
         3000 * record
     );
     drop(log);
-    let (log, _tail) = DiskLog::open(
-        dir.path(),
-        Retention {
-            max_count: 50,
-            ..unlimited()
-        },
-    )
-    .unwrap();
+    let (log, _tail) = open_limited(dir.path(), |r| r.max_count = 50);
     assert_eq!(
         ids(&all(&log).await),
         expected(2950..3000),
@@ -143,14 +136,7 @@ async fn retention_by_count_gives_space_back() {
 async fn retention_by_bytes_gives_space_back() {
     const LIMIT: u64 = 256 << 10;
     let dir = tempfile::tempdir().unwrap();
-    let (log, _tail) = DiskLog::open(
-        dir.path(),
-        Retention {
-            max_bytes: LIMIT,
-            ..unlimited()
-        },
-    )
-    .unwrap();
+    let (log, _tail) = open_limited(dir.path(), |r| r.max_bytes = LIMIT);
     append(&log, 0..2000, 1000).await;
     let kept = all(&log).await;
     let kept_data: u64 = kept.iter().map(|e| e.update.data.len() as u64).sum();
@@ -170,14 +156,9 @@ async fn retention_by_bytes_gives_space_back() {
 #[tokio::test]
 async fn retention_by_age_gives_space_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _tail) = DiskLog::open(
-        dir.path(),
-        Retention {
-            max_age: Some(Duration::from_millis(1500)),
-            ..unlimited()
-        },
-    )
-    .unwrap();
+    let (log, _tail) = open_limited(dir.path(), |r| {
+        r.max_age = Some(Duration::from_millis(1500))
+    });
     append(&log, 0..300, 500).await;
     let before = disk_usage(dir.path());
     assert!(before > 150_000);

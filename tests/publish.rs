@@ -932,6 +932,16 @@ fn key_pair(dir: &Path, name: &str, genpkey: &[&str]) -> (String, String, String
     )
 }
 
+/// A hub verifying publishers' tokens with `alg` and `key` (PEM text, or
+/// `@` and a file).
+async fn hub_verifying(alg: &str, key: String) -> TestHub {
+    TestHub::start(|o| {
+        o.publisher_jwt_alg = Some(alg.into());
+        o.publisher_jwt_key = Some(key);
+    })
+    .await
+}
+
 /// A token signed with `key` by `alg` that may publish anywhere.
 fn publisher_signed(key: &str, alg: Algorithm) -> String {
     Signer::new(key, alg).unwrap().sign(&claim(&["*"]), None)
@@ -972,11 +982,7 @@ async fn rs256_public_key_file() {
         "rsa",
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
     );
-    let hub = TestHub::start(|o| {
-        o.publisher_jwt_alg = Some("RS256".into());
-        o.publisher_jwt_key = Some(format!("@{public_path}"));
-    })
-    .await;
+    let hub = hub_verifying("RS256", format!("@{public_path}")).await;
     publish_signed_ok(&hub, &private, Algorithm::RS256).await;
 
     // Algorithm confusion: the public key used as an HMAC secret.
@@ -1002,11 +1008,7 @@ async fn es256_public_key_pem_text() {
         "ec",
         &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
     );
-    let hub = TestHub::start(|o| {
-        o.publisher_jwt_alg = Some("ES256".into());
-        o.publisher_jwt_key = Some(public_pem.clone());
-    })
-    .await;
+    let hub = hub_verifying("ES256", public_pem.clone()).await;
     let topic = "https://example.com/k";
     let mut sub = hub
         .subscribe(

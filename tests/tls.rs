@@ -263,13 +263,10 @@ async fn exercise(proto: Proto) {
         Proto::H3 => Version::HTTP_3,
     };
 
-    let mut sub = client
-        .send(subscribe_req(
-            &["urn:t/{id}"],
-            Some(token(&[], &["urn:t/secret"], None)),
-            None,
-        ))
-        .await;
+    // A subscriber of `urn:t/{id}` allowed to receive private updates on `allowed`.
+    let subscriber =
+        |allowed| subscribe_req(&["urn:t/{id}"], Some(token(&[], &[allowed], None)), None);
+    let mut sub = client.send(subscriber("urn:t/secret")).await;
     assert_eq!(
         (sub.status, sub.version),
         (StatusCode::OK, want),
@@ -285,13 +282,7 @@ async fn exercise(proto: Proto) {
             "Alt-Svc advertises HTTP/3"
         );
     }
-    let mut nobody = client
-        .send(subscribe_req(
-            &["urn:t/{id}"],
-            Some(token(&[], &["urn:other"], None)),
-            None,
-        ))
-        .await;
+    let mut nobody = client.send(subscriber("urn:other")).await;
 
     let public = client
         .send(publish_req(

@@ -100,7 +100,16 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 async fn post_form(hub: &TestHub, pairs: &[(&str, &str)]) -> Answer {
-    post(hub, Some(FORM), form(pairs), Some(&publisher_token()), &[]).await
+    post_form_as(hub, form(pairs), Some(&publisher_token())).await
+}
+
+/// POSTs a form `body` with a bearer token if given.
+async fn post_form_as(
+    hub: &TestHub,
+    body: impl Into<reqwest::Body>,
+    bearer: Option<&str>,
+) -> Answer {
+    post(hub, Some(FORM), body, bearer, &[]).await
 }
 
 async fn post_json(hub: &TestHub, body: &Value) -> Answer {
@@ -446,7 +455,7 @@ async fn publisher_tokens_are_checked_401() {
     let hub = TestHub::default().await;
     let body = form(&[("topic", "https://example.com/a")]);
 
-    let none = post(&hub, Some(FORM), body.clone(), None, &[]).await;
+    let none = post_form_as(&hub, body.clone(), None).await;
     none.assert_error(StatusCode::UNAUTHORIZED, &["requires a token"]);
     assert!(
         none.headers
@@ -460,14 +469,14 @@ async fn publisher_tokens_are_checked_401() {
         &json!({"mercure": {"publish": ["*"]}}),
         b"another-secret-another-secret-another",
     );
-    post(&hub, Some(FORM), body.clone(), Some(&other_key), &[])
+    post_form_as(&hub, body.clone(), Some(&other_key))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, &["invalid token", "signature"]);
 
     let header = b64url(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = b64url(br#"{"mercure":{"publish":["*"]}}"#);
     let alg_none = format!("{header}.{payload}.");
-    post(&hub, Some(FORM), body.clone(), Some(&alg_none), &[])
+    post_form_as(&hub, body.clone(), Some(&alg_none))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, &["invalid token"]);
 
@@ -475,7 +484,7 @@ async fn publisher_tokens_are_checked_401() {
         &json!({"mercure": {"publish": ["*"]}, "exp": now() - 60}),
         SECRET.as_bytes(),
     );
-    post(&hub, Some(FORM), body.clone(), Some(&expired), &[])
+    post_form_as(&hub, body.clone(), Some(&expired))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, &["invalid token", "expired"]);
 
@@ -483,7 +492,7 @@ async fn publisher_tokens_are_checked_401() {
         &json!({"mercure": {"publish": ["*"]}, "nbf": now() + 3600}),
         SECRET.as_bytes(),
     );
-    post(&hub, Some(FORM), body.clone(), Some(&not_yet), &[])
+    post_form_as(&hub, body.clone(), Some(&not_yet))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, &["invalid token"]);
 
@@ -503,7 +512,7 @@ async fn publisher_tokens_are_checked_401() {
         SECRET.as_bytes(),
     );
     assert_eq!(
-        post(&hub, Some(FORM), body, Some(&fresh), &[]).await.status,
+        post_form_as(&hub, body, Some(&fresh)).await.status,
         StatusCode::OK
     );
 }
@@ -512,34 +521,28 @@ async fn publisher_tokens_are_checked_401() {
 async fn publish_claim_must_cover_every_topic_403() {
     let hub = TestHub::default().await;
     let limited = token(&["https://example.com/a/{id}"], &[], None);
-    let ok = post(
+    let ok = post_form_as(
         &hub,
-        Some(FORM),
         form(&[("topic", "https://example.com/a/1")]),
         Some(&limited),
-        &[],
     )
     .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    post(
+    post_form_as(
         &hub,
-        Some(FORM),
         form(&[
             ("topic", "https://example.com/a/1"),
             ("topic", "https://example.com/b/1"),
         ]),
         Some(&limited),
-        &[],
     )
     .await
     .assert_error(StatusCode::FORBIDDEN, &["mercure.publish", "every topic"]);
     // A token without any publish claim may not publish at all.
-    post(
+    post_form_as(
         &hub,
-        Some(FORM),
         form(&[("topic", "https://example.com/a/1")]),
         Some(&token(&[], &["*"], None)),
-        &[],
     )
     .await
     .assert_error(StatusCode::FORBIDDEN, &["mercure.publish"]);
@@ -575,13 +578,13 @@ async fn oversized_body_is_413_with_content_length() {
         ("data", &"x".repeat(900)),
     ]);
     assert!(small.len() <= 1024);
-    let r = post(&hub, Some(FORM), small, Some(&token), &[]).await;
+    let r = post_form_as(&hub, small, Some(&token)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let big = form(&[
         ("topic", "https://example.com/a"),
         ("data", &"x".repeat(2000)),
     ]);
-    post(&hub, Some(FORM), big, Some(&token), &[])
+    post_form_as(&hub, big, Some(&token))
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, &["1024", "max-body"]);
 }
@@ -598,9 +601,9 @@ async fn oversized_chunked_body_is_413() {
         reqwest::Body::wrap_stream(futures_util::stream::iter(parts))
     };
     // Control: a chunked body under the limit is read and published.
-    let r = post(&hub, Some(FORM), chunks(2), Some(&token), &[]).await;
+    let r = post_form_as(&hub, chunks(2), Some(&token)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    post(&hub, Some(FORM), chunks(16), Some(&token), &[])
+    post_form_as(&hub, chunks(16), Some(&token))
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, &["1024"]);
 }
@@ -741,23 +744,14 @@ async fn namespaced_claim_publishes() {
         &json!({"https://mercure.rocks/": {"publish": [topic]}}),
         SECRET.as_bytes(),
     );
-    let r = post(
-        &hub,
-        Some(FORM),
-        form(&[("topic", topic), ("data", "ns")]),
-        Some(&ns),
-        &[],
-    )
-    .await;
+    let r = post_form_as(&hub, form(&[("topic", topic), ("data", "ns")]), Some(&ns)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(sub.next().await.last_event_id, r.body);
     // The namespaced claim is read, not ignored: its limits apply.
-    post(
+    post_form_as(
         &hub,
-        Some(FORM),
         form(&[("topic", "https://example.com/elsewhere")]),
         Some(&ns),
-        &[],
     )
     .await
     .assert_error(StatusCode::FORBIDDEN, &["mercure.publish"]);
@@ -964,12 +958,10 @@ async fn assert_refuses_public_key_as_secret(hub: &TestHub, public_pem: &str) {
 }
 
 async fn publish_with(hub: &TestHub, token: &str) -> Answer {
-    post(
+    post_form_as(
         hub,
-        Some(FORM),
         form(&[("topic", "https://example.com/k")]),
         Some(token),
-        &[],
     )
     .await
 }

@@ -14,5 +14,6 @@ pub mod http3;
 pub mod hub;
 pub mod proto;
 pub mod server;
+mod stream_http1;
 pub mod subscriptions;
 pub mod tls;

@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Config, Store};
 use crate::history::{DiskLog, Log, MemoryLog, Retention, Tail};
 use crate::hub::{Hub, Keys};
+use crate::stream_http1::Sniffed;
 use crate::tls::{CertFiles, Tls};
 
 /// Time a client has to send its request headers (HTTP/1.1).
@@ -158,6 +159,7 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 #[derive(Clone)]
 struct Serving {
     builder: Arc<auto::Builder<TokioExecutor>>,
+    router: axum::Router,
     service: TowerToHyperService<axum::Router>,
     stop: watch::Receiver<bool>,
     done: Done,
@@ -179,7 +181,8 @@ async fn serve(
         let router = crate::http::router(hub.clone(), alt_svc.filter(|_| tls.is_some()));
         let serving = Serving {
             builder: builder.clone(),
-            service: TowerToHyperService::new(router),
+            service: TowerToHyperService::new(router.clone()),
+            router,
             stop: stop.clone(),
             done: done.clone(),
         };
@@ -245,7 +248,8 @@ async fn connection(
         Ok(Ok(1)) => return refuse_plain_http(stream).await,
         _ => return,
     }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    // Boxed: the handshake state is large and only needed until it completes.
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(stream))).await {
         Ok(Ok(stream)) => serve_http(stream, peer, serving).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -267,11 +271,26 @@ async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    match crate::stream_http1::sniff(io, HEADER_READ_TIMEOUT).await {
+        Ok(Sniffed::Stream(io, request)) => {
+            crate::stream_http1::serve_stream(io, request, serving.router.clone()).await
+        }
+        // Boxed: hyper's connection state is only allocated for hyper's connections.
+        Ok(Sniffed::Other(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
+        Err(e) => tracing::debug!(%peer, "no request: {e}"),
+    }
+}
+
+async fn serve_hyper<I>(io: I, peer: SocketAddr, serving: Serving)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let Serving {
         builder,
         service,
         mut stop,
         done: _done,
+        ..
     } = serving;
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -1,0 +1,313 @@
+//! A lean HTTP/1.1 path for subscription streams, the hub's dominant traffic.
+//!
+//! hyper keeps a read buffer and a header buffer (8 KiB each) for the whole
+//! life of a connection; on a stream that lasts hours and carries a few
+//! small events, that is most of what an idle subscriber costs. Here the
+//! request head of a plain `GET /.well-known/mercure` is read with a small
+//! buffer, handled by the same router as every other request (tokens, CORS,
+//! errors: identical), and the response is written directly: the head once,
+//! then each frame as a chunk. Buffers live only while a write is under way.
+//! Anything else (other paths and methods, bodies, HTTP/2 prefaces,
+//! pipelining) is handed to hyper with the bytes already read.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Buf, Bytes};
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tower::ServiceExt;
+
+/// The subscribe path.
+const PATH: &str = "/.well-known/mercure";
+/// Largest request head read here (hyper allows more; larger goes there).
+const MAX_HEAD: usize = 16 << 10;
+/// Most headers parsed here.
+const MAX_HEADERS: usize = 64;
+/// Bytes of already-ready frames written in one go.
+const MAX_BATCH: usize = 64 << 10;
+
+/// What the start of a connection turned out to be.
+pub(crate) enum Sniffed<IO> {
+    /// A subscription request, served by [`serve_stream`].
+    Stream(IO, Box<http::Request<Body>>),
+    /// Anything else, with the bytes read so far put back in front.
+    Other(Prefixed<IO>),
+}
+
+/// Reads the request head (bounded by `timeout`) and decides who serves it.
+pub(crate) async fn sniff<IO: AsyncRead + Unpin>(
+    mut io: IO,
+    timeout: Duration,
+) -> io::Result<Sniffed<IO>> {
+    let mut buf = Vec::with_capacity(512);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match parse(&buf) {
+            Parsed::Stream(request) => return Ok(Sniffed::Stream(io, request)),
+            Parsed::Other => return Ok(Sniffed::Other(Prefixed::new(buf, io))),
+            Parsed::Partial => {}
+        }
+        buf.reserve(1024);
+        let read = tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await;
+        match read {
+            Ok(Ok(0)) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+}
+
+enum Parsed {
+    Stream(Box<http::Request<Body>>),
+    Other,
+    Partial,
+}
+
+/// Parses what was read so far. Synchronous, so the header array lives on
+/// the stack for the call only, not in every connection task's state.
+fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        // Pipelined bytes after the head are for hyper to handle.
+        Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+            stream_request(&req).map_or(Parsed::Other, |r| Parsed::Stream(Box::new(r)))
+        }
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Parsed::Partial,
+        // Not HTTP/1 (an HTTP/2 preface), too large, or pipelined: hyper decides.
+        _ => Parsed::Other,
+    }
+}
+
+/// The request as the router sees it, if it is a plain HTTP/1.1 subscription.
+fn stream_request(req: &httparse::Request<'_, '_>) -> Option<http::Request<Body>> {
+    let path = req.path?;
+    let is_subscribe = path == PATH
+        || path
+            .strip_prefix(PATH)
+            .is_some_and(|rest| rest.starts_with('?'));
+    if req.method? != "GET" || req.version? != 1 || !is_subscribe {
+        return None;
+    }
+    let mut builder = http::Request::builder()
+        .method(http::Method::GET)
+        .uri(path)
+        .version(http::Version::HTTP_11);
+    for h in req.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        // A body, an upgrade or an expectation is for hyper to handle.
+        if matches!(
+            name.as_str(),
+            "content-length" | "transfer-encoding" | "upgrade" | "expect"
+        ) {
+            return None;
+        }
+        builder = builder.header(h.name, h.value);
+    }
+    builder.body(Body::empty()).ok()
+}
+
+/// Serves one subscription request to the end of its stream, then closes.
+pub(crate) async fn serve_stream<IO>(
+    mut io: IO,
+    req: Box<http::Request<Body>>,
+    router: axum::Router,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    // Boxed: the router's future is large and only needed until the head.
+    let response = match Box::pin(router.oneshot(*req)).await {
+        Ok(response) => response,
+        Err(infallible) => match infallible {},
+    };
+    let (parts, mut body) = response.into_parts();
+    let streaming = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v == "text/event-stream");
+    let mut head = format!("HTTP/1.1 {}\r\n", parts.status).into_bytes();
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !streaming {
+        // An error: small and complete.
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        head.extend_from_slice(
+            format!(
+                "content-length: {}\r\nconnection: close\r\n\r\n",
+                bytes.len()
+            )
+            .as_bytes(),
+        );
+        head.extend_from_slice(&bytes);
+        let _ = io.write_all(&head).await;
+        let _ = io.shutdown().await;
+        return;
+    }
+    head.extend_from_slice(b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+    // Only the body lives on for the stream's lifetime.
+    drop(parts);
+    if io.write_all(&head).await.is_err() {
+        return;
+    }
+    drop(head);
+    let mut probe = [0u8; 32];
+    loop {
+        tokio::select! {
+            frame = body.frame() => {
+                let Some(first) = data(frame) else { break };
+                if write_chunks(&mut io, first, &mut body).await.is_err() {
+                    return;
+                }
+            }
+            // The client hung up (or sent something, which a stream ignores).
+            read = io.read(&mut probe) => if !matches!(read, Ok(n) if n > 0) { return },
+        }
+    }
+    let _ = io.write_all(b"0\r\n\r\n").await;
+    let _ = io.shutdown().await;
+}
+
+fn data(frame: Option<Result<http_body::Frame<Bytes>, axum::Error>>) -> Option<Bytes> {
+    frame?.ok()?.into_data().ok()
+}
+
+/// Writes `first` and every frame already ready after it as one chunk.
+async fn write_chunks<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    first: Bytes,
+    body: &mut Body,
+) -> io::Result<()> {
+    let mut frames = vec![first];
+    let mut len = frames[0].len();
+    while len < MAX_BATCH {
+        match body.frame().now_or_never() {
+            Some(frame) => match data(frame) {
+                Some(more) => {
+                    len += more.len();
+                    frames.push(more);
+                }
+                None => break,
+            },
+            None => break,
+        }
+    }
+    let mut out = Vec::with_capacity(len + 16);
+    out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+    for frame in &frames {
+        out.extend_from_slice(frame);
+    }
+    out.extend_from_slice(b"\r\n");
+    io.write_all(&out).await
+}
+
+/// An IO with bytes already read put back in front of it.
+pub(crate) struct Prefixed<IO> {
+    prefix: Bytes,
+    io: IO,
+}
+
+impl<IO> Prefixed<IO> {
+    fn new(prefix: Vec<u8>, io: IO) -> Prefixed<IO> {
+        Prefixed {
+            prefix: Bytes::from(prefix),
+            io,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sniffed(bytes: &[u8]) -> Sniffed<&[u8]> {
+        sniff(bytes, Duration::from_secs(1)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_plain_subscriptions_take_the_lean_path() {
+        let stream =
+            b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 5\r\n\r\n";
+        match sniffed(stream).await {
+            Sniffed::Stream(_, req) => {
+                assert_eq!(req.uri(), "/.well-known/mercure?topic=a");
+                assert_eq!(req.headers()["last-event-id"], "5");
+            }
+            Sniffed::Other(_) => panic!("a subscription"),
+        }
+        for other in [
+            &b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"[..],
+            b"GET /.well-known/mercure/subscriptions HTTP/1.1\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.0\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"GET /.well-known/mercure HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
+        ] {
+            match sniffed(other).await {
+                Sniffed::Stream(..) => {
+                    panic!("{:?} must go to hyper", String::from_utf8_lossy(other))
+                }
+                Sniffed::Other(mut prefixed) => {
+                    let mut replay = Vec::new();
+                    prefixed.read_to_end(&mut replay).await.unwrap();
+                    assert_eq!(replay, other, "every byte is handed on");
+                }
+            }
+        }
+    }
+}

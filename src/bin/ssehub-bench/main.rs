@@ -8,6 +8,7 @@
 //! percentiles, deliveries per second, and the server's memory and CPU.
 
 mod floor;
+mod h2_client;
 mod http1;
 mod payload;
 mod proc_stats;

@@ -89,6 +89,13 @@ pub(crate) struct Args {
     /// New connections per second, all workers together.
     #[arg(long, default_value_t = 5000)]
     connect_rate: u32,
+    /// Subscribe over HTTP/2 on TLS with this many streams per connection
+    /// (`--sub-url` must then be https://).
+    #[arg(long)]
+    h2_streams: Option<usize>,
+    /// Certificate to trust for HTTP/2 on TLS (ssehub's is DATA_DIR/tls/cert.pem).
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
     /// PID of the server, for its RSS and CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -112,10 +119,26 @@ impl Workers {
     async fn spawn(args: &Args, paths: Vec<String>, stalled: usize) -> anyhow::Result<Workers> {
         let url =
             reqwest::Url::parse(&args.sub_url.replace("{topic}", "x")).context("--sub-url")?;
-        if url.scheme() != "http" {
-            bail!("--sub-url must be http:// (HTTP/1.1 over TCP)");
-        }
         let host = url.host_str().context("--sub-url host")?.to_string();
+        let h2 = match (url.scheme(), args.h2_streams) {
+            ("http", None) => None,
+            ("https", Some(streams)) => {
+                let ca = args
+                    .ca_cert
+                    .as_ref()
+                    .context("--h2-streams needs --ca-cert")?;
+                let ca_pem = std::fs::read_to_string(ca)
+                    .with_context(|| format!("reading {}", ca.display()))?;
+                Some(crate::h2_client::H2Spec {
+                    streams,
+                    server_name: host.clone(),
+                    ca_pem,
+                })
+            }
+            _ => bail!(
+                "use an http:// --sub-url for HTTP/1.1, or https:// with --h2-streams N for HTTP/2"
+            ),
+        };
         let port = url.port_or_known_default().unwrap_or(80);
         let addr = tokio::net::lookup_host((host.as_str(), port))
             .await?
@@ -139,6 +162,7 @@ impl Workers {
                 sources: args.sources.0.clone(),
                 connect_rate: (args.connect_rate as usize / count).max(1) as u32,
                 stalled: if w == 0 { stalled } else { 0 },
+                h2: h2.clone(),
             };
             let mut child = tokio::process::Command::new(&exe)
                 .arg("worker")

@@ -43,6 +43,8 @@ pub(crate) struct Spec {
     pub(crate) connect_rate: u32,
     /// The first `stalled` subscriptions stop reading after connecting.
     pub(crate) stalled: usize,
+    /// HTTP/2 over TLS instead of one HTTP/1.1 connection per subscription.
+    pub(crate) h2: Option<crate::h2_client::H2Spec>,
 }
 
 /// A progress or final report.
@@ -61,18 +63,18 @@ pub(crate) struct Report {
 }
 
 #[derive(Default)]
-struct Counters {
-    connected: AtomicU64,
-    failed: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) connected: AtomicU64,
+    pub(crate) failed: AtomicU64,
     received: AtomicU64,
     gaps: AtomicU64,
     dups: AtomicU64,
     caught_up: AtomicU64,
 }
 
-struct Shared {
-    spec: Spec,
-    counters: Counters,
+pub(crate) struct Shared {
+    pub(crate) spec: Spec,
+    pub(crate) counters: Counters,
     hist: Mutex<Histogram<u64>>,
     /// Bumped to make every subscription reconnect with Last-Event-ID.
     reconnect: watch::Sender<u64>,
@@ -103,8 +105,13 @@ pub(crate) async fn run() {
     });
     let pace = Arc::new(Semaphore::new(0));
     tokio::spawn(pacer(pace.clone(), shared.spec.connect_rate));
-    for i in 0..shared.spec.count {
-        tokio::spawn(subscription(shared.clone(), i, pace.clone()));
+    match shared.spec.h2.clone() {
+        Some(h2) => crate::h2_client::spawn_all(shared.clone(), h2, pace.clone()),
+        None => {
+            for i in 0..shared.spec.count {
+                tokio::spawn(subscription(shared.clone(), i, pace.clone()));
+            }
+        }
     }
     while let Ok(Some(line)) = lines.next_line().await {
         let mut words = line.split_whitespace();
@@ -177,8 +184,7 @@ async fn subscription(shared: Arc<Shared>, i: usize, pace: Arc<Semaphore>) {
     let source = spec.sources[(spec.first + i) % spec.sources.len()];
     let path = &spec.paths[i];
     let stalled = i < spec.stalled;
-    let mut last_id: Option<String> = None;
-    let mut last_seq: HashMap<String, u64> = HashMap::new();
+    let mut tracker = Tracker::default();
     let mut reconnect = shared.reconnect.subscribe();
     let mut first = true;
     while !shared.quit.load(Ordering::Relaxed) {
@@ -186,7 +192,7 @@ async fn subscription(shared: Arc<Shared>, i: usize, pace: Arc<Semaphore>) {
             pace.acquire().await.expect("pacer never closes").forget();
         }
         let result = tokio::select! {
-            r = session(&shared, source, path, &mut last_id, &mut last_seq, first, stalled) => r,
+            r = session(&shared, source, path, &mut tracker, first, stalled) => r,
             _ = reconnect.changed() => Ok(()),
         };
         if let Err(e) = result {
@@ -205,8 +211,7 @@ async fn session(
     shared: &Shared,
     source: Ipv4Addr,
     path: &str,
-    last_id: &mut Option<String>,
-    last_seq: &mut HashMap<String, u64>,
+    tracker: &mut Tracker,
     first: bool,
     stalled: bool,
 ) -> std::io::Result<()> {
@@ -223,7 +228,7 @@ async fn session(
         request.push_str(h);
         request.push_str("\r\n");
     }
-    if let Some(id) = last_id.as_deref() {
+    if let Some(id) = tracker.last_id.as_deref() {
         request.push_str(&format!("Last-Event-ID: {id}\r\n"));
     }
     request.push_str("\r\n");
@@ -251,16 +256,36 @@ async fn session(
             Some(d) => d.feed(&input, &mut body)?,
             None => body.extend_from_slice(&input),
         }
+        tracker.feed(shared, &mut parser, &body);
+        let n = stream.read(&mut read).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        input.clear();
+        input.extend_from_slice(&read[..n]);
+    }
+}
+
+/// What one subscription has seen, kept across its reconnections.
+#[derive(Default)]
+pub(crate) struct Tracker {
+    last_seq: HashMap<String, u64>,
+    last_id: Option<String>,
+}
+
+impl Tracker {
+    /// Checks and records every event completed by `bytes`.
+    pub(crate) fn feed(&mut self, shared: &Shared, parser: &mut Parser, bytes: &[u8]) {
         let now = payload::now_ns();
-        for event in parser.feed(&body) {
+        for event in parser.feed(bytes) {
             let Some((topic, seq, sent)) = payload::decode(&event.data) else {
                 continue;
             };
             let c = &shared.counters;
             c.received.fetch_add(1, Ordering::Relaxed);
-            let last = match last_seq.get_mut(topic) {
+            let last = match self.last_seq.get_mut(topic) {
                 Some(last) => last,
-                None => last_seq.entry(topic.to_string()).or_insert(0),
+                None => self.last_seq.entry(topic.to_string()).or_insert(0),
             };
             match seq.cmp(&(*last + 1)) {
                 std::cmp::Ordering::Equal => *last = seq,
@@ -277,14 +302,8 @@ async fn session(
             }
             let micros = now.saturating_sub(sent) / 1000;
             let _ = shared.hist.lock().unwrap().record(micros.max(1));
-            *last_id = Some(event.last_event_id);
+            self.last_id = Some(event.last_event_id);
         }
-        let n = stream.read(&mut read).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        input.clear();
-        input.extend_from_slice(&read[..n]);
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) struct H2Spec {
 }
 
 /// Opens one connection per `streams` subscriptions and every stream on it.
-pub(crate) fn spawn_all(shared: Arc<Shared>, h2: H2Spec, pace: Arc<Semaphore>) {
+pub(crate) fn spawn_all(shared: &Arc<Shared>, h2: &H2Spec, pace: &Arc<Semaphore>) {
     let tls = Arc::new(client_config(&h2.ca_pem));
     let count = shared.spec.count;
     for (group, first) in (0..count).step_by(h2.streams.max(1)).enumerate() {

@@ -106,7 +106,7 @@ pub(crate) async fn run() {
     let pace = Arc::new(Semaphore::new(0));
     tokio::spawn(pacer(pace.clone(), shared.spec.connect_rate));
     match shared.spec.h2.clone() {
-        Some(h2) => crate::h2_client::spawn_all(shared.clone(), h2, pace.clone()),
+        Some(h2) => crate::h2_client::spawn_all(&shared, &h2, &pace),
         None => {
             for i in 0..shared.spec.count {
                 tokio::spawn(subscription(shared.clone(), i, pace.clone()));

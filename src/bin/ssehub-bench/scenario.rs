@@ -466,13 +466,17 @@ async fn warm_up(
     Ok(())
 }
 
+/// `count` subscriptions to `topic` (the first `stalled` never read), all connected.
+async fn crowd(args: &Args, topic: &str, count: usize, stalled: usize) -> anyhow::Result<Workers> {
+    let paths = (0..count).map(|_| path_for(args, topic)).collect();
+    let mut workers = Workers::spawn(args, paths, stalled).await?;
+    connect_all(&mut workers, count).await?;
+    Ok(workers)
+}
+
 async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
     let topic = "fanout".to_string();
-    let paths = (0..args.subscribers)
-        .map(|_| path_for(args, &topic))
-        .collect();
-    let mut workers = Workers::spawn(args, paths, 0).await?;
-    connect_all(&mut workers, args.subscribers).await?;
+    let mut workers = crowd(args, &topic, args.subscribers, 0).await?;
     let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
     warm_up(&mut workers, &target, &seqs, &topic).await?;
     let mut steps = Vec::new();
@@ -545,11 +549,7 @@ async fn rooms(args: &Args) -> anyhow::Result<serde_json::Value> {
 
 async fn storm(args: &Args) -> anyhow::Result<serde_json::Value> {
     let topic = "storm".to_string();
-    let paths = (0..args.subscribers)
-        .map(|_| path_for(args, &topic))
-        .collect();
-    let mut workers = Workers::spawn(args, paths, 0).await?;
-    connect_all(&mut workers, args.subscribers).await?;
+    let mut workers = crowd(args, &topic, args.subscribers, 0).await?;
     let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
     let rate = *args.rates.first().unwrap_or(&10.0);
     let size = *args.payload.first().unwrap_or(&100);
@@ -605,9 +605,7 @@ async fn slow(args: &Args) -> anyhow::Result<serde_json::Value> {
     let mut phases = serde_json::Map::new();
     for (name, stalled) in [("without_stalled", 0), ("with_stalled", args.stalled)] {
         let total = args.subscribers + stalled;
-        let paths = (0..total).map(|_| path_for(args, &topic)).collect();
-        let mut workers = Workers::spawn(args, paths, stalled).await?;
-        connect_all(&mut workers, total).await?;
+        let mut workers = crowd(args, &topic, total, stalled).await?;
         let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
         let rss_before: Sample = sample(args.server_pid);
         let line = step(

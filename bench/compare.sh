@@ -4,7 +4,7 @@
 # Results (one JSON per run) go to $OUT; bench/report.py turns them into the
 # tables of docs/benchmarks.md.
 #
-#   bash bench/compare.sh [scenario ...]      (default: idle fanout storm slow rooms)
+#   bash bench/compare.sh [scenario ...]      (default: idle fanout storm slow rooms; also fanout-1k)
 #   env: RUNS=3 SUBS=10000 IDLE_SUBS=15000 OUT=bench/results SERVERS="ssehub nchan floor"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,6 +95,8 @@ for scenario in $SCENARIOS; do
       case $scenario in
         idle) bench "$name" idle "$run" --subscribers "$IDLE_SUBS" --idle-seconds 20 ;;
         fanout) bench "$name" fanout "$run" --subscribers "$SUBS" --payload 100,1024 --rates 5,10,20,50,100,200,400 --step-seconds 5 ;;
+        # The latency target: 1,000 subscribers, 100 publishes per second.
+        fanout-1k) bench "$name" fanout "$run" --subscribers 1000 --payload 100 --rates 100 --step-seconds 10 ;;
         storm) bench "$name" storm "$run" --subscribers "${STORM_SUBS:-15000}" --rates 10 --step-seconds 8 ;;
         slow) bench "$name" slow "$run" --subscribers 1000 --stalled 50 --rates 100 --payload 1024 --step-seconds 10 ;;
         rooms) bench "$name" rooms "$run" --subscribers "$SUBS" --rates 500 --step-seconds 10 ;;

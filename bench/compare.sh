@@ -80,7 +80,8 @@ bench() {
   echo "== $scenario, $name, run $run"
   taskset -c 1 $BIN/ssehub-bench run --scenario "$scenario" --label "$name" --server-pid "$SERVER_PID" \
     --sub-url "$SUB_URL" --pub-url "$PUB_URL" "${PUB_ARGS[@]}" --json "$OUT/$scenario-$name-$run.json" "$@" \
-    2> >(tr '\r' '\n' | grep -E "^($name|ssehub-bench|worker):" >&2)
+    2> >(tr '\r' '\n' | grep -E "^($name|ssehub-bench|worker):" >&2) \
+    || echo "$scenario, $name, run $run failed" >&2
   stop_server
   PORT=$((PORT + 1))
 }

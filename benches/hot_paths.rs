@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Bencher, Criterion, Throughput};
-use tokio::sync::mpsc;
 
 use ssehub::fanout::{Delivery, Fanout, Registration};
 use ssehub::history::Event;
@@ -205,7 +204,7 @@ const DISPATCH_BATCH: usize = QUEUE_SIZE / 2;
 /// A fan-out registry with its subscribers' receivers.
 struct Fixture {
     fanout: Fanout,
-    receivers: Vec<mpsc::Receiver<Delivery>>,
+    receivers: Vec<ssehub::queue::Receiver<Delivery>>,
     /// Indices of the receivers that the benchmarked event reaches (the only
     /// ones that need draining).
     reached: Vec<usize>,

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::history::Event;
 use crate::proto::claims::{can_receive, SelectorSet};
+use crate::queue;
 
 /// What a subscriber's queue carries.
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl Subscriber {
 /// the entry closes the queue and thereby ends the subscriber's stream.
 struct Entry {
     sub: Arc<Subscriber>,
-    tx: mpsc::Sender<Delivery>,
+    tx: queue::Sender<Delivery>,
 }
 
 impl Entry {
@@ -123,8 +123,8 @@ impl Fanout {
     pub fn register(
         &self,
         reg: Registration,
-    ) -> Result<(Arc<Subscriber>, mpsc::Receiver<Delivery>), Closed> {
-        let (tx, rx) = mpsc::channel(self.queue_size);
+    ) -> Result<(Arc<Subscriber>, queue::Receiver<Delivery>), Closed> {
+        let (tx, rx) = queue::bounded(self.queue_size);
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscriber {
             key,
@@ -291,7 +291,7 @@ mod tests {
         Arc::new(Event::new(seq, update))
     }
 
-    fn seqs(rx: &mut mpsc::Receiver<Delivery>) -> Vec<u64> {
+    fn seqs(rx: &mut queue::Receiver<Delivery>) -> Vec<u64> {
         std::iter::from_fn(|| match rx.try_recv().ok()? {
             Delivery::Event(e) => Some(e.seq),
             Delivery::Heartbeat => Some(0),
@@ -339,10 +339,7 @@ mod tests {
         let f = Fanout::new(2);
         let (_, mut rx) = f.register(reg(&cache, &["*"], &[])).unwrap();
         f.close();
-        assert!(matches!(
-            rx.try_recv(),
-            Err(mpsc::error::TryRecvError::Disconnected)
-        ));
+        assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
         assert!(f.register(reg(&cache, &["*"], &[])).is_err());
     }
 }

@@ -273,7 +273,7 @@ where
 {
     match crate::stream_http1::sniff(io, HEADER_READ_TIMEOUT).await {
         Ok(Sniffed::Stream(io, request)) => {
-            crate::stream_http1::serve_stream(io, request, serving.router.clone()).await
+            crate::stream_http1::serve_stream(io, request, serving.router, serving.done).await
         }
         // Boxed: hyper's connection state is only allocated for hyper's connections.
         Ok(Sniffed::Other(io)) => Box::pin(serve_hyper(io, peer, serving)).await,

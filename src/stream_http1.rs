@@ -113,20 +113,24 @@ fn stream_request(req: &httparse::Request<'_, '_>) -> Option<http::Request<Body>
     builder.body(Body::empty()).ok()
 }
 
-/// Serves one subscription request to the end of its stream, then closes.
-pub(crate) async fn serve_stream<IO>(
+/// Serves one subscription request: the router answers, the head is
+/// written, and the stream is handed to a task of its own (`done` travels
+/// with it, so shutdown still waits for it).
+pub(crate) async fn serve_stream<IO, D>(
     mut io: IO,
     req: Box<http::Request<Body>>,
     router: axum::Router,
+    done: D,
 ) where
-    IO: AsyncRead + AsyncWrite + Unpin,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    D: Send + 'static,
 {
     // Boxed: the router's future is large and only needed until the head.
     let response = match Box::pin(router.oneshot(*req)).await {
         Ok(response) => response,
         Err(infallible) => match infallible {},
     };
-    let (parts, mut body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let streaming = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -138,6 +142,7 @@ pub(crate) async fn serve_stream<IO>(
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
+    drop(parts);
     if !streaming {
         // An error: small and complete.
         let bytes = body
@@ -158,12 +163,15 @@ pub(crate) async fn serve_stream<IO>(
         return;
     }
     head.extend_from_slice(b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
-    // Only the body lives on for the stream's lifetime.
-    drop(parts);
-    if io.write_all(&head).await.is_err() {
-        return;
+    if io.write_all(&head).await.is_ok() {
+        // The connection task's state was sized for the handshake, the head
+        // and the router; the stream lives on in a task sized for itself.
+        tokio::spawn(pump(io, body, done));
     }
-    drop(head);
+}
+
+/// Writes the body's frames as chunks until it ends or the client leaves.
+async fn pump<IO: AsyncRead + AsyncWrite + Unpin, D>(mut io: IO, mut body: Body, _done: D) {
     let mut probe = [0u8; 32];
     loop {
         tokio::select! {

@@ -12,12 +12,12 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
-use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use crate::fanout::{Delivery, Subscriber};
 use crate::history::{Event, LogError};
 use crate::hub::Hub;
+use crate::queue;
 
 /// The comment written at open and as heartbeat: a static, so no allocation.
 const EMPTY_COMMENT: &[u8] = b":\n\n";
@@ -38,7 +38,7 @@ pub(super) enum Start {
 pub(super) struct SubscriptionBody {
     hub: Arc<Hub>,
     sub: Arc<Subscriber>,
-    rx: mpsc::Receiver<Delivery>,
+    rx: queue::Receiver<Delivery>,
     opened: bool,
     replay: Option<Replay>,
     /// Position of the last event handled; live events at or before it were
@@ -58,7 +58,7 @@ impl SubscriptionBody {
     pub(super) fn new(
         hub: Arc<Hub>,
         sub: Arc<Subscriber>,
-        rx: mpsc::Receiver<Delivery>,
+        rx: queue::Receiver<Delivery>,
         start: Start,
         deadline: Option<tokio::time::Instant>,
     ) -> SubscriptionBody {

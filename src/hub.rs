@@ -71,13 +71,6 @@ impl Keys {
             generated,
         })
     }
-
-    /// A signer for publisher tokens, when the publisher key can sign.
-    pub fn publisher_signer(&self, config: &Config) -> Option<Signer> {
-        Signer::is_symmetric(config.publisher_jwt_alg)
-            .then(|| Signer::new(&self.publisher, config.publisher_jwt_alg).ok())
-            .flatten()
-    }
 }
 
 fn load_or_create_secret(dir: &Path) -> Result<String, KeyError> {

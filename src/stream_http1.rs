@@ -193,33 +193,44 @@ fn data(frame: Option<Result<http_body::Frame<Bytes>, axum::Error>>) -> Option<B
     frame?.ok()?.into_data().ok()
 }
 
-/// Writes `first` and every frame already ready after it as one chunk.
+/// Room in front of a chunk for its size line (16 hex digits and CRLF).
+const SIZE_ROOM: usize = 18;
+
+/// Writes `first` and every frame already ready after it as one chunk,
+/// built in one buffer (the size line goes in the room left in front).
 async fn write_chunks<IO: AsyncWrite + Unpin>(
     io: &mut IO,
     first: Bytes,
     body: &mut Body,
 ) -> io::Result<()> {
-    let mut frames = vec![first];
-    let mut len = frames[0].len();
-    while len < MAX_BATCH {
-        match body.frame().now_or_never() {
-            Some(frame) => match data(frame) {
-                Some(more) => {
-                    len += more.len();
-                    frames.push(more);
-                }
-                None => break,
-            },
-            None => break,
+    let mut out = Vec::with_capacity(SIZE_ROOM + first.len() + 2);
+    out.resize(SIZE_ROOM, 0);
+    out.extend_from_slice(&first);
+    drop(first);
+    while out.len() - SIZE_ROOM < MAX_BATCH {
+        match body.frame().now_or_never().map(data) {
+            Some(Some(more)) => out.extend_from_slice(&more),
+            _ => break,
         }
     }
-    let mut out = Vec::with_capacity(len + 16);
-    out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
-    for frame in &frames {
-        out.extend_from_slice(frame);
-    }
+    let len = out.len() - SIZE_ROOM;
+    let start = put_size_line(&mut out[..SIZE_ROOM], len);
     out.extend_from_slice(b"\r\n");
-    io.write_all(&out).await
+    io.write_all(&out[start..]).await
+}
+
+/// Writes `LEN-IN-HEX\r\n` at the end of `room`; returns where it starts.
+fn put_size_line(room: &mut [u8], mut len: usize) -> usize {
+    let mut at = room.len() - 2;
+    room[at..].copy_from_slice(b"\r\n");
+    loop {
+        at -= 1;
+        room[at] = b"0123456789abcdef"[len % 16];
+        len /= 16;
+        if len == 0 {
+            return at;
+        }
+    }
 }
 
 /// An IO with bytes already read put back in front of it.
@@ -282,6 +293,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn size_lines() {
+        for (len, want) in [
+            (0usize, "0\r\n"),
+            (9, "9\r\n"),
+            (255, "ff\r\n"),
+            (65536, "10000\r\n"),
+        ] {
+            let mut room = [0u8; SIZE_ROOM];
+            let start = put_size_line(&mut room, len);
+            assert_eq!(&room[start..], want.as_bytes());
+        }
+    }
 
     async fn sniffed(bytes: &[u8]) -> Sniffed<&[u8]> {
         sniff(bytes, Duration::from_secs(1)).await.unwrap()

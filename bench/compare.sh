@@ -47,6 +47,7 @@ start_server() {
         --publisher-jwt-key "$SECRET" --anonymous --history-size 1000000 >"$TMP/$name.out" 2>&1 &
       SERVER_PID=$!
       SUB_URL="http://127.0.0.1:$PORT/.well-known/mercure?topic={topic}"
+      ROOMS=(--sub-url "$SUB_URL" --group-param topic)
       PUB_URL="http://127.0.0.1:$PORT/.well-known/mercure"
       PUB_ARGS=(--pub-format mercure --pub-header "Authorization: Bearer $($BIN/ssehub token --publish '*' --publisher-jwt-key "$SECRET")")
       ;;
@@ -55,6 +56,7 @@ start_server() {
       taskset -c 0 nginx -p "$TMP/$name" -c "$TMP/$name/nginx.conf" -g 'daemon off; master_process off;' &
       SERVER_PID=$!
       SUB_URL="http://127.0.0.1:$PORT/sub?topic={topic}"
+      ROOMS=(--sub-url "http://127.0.0.1:$PORT/subm?topic={topic}" --group-param group)
       PUB_URL="http://127.0.0.1:$PORT/pub?id={topic}"
       PUB_ARGS=(--pub-format raw)
       ;;
@@ -78,8 +80,10 @@ bench() {
   local name=$1 scenario=$2 run=$3; shift 3
   start_server "$name"
   echo "== $scenario, $name, run $run"
+  local sub=(--sub-url "$SUB_URL")
+  [ "$scenario" = rooms ] && sub=("${ROOMS[@]}")
   taskset -c 1 $BIN/ssehub-bench run --scenario "$scenario" --label "$name" --server-pid "$SERVER_PID" \
-    --sub-url "$SUB_URL" --pub-url "$PUB_URL" "${PUB_ARGS[@]}" --json "$OUT/$scenario-$name-$run.json" "$@" \
+    "${sub[@]}" --pub-url "$PUB_URL" "${PUB_ARGS[@]}" --json "$OUT/$scenario-$name-$run.json" "$@" \
     2> >(tr '\r' '\n' | grep -E "^($name|ssehub-bench|worker):" >&2) \
     || echo "$scenario, $name, run $run failed" >&2
   stop_server

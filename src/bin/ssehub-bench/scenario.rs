@@ -16,6 +16,14 @@ use crate::proc_stats::{sample, Sample};
 use crate::publisher::{self, Format, Sequences, Target};
 use crate::worker::{decode_hist, Report, Spec};
 
+/// Characters escaped in a query value: all but RFC 3986's unreserved ones,
+/// which some servers (Nchan's `$arg_*`) take without decoding.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Largest number of subscriptions one worker process holds (file limit).
 const PER_WORKER: usize = 15_000;
 
@@ -77,6 +85,9 @@ pub(crate) struct Args {
     /// Seconds to hold idle connections (idle).
     #[arg(long, default_value_t = 20.0)]
     idle_seconds: f64,
+    /// Query parameter naming a subscription's group topic (rooms).
+    #[arg(long, default_value = "topic")]
+    group_param: String,
     /// Stalled readers added (slow).
     #[arg(long, default_value_t = 50)]
     stalled: usize,
@@ -514,12 +525,15 @@ async fn rooms(args: &Args) -> anyhow::Result<serde_json::Value> {
             let user = format!("user-{i}");
             let path = path_for(args, &user);
             topics.push(user);
-            // The same query twice: a second `topic` for the group.
-            let group = path_for(args, &format!("group-{}", i % groups));
-            match group.split_once('?') {
-                Some((_, q)) if path.contains('?') => format!("{path}&{q}"),
-                _ => path,
-            }
+            // The group as a second query parameter (a second `topic` for a
+            // Mercure hub; Nchan multiplexes channels from distinct names).
+            let group = format!("group-{}", i % groups);
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!(
+                "{path}{sep}{}={}",
+                args.group_param,
+                percent_encoding::utf8_percent_encode(&group, QUERY_VALUE)
+            )
         })
         .collect();
     let mut workers = Workers::spawn(args, paths, 0).await?;

@@ -29,7 +29,7 @@ import { get as httpGet, createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
-import { HUB, publish } from './helpers.mjs';
+import { CHROMIUM_ARGS, HUB, publish } from './helpers.mjs';
 
 function required(name) {
   const value = process.env[name];
@@ -63,14 +63,6 @@ const RECEIVE_WAIT_MS = 10_000;
 /** How long pending HTTP/1.1 streams must stay pending to count as stuck. */
 const PENDING_HOLD_MS = 2000;
 
-const BASE_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** Trust ssehub's self-signed certificate (also what nginx and HAProxy serve). */
 const TLS_ARGS = [
   `--ignore-certificate-errors-spki-list=${SPKI}`,
@@ -161,7 +153,7 @@ async function withScenario(args, base, body) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [...BASE_ARGS, ...args],
+    args: [...CHROMIUM_ARGS, ...args],
     timeout: 30_000,
   });
   try {

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 import {
+  CHROMIUM_ARGS,
   HUB,
   TRICKY,
   normalized,
@@ -69,14 +70,7 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: CHROMIUM_ARGS,
     timeout: 30_000,
   });
 });

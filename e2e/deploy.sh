@@ -21,6 +21,17 @@ started=$(date +%s)
 log() { printf 'deploy: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
+# check_rendered PRODUCTION_FILE RENDERED PATTERN: fails if a production-only
+# value (PATTERN, outside comments) survived the rendering, then shows what
+# the test changed.
+check_rendered() {
+  if grep -nE "^[^#]*$3" "$2"; then
+    die "$1 changed: the lines above were not rendered for the test"
+  fi
+  log "$1 as tested (diff from the production file):"
+  diff -u "$ROOT/$1" "$2" | sed -n '3,$p' | grep '^[-+]' >&2 || true
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -178,11 +189,7 @@ sed "${http2_edit[@]}" \
   -e "s#/etc/letsencrypt/live/hub\.example\.com/privkey\.pem#$KEY#" \
   -e "s/127\.0\.0\.1:8080/127.0.0.1:$PLAIN_PORT/" \
   "$ROOT/deploy/nginx/ssehub.conf" >"$NGINX_CONF"
-if grep -nE '^[^#]*(hub\.example\.com|:8080|\b443\b|listen 80|/etc/)' "$NGINX_CONF"; then
-  die "deploy/nginx/ssehub.conf changed: the lines above were not rendered for the test"
-fi
-log "nginx config as tested (diff from deploy/nginx/ssehub.conf):"
-diff -u "$ROOT/deploy/nginx/ssehub.conf" "$NGINX_CONF" | sed -n '3,$p' | grep '^[-+]' >&2 || true
+check_rendered deploy/nginx/ssehub.conf "$NGINX_CONF" '(hub\.example\.com|:8080|\b443\b|listen 80|/etc/)'
 # The production file is a server block for the http {} context; this is the
 # main file around it, with every path in the temporary directory. As root,
 # nginx's workers would switch to nobody, who cannot use the temporary
@@ -232,11 +239,7 @@ sed -e '/^ *#/b' \
   -e "s/bind :80\$/bind 127.0.0.1:$HAPROXY_HTTP_PORT/" \
   -e "s/127\.0\.0\.1:8080/127.0.0.1:$PLAIN_PORT/" \
   "$ROOT/deploy/haproxy/haproxy.cfg" >"$HAPROXY_CFG"
-if grep -nE '^[^#]*(hub\.example\.com|:8080|:443\b|bind :80\b|/etc/|/dev/log|chroot)' "$HAPROXY_CFG"; then
-  die "deploy/haproxy/haproxy.cfg changed: the lines above were not rendered for the test"
-fi
-log "HAProxy config as tested (diff from deploy/haproxy/haproxy.cfg):"
-diff -u "$ROOT/deploy/haproxy/haproxy.cfg" "$HAPROXY_CFG" | sed -n '3,$p' | grep '^[-+]' >&2 || true
+check_rendered deploy/haproxy/haproxy.cfg "$HAPROXY_CFG" '(hub\.example\.com|:8080|:443\b|bind :80\b|/etc/|/dev/log|chroot)'
 "$HAPROXY" -c -q -f "$HAPROXY_CFG" || die "haproxy -c rejected the rendered config"
 log "starting HAProxy: https://localhost:$HAPROXY_PORT, http://127.0.0.1:$HAPROXY_HTTP_PORT"
 start haproxy "$TMP/haproxy.log" "$HAPROXY" -f "$HAPROXY_CFG" -db

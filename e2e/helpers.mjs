@@ -127,3 +127,16 @@ export function once(target, event, ms) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Flags every Chromium launch needs on this machine: no sandbox as root, no
+ * GPU, and no background traffic to a network that is not there.
+ */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];

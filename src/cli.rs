@@ -194,7 +194,13 @@ fn print_banner(running: &crate::server::RunningHub) {
             f.spki_sha256
         );
     }
-    match config.store {
+    match &config.store {
+        Store::Redis(redis) => println!(
+            "history: Redis stream {{{}}} at {}, last ~{} updates (shared by every node)",
+            redis.stream,
+            redis.redacted_url(),
+            config.history_size
+        ),
         Store::Memory => println!(
             "history: in memory (lost at restart), last {} updates",
             config.history_size

@@ -66,9 +66,12 @@ pub struct Options {
     /// Interval of heartbeat comments on idle streams; 0 disables [default: 15s]
     #[arg(long, env = "SSEHUB_HEARTBEAT", value_name = "DURATION")]
     pub heartbeat: Option<HumanDuration>,
-    /// Where history is kept: `disk` (durable, under the data dir) or `memory` [default: disk]
+    /// Where history is kept: `disk` (durable, under the data dir), `memory`, or a Redis URL shared by a cluster of nodes (`redis://[user:pass@]HOST:PORT[/DB]`, `rediss://` for TLS) [default: disk]
     #[arg(long, env = "SSEHUB_STORE", value_name = "STORE")]
     pub store: Option<String>,
+    /// Name of the Redis stream (and prefix of every key, as a hash tag) with a Redis store [default: ssehub]
+    #[arg(long, env = "SSEHUB_REDIS_STREAM", value_name = "NAME")]
+    pub redis_stream: Option<String>,
     /// Number of updates kept for replay [default: 100000]
     #[arg(long, env = "SSEHUB_HISTORY_SIZE", value_name = "N")]
     pub history_size: Option<usize>,
@@ -190,29 +193,99 @@ pub enum ConfigError {
     #[error(transparent)]
     Key(#[from] KeyError),
     /// `--store` names no known store.
-    #[error("unknown store {0:?}: expected \"disk\" or \"memory\"")]
+    #[error("unknown store {0:?}: expected \"disk\", \"memory\" or a redis:// or rediss:// URL")]
     UnknownStore(String),
+    /// A `redis://` store URL does not parse.
+    #[error("invalid Redis URL {url:?}: {message}")]
+    BadRedisUrl {
+        /// The URL, with any password hidden.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// `--redis-stream` is not a usable key name.
+    #[error("invalid redis-stream {0:?}: use 1 to 200 characters without '{{' or '}}' (the name becomes the keys' hash tag)")]
+    BadStreamName(String),
     /// Some numeric setting is out of range.
     #[error("invalid {0}: {1}")]
     Invalid(&'static str, &'static str),
 }
 
 /// Where the hub keeps its history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Store {
     /// Durable segment files under the data directory.
     Disk,
     /// In memory only: lost at restart.
     Memory,
+    /// A Redis stream shared by every node of a cluster.
+    Redis(RedisStore),
 }
 
-impl FromStr for Store {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
+/// A Redis store: where Redis is and which stream the nodes share.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisStore {
+    /// `redis://` or `rediss://` URL, possibly with credentials.
+    pub url: String,
+    /// Stream name; every key the hub uses is `{name}` or `{name}:...`.
+    pub stream: String,
+}
+
+impl RedisStore {
+    /// The URL with any password replaced by `***`, for logs and banners.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.redacted_url())
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+/// Hides the password of `scheme://user:password@host`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+impl Store {
+    /// Parses `--store`; `stream` is `--redis-stream`, used by a Redis store.
+    fn parse(store: &str, stream: Option<String>) -> Result<Store, ConfigError> {
+        let trimmed = store.trim();
+        let lower = trimmed.to_ascii_lowercase();
+        if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+            redis::IntoConnectionInfo::into_connection_info(trimmed).map_err(|e| {
+                ConfigError::BadRedisUrl {
+                    url: redact(trimmed),
+                    message: format!("{e}; expected redis://[user:pass@]HOST:PORT[/DB]"),
+                }
+            })?;
+            let stream = stream.unwrap_or_else(|| "ssehub".into());
+            if stream.is_empty() || stream.len() > 200 || stream.contains(['{', '}']) {
+                return Err(ConfigError::BadStreamName(stream));
+            }
+            return Ok(Store::Redis(RedisStore {
+                url: trimmed.to_string(),
+                stream,
+            }));
+        }
+        match lower.as_str() {
             "disk" => Ok(Store::Disk),
             "memory" => Ok(Store::Memory),
-            _ => Err(ConfigError::UnknownStore(s.to_string())),
+            _ => Err(ConfigError::UnknownStore(redact(trimmed))),
         }
     }
 }
@@ -315,6 +388,7 @@ impl Options {
             cookie_name: self.cookie_name.or(lower.cookie_name),
             heartbeat: self.heartbeat.or(lower.heartbeat),
             store: self.store.or(lower.store),
+            redis_stream: self.redis_stream.or(lower.redis_stream),
             history_size: self.history_size.or(lower.history_size),
             history_bytes: self.history_bytes.or(lower.history_bytes),
             history_ttl: self.history_ttl.or(lower.history_ttl),
@@ -377,7 +451,7 @@ impl Options {
                 .cookie_name
                 .unwrap_or_else(|| "mercureAuthorization".into()),
             heartbeat: self.heartbeat.map_or(Duration::from_secs(15), |d| d.0),
-            store: self.store.as_deref().unwrap_or("disk").parse()?,
+            store: Store::parse(self.store.as_deref().unwrap_or("disk"), self.redis_stream)?,
             history_size: positive(self.history_size, 100_000, "history-size")?,
             history_bytes: match self.history_bytes.unwrap_or(1 << 30) {
                 0 => return Err(ConfigError::Invalid("history-bytes", "must be at least 1")),

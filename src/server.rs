@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Store};
-use crate::history::{DiskLog, Log, MemoryLog, Retention, Tail};
+use crate::history::{redis, DiskLog, Log, MemoryLog, RedisLog, Retention, Tail};
 use crate::hub::{Hub, Keys};
 use crate::stream_http1::Sniffed;
 use crate::tls::{CertFiles, Tls};
@@ -110,7 +110,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
 
 /// Opens the configured history store.
 fn open_log(config: &Config) -> anyhow::Result<(Arc<dyn Log>, Tail)> {
-    Ok(match config.store {
+    Ok(match &config.store {
+        Store::Redis(store) => {
+            let retention = redis::Retention {
+                max_count: config.history_size,
+                max_age: config.history_ttl,
+            };
+            let (log, tail) = RedisLog::open(store, retention)?;
+            (Arc::new(log), tail)
+        }
         Store::Memory => {
             let (log, tail) = MemoryLog::new(config.history_size);
             (Arc::new(log), tail)

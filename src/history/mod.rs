@@ -7,6 +7,7 @@
 
 pub mod disk;
 mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use crate::proto::update::Update;
 
 pub use disk::{DiskLog, Retention};
 pub use memory::MemoryLog;
+pub use redis::RedisLog;
 
 /// An update as logged: its position and its SSE frame, encoded once.
 #[derive(Debug)]
@@ -68,4 +70,9 @@ pub trait Log: Send + Sync + 'static {
 
     /// The id of the newest event, if any.
     fn last_id(&self) -> Option<String>;
+
+    /// Whether the store can take writes now; the reason when it cannot.
+    fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

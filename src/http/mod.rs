@@ -9,9 +9,10 @@ mod subscriptions;
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use http::{header, HeaderName, HeaderValue, Method};
+use http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -31,7 +32,7 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>) -> Router {
                 .head(subscribe::subscribe)
                 .post(publish::publish),
         )
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route("/healthz", get(health));
     if hub.config.subscriptions {
         router = router
             .route(SUBSCRIPTIONS_PATH, get(subscriptions::all))
@@ -56,6 +57,18 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>) -> Router {
         ));
     }
     router.with_state(hub)
+}
+
+/// `GET /healthz`: 200 when the hub can take publishes, else 503 and why
+/// (a load balancer then sends clients to another node).
+async fn health(State(hub): State<Arc<Hub>>) -> (StatusCode, String) {
+    match hub.log.readiness() {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
 }
 
 /// CORS for the allowlisted origins, with credentials (cookies, tokens).

@@ -62,13 +62,18 @@ impl SubscriptionBody {
         start: Start,
         deadline: Option<tokio::time::Instant>,
     ) -> SubscriptionBody {
-        let replay = match start {
-            Start::Live => None,
-            Start::After(after) => Some(Replay {
-                after,
-                page: VecDeque::new(),
-                next: None,
-            }),
+        let (replay, last_seq) = match start {
+            Start::Live => (None, 0),
+            // A node of a cluster may not have fanned out the client's last
+            // event yet: live events up to it are skipped too.
+            Start::After(after) => (
+                Some(Replay {
+                    after,
+                    page: VecDeque::new(),
+                    next: None,
+                }),
+                after.unwrap_or(0),
+            ),
         };
         SubscriptionBody {
             hub,
@@ -76,7 +81,7 @@ impl SubscriptionBody {
             rx,
             opened: false,
             replay,
-            last_seq: 0,
+            last_seq,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
         }
     }

@@ -1,0 +1,41 @@
+-- Appends updates to the stream in one atomic step and keeps the id index
+-- exactly as long as the stream.
+--
+-- KEYS[1] the stream, KEYS[2] the index (hash: event id -> stream id),
+-- KEYS[3] the index order (list of "streamid eventid", oldest first).
+-- ARGV[1] MAXLEN (approximate), ARGV[2] MINID for age retention or "",
+-- ARGV[3] the number of updates, then per update: its event id, its field
+-- count, and the fields and values.
+-- Returns the stream id of each update, in order.
+local stream, index, order = KEYS[1], KEYS[2], KEYS[3]
+local n = tonumber(ARGV[3])
+local at = 4
+local ids = {}
+for u = 1, n do
+  local event_id = ARGV[at]
+  local count = tonumber(ARGV[at + 1])
+  local xadd = {'XADD', stream, 'MAXLEN', '~', ARGV[1], '*'}
+  for f = 1, count do
+    xadd[#xadd + 1] = ARGV[at + 1 + f]
+  end
+  local stream_id = redis.call(unpack(xadd))
+  redis.call('HSET', index, event_id, stream_id)
+  redis.call('RPUSH', order, stream_id .. ' ' .. event_id)
+  ids[u] = stream_id
+  at = at + 2 + count
+end
+if ARGV[2] ~= '' then
+  redis.call('XTRIM', stream, 'MINID', '~', ARGV[2])
+end
+-- Trimming removes the oldest entries: drop as many from the index's front.
+local extra = redis.call('LLEN', order) - redis.call('XLEN', stream)
+for _ = 1, extra do
+  local item = redis.call('LPOP', order)
+  local space = string.find(item, ' ', 1, true)
+  local event_id = string.sub(item, space + 1)
+  -- A reused event id points at its newest entry; keep that mapping.
+  if redis.call('HGET', index, event_id) == string.sub(item, 1, space - 1) then
+    redis.call('HDEL', index, event_id)
+  end
+end
+return ids

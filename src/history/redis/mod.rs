@@ -1,0 +1,246 @@
+//! The Redis log: every node of a cluster appends to one Redis stream and
+//! follows it, so an update published on any node reaches subscribers on
+//! every node, and any node can resume any client.
+//!
+//! Keys (all share the hash tag `{NAME}`, so they live in one Redis Cluster
+//! slot and the append script may touch them together):
+//! - `{NAME}`: the stream; one entry per update (see [`entry`]);
+//! - `{NAME}:ids`: hash from event id to stream id, for resuming without a scan;
+//! - `{NAME}:ids:order`: the index's entries oldest first, so the append
+//!   script drops exactly the ids whose entries the stream trimmed.
+
+mod entry;
+mod link;
+mod tail;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::{BoxFuture, FutureExt};
+use parking_lot::Mutex;
+use redis::{Client, Script, Value};
+use tokio::sync::mpsc;
+
+use super::{Event, Log, LogError, Tail};
+use crate::config::RedisStore;
+use crate::proto::update::Update;
+use link::Link;
+
+/// The names of the keys a hub uses for stream `name`.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// The stream.
+    pub stream: String,
+    /// Event id to stream id.
+    pub index: String,
+    /// The index's entries, oldest first.
+    pub order: String,
+}
+
+impl Keys {
+    /// The keys of stream `name`, all with the hash tag `{name}`.
+    pub fn new(name: &str) -> Keys {
+        Keys {
+            stream: format!("{{{name}}}"),
+            index: format!("{{{name}}}:ids"),
+            order: format!("{{{name}}}:ids:order"),
+        }
+    }
+}
+
+/// What the tail reports about the connection, read by `/healthz`.
+pub(super) struct State {
+    ready: AtomicBool,
+    problem: Mutex<String>,
+    last_id: Mutex<Option<String>>,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            ready: AtomicBool::new(false),
+            problem: Mutex::new("not connected to Redis yet".into()),
+            last_id: Mutex::new(None),
+        }
+    }
+
+    /// Marks the node ready; true if it was not.
+    fn set_ready(&self) -> bool {
+        !self.ready.swap(true, Ordering::SeqCst)
+    }
+
+    /// Marks the node not ready because of `problem`; true if it was ready.
+    fn set_unready(&self, problem: &str) -> bool {
+        *self.problem.lock() = problem.to_string();
+        self.ready.swap(false, Ordering::SeqCst)
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Records the id of the newest event followed.
+    fn saw(&self, id: &str) {
+        *self.last_id.lock() = Some(id.to_string());
+    }
+}
+
+/// Retention applied at each append.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Entries kept (`XADD MAXLEN ~`: Redis trims whole nodes, so a few more may stay).
+    pub max_count: usize,
+    /// Age after which entries are trimmed (`XTRIM MINID ~`), if limited.
+    pub max_age: Option<Duration>,
+}
+
+/// A log in a Redis stream shared by every node.
+pub struct RedisLog {
+    link: Link,
+    keys: Keys,
+    retention: Retention,
+    append: Script,
+    state: Arc<State>,
+    name: String,
+}
+
+impl RedisLog {
+    /// Connects lazily to `store` and starts following its stream; the node
+    /// reports not ready until the first connection succeeds.
+    pub fn open(store: &RedisStore, retention: Retention) -> Result<(RedisLog, Tail), LogError> {
+        let client = Client::open(store.url.as_str())
+            .map_err(|e| LogError::Unavailable(format!("bad Redis URL: {e}")))?;
+        let keys = Keys::new(&store.stream);
+        let state = Arc::new(State::new());
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(tail::run(
+            client.clone(),
+            keys.stream.clone(),
+            tx,
+            state.clone(),
+        ));
+        let name = store.redacted_url();
+        let log = RedisLog {
+            link: Link::new(client, name.clone()),
+            keys,
+            retention,
+            append: Script::new(include_str!("append.lua")),
+            state,
+            name,
+        };
+        Ok((log, rx))
+    }
+}
+
+impl Log for RedisLog {
+    fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
+        async move {
+            if updates.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut call = self.append.prepare_invoke();
+            call.key(&self.keys.stream)
+                .key(&self.keys.index)
+                .key(&self.keys.order)
+                .arg(self.retention.max_count)
+                .arg(self.retention.max_age.map_or(String::new(), min_id))
+                .arg(updates.len());
+            for update in &updates {
+                let fields = entry::fields(update);
+                call.arg(&update.id).arg(fields.len() * 2);
+                for (name, value) in fields {
+                    call.arg(name).arg(value);
+                }
+            }
+            let ids: Vec<String> = self
+                .link
+                .run("append the update", |mut conn| async move {
+                    call.invoke_async(&mut conn).await
+                })
+                .await?;
+            updates
+                .into_iter()
+                .zip(ids)
+                .map(|(update, id)| {
+                    let seq = entry::position(&id).ok_or_else(|| {
+                        LogError::Unavailable(format!("Redis returned an unusable stream id {id}"))
+                    })?;
+                    Ok(Arc::new(Event::new(seq, update)))
+                })
+                .collect()
+        }
+        .boxed()
+    }
+
+    fn position<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<u64>, LogError>> {
+        async move {
+            let stream_id: Option<String> = self
+                .link
+                .run("look up the event id", |mut conn| async move {
+                    redis::cmd("HGET")
+                        .arg(&self.keys.index)
+                        .arg(id)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            Ok(stream_id.as_deref().and_then(entry::position))
+        }
+        .boxed()
+    }
+
+    fn read_after(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
+        async move {
+            let start = after.map_or("-".to_string(), |p| format!("({}", entry::stream_id(p)));
+            let reply: Value = self
+                .link
+                .run("read the history", |mut conn| async move {
+                    redis::cmd("XRANGE")
+                        .arg(&self.keys.stream)
+                        .arg(start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(limit)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let entries = entry::decode_entries(reply).map_err(|e| {
+                LogError::Unavailable(format!("the stream at {} holds {e}", self.name))
+            })?;
+            Ok(entries
+                .into_iter()
+                .map(|(seq, update)| Arc::new(Event::new(seq, update)))
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn last_id(&self) -> Option<String> {
+        self.state.last_id.lock().clone()
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        if self.state.is_ready() {
+            return Ok(());
+        }
+        Err(format!(
+            "Redis at {} is unreachable: {}",
+            self.name,
+            self.state.problem.lock()
+        ))
+    }
+}
+
+/// The oldest stream id kept when entries older than `age` are dropped.
+fn min_id(age: Duration) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-0", now.saturating_sub(age).as_millis())
+}

@@ -1,7 +1,10 @@
 //! The hub: the log, the fan-out fed by the log's tail, and the keys.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
 
 use tokio::task::JoinHandle;
 
@@ -119,10 +122,12 @@ impl Hub {
         if !config.heartbeat.is_zero() {
             tasks.push(tokio::spawn(heartbeat(fanout.clone(), config.heartbeat)));
         }
-        Ok(Arc::new_cyclic(|hub| Hub {
+        let (orphaned, orphans) = mpsc::unbounded_channel();
+        let directory = log.directory(Arc::downgrade(&fanout), orphaned);
+        let hub = Arc::new_cyclic(|hub| Hub {
             subscription_events: config
                 .subscriptions
-                .then(|| SubscriptionEvents::new(hub.clone())),
+                .then(|| SubscriptionEvents::new(hub.clone(), directory)),
             config,
             log,
             fanout,
@@ -130,7 +135,13 @@ impl Hub {
             publisher,
             subscriber,
             tasks,
-        }))
+        });
+        if hub.subscription_events.is_some() {
+            let announcer = tokio::spawn(announce_orphans(Arc::downgrade(&hub), orphans));
+            // The hub holds its tasks; this one ends when the hub is gone.
+            drop(announcer);
+        }
+        Ok(hub)
     }
 
     /// Appends updates to the log; fan-out follows from the tail.
@@ -152,6 +163,20 @@ async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>) {
     while tail.recv_many(&mut batch, 64).await > 0 {
         for event in batch.drain(..) {
             fanout.dispatch(&event);
+        }
+    }
+}
+
+/// Publishes "inactive" subscription events for the subscriptions of nodes
+/// that died (found by the cluster's directory).
+async fn announce_orphans(hub: Weak<Hub>, mut orphans: mpsc::UnboundedReceiver<Vec<Value>>) {
+    while let Some(mut docs) = orphans.recv().await {
+        let Some(hub) = hub.upgrade() else { return };
+        for doc in &mut docs {
+            doc["active"] = Value::Bool(false);
+        }
+        if let Some(events) = &hub.subscription_events {
+            events.publish(docs);
         }
     }
 }

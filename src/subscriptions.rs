@@ -6,7 +6,10 @@ use std::sync::{Arc, Weak};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
+use futures_util::future::BoxFuture;
+
 use crate::fanout::Subscriber;
+use crate::history::LogError;
 use crate::hub::Hub;
 use crate::proto::update::{generate_id, Update};
 
@@ -43,35 +46,57 @@ pub fn document(sub: &Subscriber, topic: &str, active: bool) -> Value {
     })
 }
 
-/// Publishes subscription events through the log, like any update.
+/// Where the subscriptions API finds active subscriptions when several
+/// nodes share the store: each node records its own, and lists everyone's.
+pub trait Directory: Send + Sync + 'static {
+    /// Records that `sub` became active or inactive on this node.
+    fn record(&self, sub: &Subscriber, active: bool);
+
+    /// The document of every active subscription on every live node.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Value>, LogError>>;
+}
+
+/// Publishes subscription events through the log, like any update, and
+/// answers the subscriptions API.
 pub struct SubscriptionEvents {
     hub: Weak<Hub>,
+    directory: Option<Arc<dyn Directory>>,
 }
 
 impl SubscriptionEvents {
-    /// Events for the hub behind `hub`.
-    pub fn new(hub: Weak<Hub>) -> SubscriptionEvents {
-        SubscriptionEvents { hub }
+    /// Events for the hub behind `hub`; `directory` is the cluster's, if any.
+    pub fn new(hub: Weak<Hub>, directory: Option<Arc<dyn Directory>>) -> SubscriptionEvents {
+        SubscriptionEvents { hub, directory }
     }
 
     /// Announces that `sub` became active or inactive, in the background.
     pub fn announce(&self, sub: &Arc<Subscriber>, active: bool) {
+        if let Some(directory) = &self.directory {
+            directory.record(sub, active);
+        }
+        self.publish(
+            sub.topics
+                .iter()
+                .map(|topic| document(sub, topic, active))
+                .collect(),
+        );
+    }
+
+    /// Publishes one subscription event per document, in the background
+    /// (also for subscriptions of a node that died, marked inactive).
+    pub fn publish(&self, documents: Vec<Value>) {
         let Some(hub) = self.hub.upgrade() else {
             return;
         };
-        let updates: Vec<Update> = sub
-            .topics
-            .iter()
-            .map(|topic| {
-                let doc = document(sub, topic, active);
-                Update {
-                    id: generate_id(),
-                    topics: vec![subscription_id(topic, &sub.id)],
-                    data: doc.to_string(),
-                    private: true,
-                    event_type: None,
-                    retry: None,
-                }
+        let updates: Vec<Update> = documents
+            .into_iter()
+            .map(|doc| Update {
+                id: generate_id(),
+                topics: vec![doc["id"].as_str().unwrap_or_default().to_string()],
+                data: doc.to_string(),
+                private: true,
+                event_type: None,
+                retry: None,
             })
             .collect();
         tokio::spawn(async move {
@@ -79,5 +104,21 @@ impl SubscriptionEvents {
                 tracing::warn!("could not publish a subscription event: {e}");
             }
         });
+    }
+
+    /// Every active subscription's document: the cluster's, or this node's.
+    pub async fn documents(&self) -> Result<Vec<Value>, LogError> {
+        if let Some(directory) = &self.directory {
+            return directory.list().await;
+        }
+        let Some(hub) = self.hub.upgrade() else {
+            return Ok(Vec::new());
+        };
+        Ok(hub
+            .fanout
+            .subscribers()
+            .iter()
+            .flat_map(|s| s.topics.iter().map(|t| document(s, t, true)))
+            .collect())
     }
 }

@@ -9,13 +9,16 @@ pub mod disk;
 mod memory;
 pub mod redis;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::fanout::Fanout;
 use crate::proto::update::Update;
+use crate::subscriptions::Directory;
 
 pub use disk::{DiskLog, Retention};
 pub use memory::MemoryLog;
@@ -74,5 +77,17 @@ pub trait Log: Send + Sync + 'static {
     /// Whether the store can take writes now; the reason when it cannot.
     fn readiness(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// The directory of subscriptions shared by the nodes of a cluster, for
+    /// stores that several nodes share: `local` is this node's fan-out, and
+    /// `orphaned` receives the documents of subscriptions whose node died.
+    fn directory(
+        &self,
+        local: Weak<Fanout>,
+        orphaned: mpsc::UnboundedSender<Vec<Value>>,
+    ) -> Option<Arc<dyn Directory>> {
+        let _ = (local, orphaned);
+        None
     }
 }

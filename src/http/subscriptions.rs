@@ -12,11 +12,10 @@ use super::error::ApiError;
 use super::request::{find_token, Query};
 use crate::hub::Hub;
 use crate::proto::claims::SelectorSet;
-use crate::subscriptions::{document, subscription_id};
 
 /// Lists every active subscription the token may see.
 pub(super) async fn all(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiError> {
-    list(&hub, &req, None, None)
+    list(&hub, req, None, None).await
 }
 
 /// Lists the active subscriptions to one topic.
@@ -25,7 +24,7 @@ pub(super) async fn by_topic(
     Path(topic): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    list(&hub, &req, Some(&topic), None)
+    list(&hub, req, Some(&topic), None).await
 }
 
 /// Describes one subscription.
@@ -34,12 +33,12 @@ pub(super) async fn one(
     Path((topic, subscriber)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    list(&hub, &req, Some(&topic), Some(&subscriber))
+    list(&hub, req, Some(&topic), Some(&subscriber)).await
 }
 
-fn list(
+async fn list(
     hub: &Hub,
-    req: &Request,
+    req: Request,
     topic: Option<&str>,
     subscriber: Option<&str>,
 ) -> Result<Response, ApiError> {
@@ -54,27 +53,25 @@ fn list(
         &hub.selectors,
         claims.mercure.subscribe.as_deref().unwrap_or_default(),
     );
-    let path = req.uri().path();
-    if !allowed.matches(path) {
+    let path = req.uri().path().to_string();
+    if !allowed.matches(&path) {
         return Err(ApiError::Forbidden(format!(
             "the token's mercure.subscribe claim does not cover {path}"
         )));
     }
-    let mut docs: Vec<Value> = hub
-        .fanout
-        .subscribers()
-        .iter()
-        .filter(|s| subscriber.is_none_or(|id| s.id == id))
-        .flat_map(|s| {
-            s.topics
-                .iter()
-                .filter(|t| topic.is_none_or(|want| *t == want))
-                .filter(|t| allowed.matches(&subscription_id(t, &s.id)))
-                .map(|t| document(s, t, true))
-                .collect::<Vec<_>>()
-        })
+    let Some(events) = &hub.subscription_events else {
+        return Err(ApiError::NotFound("the subscriptions API is off".into()));
+    };
+    let field = |doc: &Value, name: &str| doc[name].as_str().unwrap_or_default().to_string();
+    let mut docs: Vec<Value> = events
+        .documents()
+        .await?
+        .into_iter()
+        .filter(|d| subscriber.is_none_or(|id| field(d, "subscriber") == id))
+        .filter(|d| topic.is_none_or(|want| field(d, "topic") == want))
+        .filter(|d| allowed.matches(&field(d, "id")))
         .collect();
-    docs.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    docs.sort_by_key(|d| field(d, "id"));
     let last_event_id = hub
         .log
         .last_id()

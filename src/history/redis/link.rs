@@ -55,6 +55,11 @@ impl Link {
         Ok(conn)
     }
 
+    /// Drops the connection; the next command opens a new one.
+    pub(super) async fn forget(&self) {
+        *self.conn.lock().await = None;
+    }
+
     /// Runs `op` on the connection; a broken connection is dropped so the
     /// next call reconnects.
     pub(super) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, LogError>

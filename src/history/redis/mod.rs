@@ -7,14 +7,17 @@
 //! - `{NAME}`: the stream; one entry per update (see [`entry`]);
 //! - `{NAME}:ids`: hash from event id to stream id, for resuming without a scan;
 //! - `{NAME}:ids:order`: the index's entries oldest first, so the append
-//!   script drops exactly the ids whose entries the stream trimmed.
+//!   script drops exactly the ids whose entries the stream trimmed;
+//! - `{NAME}:nodes` and `{NAME}:subscriptions:NODE`: the cluster's
+//!   directory of subscriptions (see [`presence`]).
 
 mod entry;
 mod link;
+mod presence;
 mod tail;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt};
@@ -24,7 +27,9 @@ use tokio::sync::mpsc;
 
 use super::{Event, Log, LogError, Tail};
 use crate::config::RedisStore;
+use crate::fanout::Fanout;
 use crate::proto::update::Update;
+use crate::subscriptions::Directory;
 use link::Link;
 
 /// The names of the keys a hub uses for stream `name`.
@@ -97,12 +102,13 @@ pub struct Retention {
 
 /// A log in a Redis stream shared by every node.
 pub struct RedisLog {
-    link: Link,
+    link: Arc<Link>,
     keys: Keys,
     retention: Retention,
     append: Script,
     state: Arc<State>,
     name: String,
+    stream: String,
 }
 
 impl RedisLog {
@@ -114,15 +120,18 @@ impl RedisLog {
         let keys = Keys::new(&store.stream);
         let state = Arc::new(State::new());
         let (tx, rx) = mpsc::unbounded_channel();
+        let name = store.redacted_url();
+        let link = Arc::new(Link::new(client.clone(), name.clone()));
         tokio::spawn(tail::run(
-            client.clone(),
+            client,
             keys.stream.clone(),
             tx,
             state.clone(),
+            link.clone(),
         ));
-        let name = store.redacted_url();
         let log = RedisLog {
-            link: Link::new(client, name.clone()),
+            stream: store.stream.clone(),
+            link,
             keys,
             retention,
             append: Script::new(include_str!("append.lua")),
@@ -223,6 +232,19 @@ impl Log for RedisLog {
 
     fn last_id(&self) -> Option<String> {
         self.state.last_id.lock().clone()
+    }
+
+    fn directory(
+        &self,
+        local: Weak<Fanout>,
+        orphaned: mpsc::UnboundedSender<Vec<serde_json::Value>>,
+    ) -> Option<Arc<dyn Directory>> {
+        Some(Arc::new(presence::Presence::start(
+            self.link.clone(),
+            &self.stream,
+            local,
+            orphaned,
+        )))
     }
 
     fn readiness(&self) -> Result<(), String> {

@@ -13,7 +13,7 @@ use redis::{Client, RedisError, Value};
 use tokio::sync::mpsc;
 
 use super::entry::{decode_entry, text};
-use super::link::connection_config;
+use super::link::{connection_config, Link};
 use super::State;
 use crate::history::Event;
 
@@ -30,6 +30,7 @@ pub(super) async fn run(
     stream: String,
     tx: mpsc::UnboundedSender<Arc<Event>>,
     state: Arc<State>,
+    link: Arc<Link>,
 ) {
     let mut after: Option<String> = None;
     let mut pause = BACKOFF.0;
@@ -40,6 +41,8 @@ pub(super) async fn run(
         };
         if state.set_unready(&error.to_string()) {
             tracing::warn!("lost Redis: {error}; reconnecting");
+            // The command connection is most likely broken too.
+            link.forget().await;
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(BACKOFF.1);

@@ -1,0 +1,285 @@
+//! The cluster's directory of subscriptions, kept in Redis so that the
+//! subscriptions API of any node lists every node's subscribers.
+//!
+//! Each node writes the documents of its own subscriptions to a hash
+//! `{NAME}:subscriptions:NODE` (field: subscription id) and announces itself
+//! in the sorted set `{NAME}:nodes`, scored by the time its announcement
+//! lapses. A node that stops refreshing drops out of listings once that
+//! time passes; the first live node to notice claims it (removing it from
+//! the set is atomic, so one node does), publishes "inactive" events for its
+//! subscriptions and deletes its hash.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::{BoxFuture, FutureExt};
+use redis::aio::MultiplexedConnection;
+use redis::RedisError;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::link::Link;
+use crate::fanout::{Fanout, Subscriber};
+use crate::history::LogError;
+use crate::subscriptions::{document, subscription_id, Directory};
+
+/// How long a node stays listed without refreshing.
+const LEASE: Duration = Duration::from_secs(15);
+/// How often a node refreshes its lease and looks for dead nodes.
+const REFRESH: Duration = Duration::from_secs(5);
+/// A dead node's hash outlives its lease by this much, so that another node
+/// can still read it to announce its subscriptions as inactive.
+const GRACE: Duration = Duration::from_secs(60);
+
+/// A change to this node's entries.
+enum Change {
+    Set(String, String),
+    Remove(String),
+}
+
+/// This node's view of the directory.
+pub(super) struct Presence {
+    link: Arc<Link>,
+    nodes: String,
+    prefix: String,
+    changes: mpsc::UnboundedSender<Change>,
+}
+
+/// Everything the background writer needs.
+struct Writer {
+    link: Arc<Link>,
+    node: String,
+    nodes: String,
+    prefix: String,
+    local: Weak<Fanout>,
+    orphaned: mpsc::UnboundedSender<Vec<Value>>,
+}
+
+impl Presence {
+    /// Starts the directory of stream `name` for this node.
+    pub(super) fn start(
+        link: Arc<Link>,
+        name: &str,
+        local: Weak<Fanout>,
+        orphaned: mpsc::UnboundedSender<Vec<Value>>,
+    ) -> Presence {
+        let nodes = format!("{{{name}}}:nodes");
+        let prefix = format!("{{{name}}}:subscriptions:");
+        let (changes, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            link: link.clone(),
+            node: hex::encode(rand::random::<[u8; 8]>()),
+            nodes: nodes.clone(),
+            prefix: prefix.clone(),
+            local,
+            orphaned,
+        };
+        tokio::spawn(writer.run(rx));
+        Presence {
+            link,
+            nodes,
+            prefix,
+            changes,
+        }
+    }
+}
+
+impl Directory for Presence {
+    fn record(&self, sub: &Subscriber, active: bool) {
+        for topic in &sub.topics {
+            let id = subscription_id(topic, &sub.id);
+            let change = if active {
+                Change::Set(id, document(sub, topic, true).to_string())
+            } else {
+                Change::Remove(id)
+            };
+            let _ = self.changes.send(change);
+        }
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Value>, LogError>> {
+        async move {
+            let docs: Vec<Vec<String>> = self
+                .link
+                .run("list subscriptions", |mut conn| async move {
+                    let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                        .arg(&self.nodes)
+                        .arg(now_ms())
+                        .arg("+inf")
+                        .query_async(&mut conn)
+                        .await?;
+                    let mut pipe = redis::pipe();
+                    for node in &nodes {
+                        pipe.cmd("HVALS").arg(format!("{}{node}", self.prefix));
+                    }
+                    pipe.query_async(&mut conn).await
+                })
+                .await?;
+            Ok(docs
+                .into_iter()
+                .flatten()
+                .filter_map(|d| serde_json::from_str(&d).ok())
+                .collect())
+        }
+        .boxed()
+    }
+}
+
+impl Writer {
+    fn key(&self) -> String {
+        format!("{}{}", self.prefix, self.node)
+    }
+
+    /// Applies changes as they come and refreshes the lease; after any
+    /// failure, rewrites the whole hash from the fan-out once Redis answers.
+    async fn run(self, mut changes: mpsc::UnboundedReceiver<Change>) {
+        let mut tick = tokio::time::interval(REFRESH);
+        let mut batch = Vec::new();
+        let mut stale = true;
+        loop {
+            tokio::select! {
+                n = changes.recv_many(&mut batch, 1024) => {
+                    if n == 0 {
+                        return;
+                    }
+                    // A stale hash is rewritten whole: the changes are in it.
+                    if !stale {
+                        stale = self.apply(&mut batch).await.is_err();
+                    }
+                    batch.clear();
+                    if !stale {
+                        continue;
+                    }
+                }
+                _ = tick.tick() => {}
+            }
+            if self.local.strong_count() == 0 {
+                return;
+            }
+            stale = match self.refresh(stale).await {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::debug!("could not refresh the subscription directory: {e}");
+                    true
+                }
+            };
+        }
+    }
+
+    async fn apply(&self, batch: &mut [Change]) -> Result<(), LogError> {
+        let key = self.key();
+        let mut pipe = redis::pipe();
+        for change in batch.iter() {
+            match change {
+                Change::Set(id, doc) => pipe.hset(&key, id, doc).ignore(),
+                Change::Remove(id) => pipe.hdel(&key, id).ignore(),
+            };
+        }
+        pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
+        self.link
+            .run("record subscriptions", |mut conn| async move {
+                pipe.query_async::<()>(&mut conn).await
+            })
+            .await
+    }
+
+    /// Renews this node's lease (rewriting its hash if `rewrite`) and claims
+    /// nodes whose lease lapsed.
+    async fn refresh(&self, rewrite: bool) -> Result<(), LogError> {
+        let key = self.key();
+        let docs: Vec<(String, String)> = match (rewrite, self.local.upgrade()) {
+            (true, Some(fanout)) => fanout
+                .subscribers()
+                .iter()
+                .flat_map(|s| {
+                    s.topics
+                        .iter()
+                        .map(|t| (subscription_id(t, &s.id), document(s, t, true).to_string()))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let dead: Vec<String> = self
+            .link
+            .run("renew this node's lease", |mut conn| async move {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                if rewrite {
+                    pipe.del(&key).ignore();
+                    for chunk in docs.chunks(1000) {
+                        pipe.hset_multiple(&key, chunk).ignore();
+                    }
+                }
+                pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
+                pipe.zadd(&self.nodes, &self.node, now_ms() + lease_ms(LEASE))
+                    .ignore();
+                pipe.query_async::<()>(&mut conn).await?;
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(&self.nodes)
+                    .arg("-inf")
+                    .arg(format!("({}", now_ms()))
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        for node in dead {
+            self.claim(node).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes over a dead node: if this node wins the removal, its
+    /// subscriptions are announced inactive and its hash deleted.
+    async fn claim(&self, node: String) -> Result<(), LogError> {
+        let key = format!("{}{node}", self.prefix);
+        let docs = self
+            .link
+            .run("claim a dead node", |mut conn| async move {
+                claim(&mut conn, &self.nodes, &node, &key).await
+            })
+            .await?;
+        if !docs.is_empty() {
+            tracing::info!(
+                "a node left without closing its {} subscriptions; announcing them inactive",
+                docs.len()
+            );
+            let _ = self.orphaned.send(docs);
+        }
+        Ok(())
+    }
+}
+
+/// Removes `node` from `nodes`; if this call removed it, returns and deletes
+/// its documents.
+async fn claim(
+    conn: &mut MultiplexedConnection,
+    nodes: &str,
+    node: &str,
+    key: &str,
+) -> Result<Vec<Value>, RedisError> {
+    let won: i64 = redis::cmd("ZREM")
+        .arg(nodes)
+        .arg(node)
+        .query_async(conn)
+        .await?;
+    if won == 0 {
+        return Ok(Vec::new());
+    }
+    let docs: Vec<String> = redis::cmd("HVALS").arg(key).query_async(conn).await?;
+    redis::cmd("DEL").arg(key).query_async::<()>(conn).await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect())
+}
+
+fn lease_ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}

@@ -72,6 +72,9 @@ pub struct Options {
     /// Name of the Redis stream (and prefix of every key, as a hash tag) with a Redis store [default: ssehub]
     #[arg(long, env = "SSEHUB_REDIS_STREAM", value_name = "NAME")]
     pub redis_stream: Option<String>,
+    /// PEM CA certificate(s) that a rediss:// store's certificate must chain to [default: the system's roots]
+    #[arg(long, env = "SSEHUB_REDIS_CA_CERT", value_name = "FILE")]
+    pub redis_ca_cert: Option<PathBuf>,
     /// Number of updates kept for replay [default: 100000]
     #[arg(long, env = "SSEHUB_HISTORY_SIZE", value_name = "N")]
     pub history_size: Option<usize>,
@@ -229,6 +232,8 @@ pub struct RedisStore {
     pub url: String,
     /// Stream name; every key the hub uses is `{name}` or `{name}:...`.
     pub stream: String,
+    /// CA certificates trusted for `rediss://`, instead of the system's.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl RedisStore {
@@ -243,6 +248,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("url", &self.redacted_url())
             .field("stream", &self.stream)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }
@@ -262,8 +268,13 @@ fn redact(url: &str) -> String {
 }
 
 impl Store {
-    /// Parses `--store`; `stream` is `--redis-stream`, used by a Redis store.
-    fn parse(store: &str, stream: Option<String>) -> Result<Store, ConfigError> {
+    /// Parses `--store`; `stream` and `ca_cert` are `--redis-stream` and
+    /// `--redis-ca-cert`, used by a Redis store.
+    fn parse(
+        store: &str,
+        stream: Option<String>,
+        ca_cert: Option<PathBuf>,
+    ) -> Result<Store, ConfigError> {
         let trimmed = store.trim();
         let lower = trimmed.to_ascii_lowercase();
         if lower.starts_with("redis://") || lower.starts_with("rediss://") {
@@ -277,9 +288,16 @@ impl Store {
             if stream.is_empty() || stream.len() > 200 || stream.contains(['{', '}']) {
                 return Err(ConfigError::BadStreamName(stream));
             }
+            if ca_cert.is_some() && !lower.starts_with("rediss://") {
+                return Err(ConfigError::Invalid(
+                    "redis-ca-cert",
+                    "only applies to a rediss:// (TLS) store",
+                ));
+            }
             return Ok(Store::Redis(RedisStore {
                 url: trimmed.to_string(),
                 stream,
+                ca_cert,
             }));
         }
         match lower.as_str() {
@@ -389,6 +407,7 @@ impl Options {
             heartbeat: self.heartbeat.or(lower.heartbeat),
             store: self.store.or(lower.store),
             redis_stream: self.redis_stream.or(lower.redis_stream),
+            redis_ca_cert: self.redis_ca_cert.or(lower.redis_ca_cert),
             history_size: self.history_size.or(lower.history_size),
             history_bytes: self.history_bytes.or(lower.history_bytes),
             history_ttl: self.history_ttl.or(lower.history_ttl),
@@ -451,7 +470,11 @@ impl Options {
                 .cookie_name
                 .unwrap_or_else(|| "mercureAuthorization".into()),
             heartbeat: self.heartbeat.map_or(Duration::from_secs(15), |d| d.0),
-            store: Store::parse(self.store.as_deref().unwrap_or("disk"), self.redis_stream)?,
+            store: Store::parse(
+                self.store.as_deref().unwrap_or("disk"),
+                self.redis_stream,
+                self.redis_ca_cert,
+            )?,
             history_size: positive(self.history_size, 100_000, "history-size")?,
             history_bytes: match self.history_bytes.unwrap_or(1 << 30) {
                 0 => return Err(ConfigError::Invalid("history-bytes", "must be at least 1")),

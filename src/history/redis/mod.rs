@@ -115,8 +115,7 @@ impl RedisLog {
     /// Connects lazily to `store` and starts following its stream; the node
     /// reports not ready until the first connection succeeds.
     pub fn open(store: &RedisStore, retention: Retention) -> Result<(RedisLog, Tail), LogError> {
-        let client = Client::open(store.url.as_str())
-            .map_err(|e| LogError::Unavailable(format!("bad Redis URL: {e}")))?;
+        let client = client(store)?;
         let keys = Keys::new(&store.stream);
         let state = Arc::new(State::new());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -257,6 +256,22 @@ impl Log for RedisLog {
             self.state.problem.lock()
         ))
     }
+}
+
+/// A client for `store`, trusting its CA file if one is configured.
+fn client(store: &RedisStore) -> Result<Client, LogError> {
+    let refused = |e: &dyn std::fmt::Display| {
+        LogError::Unavailable(format!("cannot use Redis at {}: {e}", store.redacted_url()))
+    };
+    let Some(path) = &store.ca_cert else {
+        return Client::open(store.url.as_str()).map_err(|e| refused(&e));
+    };
+    let pem = std::fs::read(path).map_err(|e| refused(&format!("{}: {e}", path.display())))?;
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Client::build_with_tls(store.url.as_str(), certs).map_err(|e| refused(&e))
 }
 
 /// The oldest stream id kept when entries older than `age` are dropped.

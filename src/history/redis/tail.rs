@@ -6,7 +6,7 @@
 //! no entry Redis accepted is skipped.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{Client, RedisError, Value};
@@ -21,6 +21,8 @@ use crate::history::Event;
 const BLOCK: Duration = Duration::from_secs(5);
 /// Entries read per XREAD.
 const BATCH: usize = 1024;
+/// How far before the node opened it starts following, in milliseconds.
+const START_MARGIN_MS: u64 = 1000;
 /// First and longest pause between reconnection attempts.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
 
@@ -32,10 +34,11 @@ pub(super) async fn run(
     state: Arc<State>,
     link: Arc<Link>,
 ) {
+    let opened = Instant::now();
     let mut after: Option<String> = None;
     let mut pause = BACKOFF.0;
     loop {
-        let error = match follow(&client, &stream, &mut after, &tx, &state).await {
+        let error = match follow(&client, opened, &stream, &mut after, &tx, &state).await {
             Ok(()) => return,
             Err(e) => e,
         };
@@ -43,20 +46,19 @@ pub(super) async fn run(
             tracing::warn!("lost Redis: {error}; reconnecting");
             // The command connection is most likely broken too.
             link.forget().await;
+            pause = BACKOFF.0;
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(BACKOFF.1);
-        if state.is_ready() {
-            pause = BACKOFF.0;
-        }
     }
 }
 
-/// Connects, then reads entries after `after` (the stream's newest entry at
-/// the first connection) for as long as the connection works. `Ok` means the
+/// Connects, then reads entries after `after` (see [`start_id`] for the
+/// first connection) for as long as the connection works. `Ok` means the
 /// hub stopped.
 async fn follow(
     client: &Client,
+    opened: Instant,
     stream: &str,
     after: &mut Option<String>,
     tx: &mpsc::UnboundedSender<Arc<Event>>,
@@ -68,7 +70,7 @@ async fn follow(
         .await?;
     let mut from = match after.take() {
         Some(id) => id,
-        None => newest(&mut conn, stream).await?,
+        None => start_id(&mut conn, opened.elapsed()).await?,
     };
     *after = Some(from.clone());
     if state.set_ready() {
@@ -108,21 +110,16 @@ async fn follow(
     }
 }
 
-/// The id of the stream's newest entry, or `0-0` when it is empty.
-async fn newest(conn: &mut MultiplexedConnection, stream: &str) -> Result<String, RedisError> {
-    let reply: Value = redis::cmd("XREVRANGE")
-        .arg(stream)
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(1)
-        .query_async(conn)
-        .await?;
-    Ok(entries_of_range(reply)
-        .into_iter()
-        .next()
-        .and_then(|e| entry_id(&e))
-        .unwrap_or_else(|| "0-0".into()))
+/// Where a node that opened `since` ago starts following: the stream id of
+/// that moment on Redis's clock (so clock skew between hosts does not
+/// matter), less a second. Entries appended while the node was starting or
+/// could not reach Redis then still reach the subscribers that connected
+/// meanwhile; a few older ones may be fanned out too, which is harmless.
+async fn start_id(conn: &mut MultiplexedConnection, since: Duration) -> Result<String, RedisError> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    let now_ms = secs * 1000 + micros / 1000;
+    let start = now_ms.saturating_sub(since.as_millis() as u64 + START_MARGIN_MS);
+    Ok(format!("{start}-0"))
 }
 
 /// The entries of an XREAD reply for one stream (nil when it timed out).

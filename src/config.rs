@@ -75,6 +75,9 @@ pub struct Options {
     /// PEM CA certificate(s) that a rediss:// store's certificate must chain to [default: the system's roots]
     #[arg(long, env = "SSEHUB_REDIS_CA_CERT", value_name = "FILE")]
     pub redis_ca_cert: Option<PathBuf>,
+    /// The Redis store is a Redis Cluster; its URL names one seed node [default: false]
+    #[arg(long, env = "SSEHUB_REDIS_CLUSTER", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub redis_cluster: Option<bool>,
     /// Number of updates kept for replay [default: 100000]
     #[arg(long, env = "SSEHUB_HISTORY_SIZE", value_name = "N")]
     pub history_size: Option<usize>,
@@ -234,6 +237,8 @@ pub struct RedisStore {
     pub stream: String,
     /// CA certificates trusted for `rediss://`, instead of the system's.
     pub ca_cert: Option<PathBuf>,
+    /// Whether `url` is a seed node of a Redis Cluster.
+    pub cluster: bool,
 }
 
 impl RedisStore {
@@ -249,6 +254,7 @@ impl std::fmt::Debug for RedisStore {
             .field("url", &self.redacted_url())
             .field("stream", &self.stream)
             .field("ca_cert", &self.ca_cert)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -268,12 +274,14 @@ fn redact(url: &str) -> String {
 }
 
 impl Store {
-    /// Parses `--store`; `stream` and `ca_cert` are `--redis-stream` and
-    /// `--redis-ca-cert`, used by a Redis store.
+    /// Parses `--store`; `stream`, `ca_cert` and `cluster` are
+    /// `--redis-stream`, `--redis-ca-cert` and `--redis-cluster`, used by a
+    /// Redis store.
     fn parse(
         store: &str,
         stream: Option<String>,
         ca_cert: Option<PathBuf>,
+        cluster: Option<bool>,
     ) -> Result<Store, ConfigError> {
         let trimmed = store.trim();
         let lower = trimmed.to_ascii_lowercase();
@@ -298,6 +306,7 @@ impl Store {
                 url: trimmed.to_string(),
                 stream,
                 ca_cert,
+                cluster: cluster.unwrap_or(false),
             }));
         }
         match lower.as_str() {
@@ -408,6 +417,7 @@ impl Options {
             store: self.store.or(lower.store),
             redis_stream: self.redis_stream.or(lower.redis_stream),
             redis_ca_cert: self.redis_ca_cert.or(lower.redis_ca_cert),
+            redis_cluster: self.redis_cluster.or(lower.redis_cluster),
             history_size: self.history_size.or(lower.history_size),
             history_bytes: self.history_bytes.or(lower.history_bytes),
             history_ttl: self.history_ttl.or(lower.history_ttl),
@@ -474,6 +484,7 @@ impl Options {
                 self.store.as_deref().unwrap_or("disk"),
                 self.redis_stream,
                 self.redis_ca_cert,
+                self.redis_cluster,
             )?,
             history_size: positive(self.history_size, 100_000, "history-size")?,
             history_bytes: match self.history_bytes.unwrap_or(1 << 30) {

@@ -1,56 +1,154 @@
-//! A shared connection for commands, opened on first use and again after it
-//! broke: while Redis is down every command fails fast with a clear error
-//! instead of waiting, and the first command after Redis is back reconnects.
+//! Connections to Redis, one server or a Redis Cluster.
+//!
+//! [`Link`] is the connection every command of a node shares, opened on first
+//! use and again after it broke: while Redis is down every command fails fast
+//! with a clear error instead of waiting, and the first command after Redis
+//! is back reconnects. The tail opens its own connection with [`Connector`].
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::Mutex;
 
+use crate::config::RedisStore;
 use crate::history::LogError;
 
 /// Longest wait for a TCP (and TLS) connection to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for a command's reply. An append with `appendfsync always`
 /// waits for Redis's fsync, well under this.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connection settings; `reply` is the longest wait for a reply, if any.
-pub(super) fn connection_config(reply: Option<Duration>) -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(reply)
+/// Opens connections to one Redis server or to a Redis Cluster.
+#[derive(Clone)]
+pub(super) enum Connector {
+    /// One server (or a proxy in front of several).
+    Single(Client),
+    /// A Redis Cluster, discovered from the store URL as a seed node.
+    Cluster(ClusterClient),
 }
 
-/// One multiplexed connection shared by every command of this node.
+impl Connector {
+    /// A connector for `store`, trusting its CA file if one is configured.
+    pub(super) fn new(store: &RedisStore) -> Result<Connector, LogError> {
+        let refused = |e: &dyn std::fmt::Display| {
+            LogError::Unavailable(format!("cannot use Redis at {}: {e}", store.redacted_url()))
+        };
+        let certs = match &store.ca_cert {
+            Some(path) => Some(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(
+                    std::fs::read(path)
+                        .map_err(|e| refused(&format!("{}: {e}", path.display())))?,
+                ),
+            }),
+            None => None,
+        };
+        let url = store.url.as_str();
+        Ok(match (store.cluster, certs) {
+            (false, None) => Connector::Single(Client::open(url).map_err(|e| refused(&e))?),
+            (false, Some(certs)) => {
+                Connector::Single(Client::build_with_tls(url, certs).map_err(|e| refused(&e))?)
+            }
+            (true, certs) => {
+                let mut builder = ClusterClient::builder([url]);
+                if let Some(certs) = certs {
+                    builder = builder.certs(certs);
+                }
+                Connector::Cluster(builder.build().map_err(|e| refused(&e))?)
+            }
+        })
+    }
+
+    /// Opens a connection whose replies may take up to `reply`.
+    pub(super) async fn connect(&self, reply: Duration) -> Result<Conn, RedisError> {
+        Ok(match self {
+            Connector::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(reply));
+                Conn::Single(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                )
+            }
+            Connector::Cluster(client) => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(CONNECT_TIMEOUT)
+                    .set_response_timeout(reply);
+                Conn::Cluster(client.get_async_connection_with_config(config).await?)
+            }
+        })
+    }
+}
+
+/// A connection to one server or to a cluster; cheap to clone (clones share
+/// the connection).
+#[derive(Clone)]
+pub(super) enum Conn {
+    /// To one server.
+    Single(MultiplexedConnection),
+    /// To a cluster, routing each command to the node owning its key's slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// One connection shared by every command of this node.
 pub(super) struct Link {
-    client: Client,
+    connector: Connector,
     /// Where Redis is, password hidden, for error messages.
     name: String,
-    conn: Mutex<Option<MultiplexedConnection>>,
+    conn: Mutex<Option<Conn>>,
 }
 
 impl Link {
-    /// A link to `client`, not connected yet.
-    pub(super) fn new(client: Client, name: String) -> Link {
+    /// A link through `connector`, not connected yet.
+    pub(super) fn new(connector: Connector, name: String) -> Link {
         Link {
-            client,
+            connector,
             name,
             conn: Mutex::new(None),
         }
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+    async fn connection(&self) -> Result<Conn, RedisError> {
         let mut slot = self.conn.lock().await;
         if let Some(conn) = &*slot {
             return Ok(conn.clone());
         }
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&connection_config(Some(REPLY_TIMEOUT)))
-            .await?;
+        let conn = self.connector.connect(REPLY_TIMEOUT).await?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -64,7 +162,7 @@ impl Link {
     /// next call reconnects.
     pub(super) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, LogError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let result = match self.connection().await {
@@ -83,6 +181,6 @@ impl Link {
 }
 
 /// Whether `e` means the connection itself is unusable.
-pub(super) fn is_broken(e: &RedisError) -> bool {
+fn is_broken(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt};
 use parking_lot::Mutex;
-use redis::{Client, Script, Value};
+use redis::{Script, Value};
 use tokio::sync::mpsc;
 
 use super::{Event, Log, LogError, Tail};
@@ -30,7 +30,7 @@ use crate::config::RedisStore;
 use crate::fanout::Fanout;
 use crate::proto::update::Update;
 use crate::subscriptions::Directory;
-use link::Link;
+use link::{Connector, Link};
 
 /// The names of the keys a hub uses for stream `name`.
 #[derive(Debug, Clone)]
@@ -115,14 +115,14 @@ impl RedisLog {
     /// Connects lazily to `store` and starts following its stream; the node
     /// reports not ready until the first connection succeeds.
     pub fn open(store: &RedisStore, retention: Retention) -> Result<(RedisLog, Tail), LogError> {
-        let client = client(store)?;
+        let connector = Connector::new(store)?;
         let keys = Keys::new(&store.stream);
         let state = Arc::new(State::new());
         let (tx, rx) = mpsc::unbounded_channel();
         let name = store.redacted_url();
-        let link = Arc::new(Link::new(client.clone(), name.clone()));
+        let link = Arc::new(Link::new(connector.clone(), name.clone()));
         tokio::spawn(tail::run(
-            client,
+            connector,
             keys.stream.clone(),
             tx,
             state.clone(),
@@ -256,22 +256,6 @@ impl Log for RedisLog {
             self.state.problem.lock()
         ))
     }
-}
-
-/// A client for `store`, trusting its CA file if one is configured.
-fn client(store: &RedisStore) -> Result<Client, LogError> {
-    let refused = |e: &dyn std::fmt::Display| {
-        LogError::Unavailable(format!("cannot use Redis at {}: {e}", store.redacted_url()))
-    };
-    let Some(path) = &store.ca_cert else {
-        return Client::open(store.url.as_str()).map_err(|e| refused(&e));
-    };
-    let pem = std::fs::read(path).map_err(|e| refused(&format!("{}: {e}", path.display())))?;
-    let certs = redis::TlsCertificates {
-        client_tls: None,
-        root_cert: Some(pem),
-    };
-    Client::build_with_tls(store.url.as_str(), certs).map_err(|e| refused(&e))
 }
 
 /// The oldest stream id kept when entries older than `age` are dropped.

@@ -13,12 +13,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt};
-use redis::aio::MultiplexedConnection;
 use redis::RedisError;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::link::Link;
+use super::link::{Conn, Link};
 use crate::fanout::{Fanout, Subscriber};
 use crate::history::LogError;
 use crate::subscriptions::{document, subscription_id, Directory};
@@ -252,7 +251,7 @@ impl Writer {
 /// Removes `node` from `nodes`; if this call removed it, returns and deletes
 /// its documents.
 async fn claim(
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     nodes: &str,
     node: &str,
     key: &str,

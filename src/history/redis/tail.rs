@@ -8,12 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
-use redis::{Client, RedisError, Value};
+use redis::{RedisError, Value};
 use tokio::sync::mpsc;
 
 use super::entry::{decode_entry, text};
-use super::link::{connection_config, Link};
+use super::link::{Conn, Connector, Link};
 use super::State;
 use crate::history::Event;
 
@@ -28,7 +27,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from
 
 /// Follows `stream` until the hub drops the tail's receiver.
 pub(super) async fn run(
-    client: Client,
+    connector: Connector,
     stream: String,
     tx: mpsc::UnboundedSender<Arc<Event>>,
     state: Arc<State>,
@@ -38,7 +37,7 @@ pub(super) async fn run(
     let mut after: Option<String> = None;
     let mut pause = BACKOFF.0;
     loop {
-        let error = match follow(&client, opened, &stream, &mut after, &tx, &state).await {
+        let error = match follow(&connector, opened, &stream, &mut after, &tx, &state).await {
             Ok(()) => return,
             Err(e) => e,
         };
@@ -57,17 +56,14 @@ pub(super) async fn run(
 /// first connection) for as long as the connection works. `Ok` means the
 /// hub stopped.
 async fn follow(
-    client: &Client,
+    connector: &Connector,
     opened: Instant,
     stream: &str,
     after: &mut Option<String>,
     tx: &mpsc::UnboundedSender<Arc<Event>>,
     state: &State,
 ) -> Result<(), RedisError> {
-    let config = connection_config(Some(BLOCK + Duration::from_secs(5)));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
+    let mut conn = connector.connect(BLOCK + Duration::from_secs(5)).await?;
     let mut from = match after.take() {
         Some(id) => id,
         None => start_id(&mut conn, opened.elapsed()).await?,
@@ -115,7 +111,7 @@ async fn follow(
 /// matter), less a second. Entries appended while the node was starting or
 /// could not reach Redis then still reach the subscribers that connected
 /// meanwhile; a few older ones may be fanned out too, which is harmless.
-async fn start_id(conn: &mut MultiplexedConnection, since: Duration) -> Result<String, RedisError> {
+async fn start_id(conn: &mut Conn, since: Duration) -> Result<String, RedisError> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     let now_ms = secs * 1000 + micros / 1000;
     let start = now_ms.saturating_sub(since.as_millis() as u64 + START_MARGIN_MS);

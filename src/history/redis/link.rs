@@ -27,9 +27,9 @@ pub(super) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub(super) enum Connector {
     /// One server (or a proxy in front of several).
-    Single(Box<Client>),
+    Single(Client),
     /// A Redis Cluster, discovered from the store URL as a seed node.
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 impl Connector {
@@ -50,18 +50,16 @@ impl Connector {
         };
         let url = store.url.as_str();
         Ok(match (store.cluster, certs) {
-            (false, None) => {
-                Connector::Single(Box::new(Client::open(url).map_err(|e| refused(&e))?))
+            (false, None) => Connector::Single(Client::open(url).map_err(|e| refused(&e))?),
+            (false, Some(certs)) => {
+                Connector::Single(Client::build_with_tls(url, certs).map_err(|e| refused(&e))?)
             }
-            (false, Some(certs)) => Connector::Single(Box::new(
-                Client::build_with_tls(url, certs).map_err(|e| refused(&e))?,
-            )),
             (true, certs) => {
                 let mut builder = ClusterClient::builder([url]);
                 if let Some(certs) = certs {
                     builder = builder.certs(certs);
                 }
-                Connector::Cluster(builder.build().map_err(|e| refused(&e))?)
+                Connector::Cluster(Box::new(builder.build().map_err(|e| refused(&e))?))
             }
         })
     }

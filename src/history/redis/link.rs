@@ -27,7 +27,7 @@ pub(super) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub(super) enum Connector {
     /// One server (or a proxy in front of several).
-    Single(Client),
+    Single(Box<Client>),
     /// A Redis Cluster, discovered from the store URL as a seed node.
     Cluster(Box<ClusterClient>),
 }
@@ -50,10 +50,12 @@ impl Connector {
         };
         let url = store.url.as_str();
         Ok(match (store.cluster, certs) {
-            (false, None) => Connector::Single(Client::open(url).map_err(|e| refused(&e))?),
-            (false, Some(certs)) => {
-                Connector::Single(Client::build_with_tls(url, certs).map_err(|e| refused(&e))?)
+            (false, None) => {
+                Connector::Single(Box::new(Client::open(url).map_err(|e| refused(&e))?))
             }
+            (false, Some(certs)) => Connector::Single(Box::new(
+                Client::build_with_tls(url, certs).map_err(|e| refused(&e))?,
+            )),
             (true, certs) => {
                 let mut builder = ClusterClient::builder([url]);
                 if let Some(certs) = certs {

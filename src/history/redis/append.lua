@@ -3,7 +3,8 @@
 --
 -- KEYS[1] the stream, KEYS[2] the index (hash: event id -> stream id),
 -- KEYS[3] the index order (list of "streamid eventid", oldest first).
--- ARGV[1] MAXLEN (approximate), ARGV[2] MINID for age retention or "",
+-- ARGV[1] MAXLEN (approximate: Redis trims whole nodes), ARGV[2] MINID for
+-- age retention (exact; reads skip expired entries between appends) or "",
 -- ARGV[3] the number of updates, then per update: its event id, its field
 -- count, and the fields and values.
 -- Returns the stream id of each update, in order.
@@ -25,7 +26,7 @@ for u = 1, n do
   at = at + 2 + count
 end
 if ARGV[2] ~= '' then
-  redis.call('XTRIM', stream, 'MINID', '~', ARGV[2])
+  redis.call('XTRIM', stream, 'MINID', ARGV[2])
 end
 -- Trimming removes the oldest entries: drop as many from the index's front.
 local extra = redis.call('LLEN', order) - redis.call('XLEN', stream)

@@ -96,7 +96,8 @@ impl State {
 pub struct Retention {
     /// Entries kept (`XADD MAXLEN ~`: Redis trims whole nodes, so a few more may stay).
     pub max_count: usize,
-    /// Age after which entries are trimmed (`XTRIM MINID ~`), if limited.
+    /// Age after which entries are trimmed (`XTRIM MINID` at each append,
+    /// and skipped by reads in between), if limited.
     pub max_age: Option<Duration>,
 }
 
@@ -204,7 +205,17 @@ impl Log for RedisLog {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
         async move {
-            let start = after.map_or("-".to_string(), |p| format!("({}", entry::stream_id(p)));
+            // Inclusive lower bound: after the cursor, and not expired.
+            let from = after.map(|p| p + 1);
+            let floor = self
+                .retention
+                .max_age
+                .and_then(|age| entry::position(&min_id(age)));
+            let start = match (from, floor) {
+                (Some(f), Some(m)) => Some(f.max(m)),
+                (f, m) => f.or(m),
+            }
+            .map_or("-".to_string(), entry::stream_id);
             let reply: Value = self
                 .link
                 .run("read the history", |mut conn| async move {

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod child;
+pub mod redis;
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -46,6 +46,7 @@ pub struct Redis {
     proc: Option<Proc>,
     addr: SocketAddr,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Redis {
@@ -53,6 +54,12 @@ impl Redis {
     /// waits until it answers `PING`. The port comes from [`free_addr`], so
     /// another process may take it first: then another port is tried.
     pub fn start() -> Redis {
+        Self::start_with(&[])
+    }
+
+    /// [`Redis::start`] with more `redis-server` arguments (TLS, cluster
+    /// mode), which a restart keeps.
+    pub fn start_with(extra: &[&str]) -> Redis {
         let mut dir = tempfile::tempdir().unwrap();
         let mut attempt = 1;
         loop {
@@ -61,6 +68,7 @@ impl Redis {
                 proc: None,
                 addr,
                 dir,
+                extra: extra.iter().map(|a| a.to_string()).collect(),
             };
             match redis.spawn_and_wait() {
                 Ok(()) => return redis,
@@ -114,6 +122,7 @@ impl Redis {
             "--logfile",
             "",
         ])
+        .args(&self.extra)
         .current_dir(self.dir.path());
         let mut proc = Proc::spawn(cmd);
         let deadline = Instant::now() + WAIT;

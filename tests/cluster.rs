@@ -1,0 +1,1418 @@
+//! Several `ssehub` nodes sharing one log in Redis Streams (issue #6): each
+//! test starts a real `redis-server` (Debian package; the tests fail, never
+//! skip, without it) on a free loopback port with persistence on, and real
+//! `ssehub serve --store redis://...` children on loopback ports, spoken to
+//! over TCP.
+//!
+//! - fan-out: updates published on any node reach matching subscribers on
+//!   every node exactly once, all in one order;
+//! - `kill -9` of a node during publishing: its subscribers resume on the
+//!   others with `Last-Event-ID` and miss nothing;
+//! - Redis stopped and restarted during publishing: every acknowledged update
+//!   is delivered once and in order, refused publishes got 503, `/healthz`
+//!   reports the outage, subscribers stay connected;
+//! - private updates and publisher authorization across nodes;
+//! - the subscriptions API lists the whole cluster, and a dead node's entries
+//!   expire.
+//!
+//! `CLUSTER_SEED=N cargo test --test cluster` replays the random choices
+//! (which node, which topic) of a printed seed.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::child::{self, free_addr, Proc};
+use common::redis::Redis;
+use common::{publisher_token, sign, token, topic_query, NoEvent, SseClient, SECRET};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::time::Instant;
+
+/// Bound on a start, a request, and one expected event.
+const READY: Duration = Duration::from_secs(10);
+
+/// Bound on receiving everything up to the end marker once publishing is over.
+const DELIVERY: Duration = Duration::from_secs(40);
+
+/// Topic every subscriber of the load tests also asks for: the start and
+/// end markers go there.
+const CONTROL: &str = "urn:ssehub:cluster-test:control";
+
+/// Data of the marker published before the load.
+const START: &str = "start-marker";
+
+/// Data of the marker published after the load: subscribers read until it.
+const END: &str = "end-marker";
+
+/// The seed of this run's random choices, printed so a failure can be replayed.
+fn seed(test: &str) -> u64 {
+    let seed = match std::env::var("CLUSTER_SEED") {
+        Ok(s) => s.trim().parse().expect("CLUSTER_SEED is a u64"),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    println!("{test}: seed {seed} (replay with CLUSTER_SEED={seed})");
+    seed
+}
+
+/// The last `n` characters of `s`.
+fn tail(s: &str, n: usize) -> &str {
+    let count = s.chars().count();
+    match s.char_indices().nth(count.saturating_sub(n)) {
+        Some((i, _)) => &s[i..],
+        None => s,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Nodes
+
+/// One `ssehub serve` child on the Redis store; killed (SIGKILL) on drop.
+struct Node {
+    name: String,
+    proc: Proc,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts a node on a free port and waits until `/healthz` answers 200.
+    /// The port comes from [`free_addr`], so another process may take it
+    /// first: then another port is tried.
+    async fn start(name: &str, redis_url: &str, stream: &str, extra: &[&str]) -> Node {
+        let mut attempt = 1;
+        loop {
+            let dir = tempfile::tempdir().unwrap();
+            let addr = free_addr();
+            let addr_arg = addr.to_string();
+            let mut args = vec![
+                "serve",
+                "--store",
+                redis_url,
+                "--redis-stream",
+                stream,
+                "--listen",
+                &addr_arg,
+                "--tls-listen",
+                "none",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--publisher-jwt-key",
+                SECRET,
+                "--heartbeat",
+                "1s",
+            ];
+            args.extend_from_slice(extra);
+            let mut node = Node {
+                name: name.to_string(),
+                proc: Proc::spawn(child::command(dir.path(), &args)),
+                addr,
+                _dir: dir,
+            };
+            match node.wait_ready().await {
+                Ok(()) => return node,
+                Err(stderr) if stderr.contains("cannot listen") && attempt < 3 => attempt += 1,
+                Err(stderr) => panic!("node {name} did not start on {addr}:\n{stderr}"),
+            }
+        }
+    }
+
+    /// Waits for this child's banner (so the port is its own), then for
+    /// `/healthz` to answer 200; `Err(output)` if the child exited.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let banner = format!("listening on http://{}", self.addr);
+        let deadline = Instant::now() + READY;
+        loop {
+            if self.proc.try_exit().is_some() {
+                return Err(format!(
+                    "stdout:\n{}\nstderr:\n{}",
+                    self.proc.stdout(),
+                    self.proc.stderr()
+                ));
+            }
+            if self.proc.stdout().contains(&banner) {
+                if let Some((StatusCode::OK, _)) = self.healthz().await {
+                    return Ok(());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} on {} not ready within {READY:?}\nstdout:\n{}\nstderr:\n{}",
+                self.name,
+                self.addr,
+                self.proc.stdout(),
+                self.proc.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/.well-known/mercure", self.addr)
+    }
+
+    /// `GET /healthz`: status and body, or `None` if it did not answer.
+    async fn healthz(&self) -> Option<(StatusCode, String)> {
+        let res = client_with(Duration::from_secs(2))
+            .get(format!("{}/healthz", self.base()))
+            .send()
+            .await
+            .ok()?;
+        let status = res.status();
+        Some((status, res.text().await.ok()?))
+    }
+
+    /// Polls `/healthz` until it answers `want`; panics after `wait`.
+    async fn wait_health(&self, want: StatusCode, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        let mut last = None;
+        loop {
+            let got = self.healthz().await;
+            if let Some((status, body)) = &got {
+                if *status == want {
+                    return body.clone();
+                }
+            }
+            last = got.or(last);
+            assert!(
+                Instant::now() < deadline,
+                "node {}: /healthz not {want} within {wait:?} (last answer {last:?})\nstderr:\n{}",
+                self.name,
+                tail(&self.proc.stderr(), 4000)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill_9(&mut self) {
+        self.proc.kill_9();
+    }
+}
+
+/// A Redis server and nodes sharing one stream on it.
+struct Cluster {
+    nodes: Vec<Node>,
+    redis: Redis,
+}
+
+impl Cluster {
+    /// Starts Redis and `n` nodes with `extra` flags.
+    async fn start(test: &str, n: usize, extra: &[&str]) -> Cluster {
+        let redis = Redis::start();
+        let stream = format!("ssehub-{test}");
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let name = format!("{}", (b'A' + i as u8) as char);
+            nodes.push(Node::start(&name, &redis.url(), &stream, extra).await);
+        }
+        Cluster { nodes, redis }
+    }
+
+    /// The tail of every node's stderr and of Redis' log, for failure messages.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            out.push_str(&format!(
+                "--- node {} ({}) stderr:\n{}\n",
+                node.name,
+                node.addr,
+                tail(&node.proc.stderr(), 3000)
+            ));
+        }
+        out.push_str(&format!(
+            "--- redis log:\n{}\n",
+            tail(&self.redis.log(), 2000)
+        ));
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+fn client_with(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).build().unwrap()
+}
+
+fn client() -> reqwest::Client {
+    client_with(READY)
+}
+
+/// POSTs a Mercure form to `url`, with `token` as bearer if given.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    form: &[(&str, &str)],
+) -> Result<(StatusCode, String), reqwest::Error> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    Ok((status, res.text().await?))
+}
+
+/// Publishes on `node` and asserts 200; returns the id.
+async fn publish_ok(node: &Node, form: &[(&str, &str)]) -> String {
+    match post(&client(), &node.url(), Some(&publisher_token()), form).await {
+        Ok((StatusCode::OK, id)) => {
+            assert!(!id.is_empty(), "empty id for {form:?}");
+            id
+        }
+        Ok((status, body)) => panic!(
+            "publish of {form:?} on node {} refused: {status} {body}\nstderr:\n{}",
+            node.name,
+            tail(&node.proc.stderr(), 3000)
+        ),
+        Err(e) => panic!(
+            "publish of {form:?} on node {}: {e}\nstderr:\n{}",
+            node.name,
+            tail(&node.proc.stderr(), 3000)
+        ),
+    }
+}
+
+/// Subscribes on the node at `url` (its `/.well-known/mercure`); asserts
+/// 200 and an event stream.
+async fn open(
+    url: &str,
+    topics: &[&str],
+    token: Option<&str>,
+    last_event_id: Option<&str>,
+) -> SseClient {
+    // No overall timeout: the stream stays open; reads are bounded instead.
+    let mut req = reqwest::Client::new().get(format!("{url}?{}", topic_query(topics)));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let res = tokio::time::timeout(READY, req.send())
+        .await
+        .unwrap_or_else(|_| panic!("subscribe on {url} not answered within {READY:?}"))
+        .unwrap_or_else(|e| panic!("subscribing on {url}: {e}"));
+    assert_eq!(res.status(), StatusCode::OK, "subscribing on {url}");
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    SseClient::new(res).waiting(READY)
+}
+
+// ---------------------------------------------------------------------------
+// Subscribers of the load tests
+
+/// What a subscriber received: `(id, data)` in order, up to (without) the
+/// end marker.
+#[derive(Debug, Default)]
+struct Seen {
+    events: Vec<(String, String)>,
+    /// Node URL and `Last-Event-ID` of every reconnection.
+    reconnects: Vec<(String, String)>,
+    /// Why it stopped before the end marker, if it did.
+    error: Option<String>,
+}
+
+/// Where a subscriber goes when its stream breaks: the other nodes' URLs,
+/// tried in turn.
+#[derive(Debug, Clone)]
+struct Resume {
+    urls: Vec<String>,
+    topics: Vec<String>,
+    token: String,
+}
+
+/// Reads `stream` until the end marker or `deadline`; on a broken stream,
+/// reconnects with `Last-Event-ID` as `resume` says (or stops with an error
+/// if it is `None`). `seen` holds what was read before (at least the start
+/// marker).
+async fn collect(
+    mut stream: SseClient,
+    mut seen: Seen,
+    resume: Option<Resume>,
+    deadline: Instant,
+) -> Seen {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let why = match stream.next_event(left).await {
+            Ok(event) if event.data == END => return seen,
+            Ok(event) => {
+                seen.events.push((event.last_event_id, event.data));
+                continue;
+            }
+            Err(why) => why,
+        };
+        let resume = match (&why, &resume) {
+            (NoEvent::Ended | NoEvent::Failed(_), Some(resume)) if seen.reconnects.len() < 3 => {
+                resume
+            }
+            _ => {
+                seen.error = Some(format!(
+                    "stopped after {} events: {why:?}",
+                    seen.events.len()
+                ));
+                return seen;
+            }
+        };
+        let url = &resume.urls[seen.reconnects.len() % resume.urls.len()];
+        let last = seen.events.last().expect("the start marker").0.clone();
+        let topics: Vec<&str> = resume.topics.iter().map(String::as_str).collect();
+        let req = reqwest::Client::new()
+            .get(format!("{url}?{}", topic_query(&topics)))
+            .bearer_auth(&resume.token)
+            .header("last-event-id", &last);
+        let res = match tokio::time::timeout(READY, req.send()).await {
+            Ok(Ok(res)) => res,
+            Ok(Err(e)) => {
+                seen.error = Some(format!("reconnecting to {url}: {e}"));
+                return seen;
+            }
+            Err(_) => {
+                seen.error = Some(format!("reconnecting to {url}: no answer in {READY:?}"));
+                return seen;
+            }
+        };
+        let echoed = res
+            .headers()
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if res.status() != StatusCode::OK || echoed.as_deref() != Some(last.as_str()) {
+            seen.error = Some(format!(
+                "reconnecting to {url} with Last-Event-ID {last}: status {}, Last-Event-ID header {echoed:?}",
+                res.status()
+            ));
+            return seen;
+        }
+        seen.reconnects.push((url.clone(), last));
+        stream = SseClient::new(res);
+    }
+}
+
+/// Opens one subscriber per `(url, topics)`, publishes the start marker on
+/// `node`, checks every subscriber receives it first (so all are
+/// registered), and returns the streams with what they read.
+async fn open_all(
+    node: &Node,
+    specs: &[(String, Vec<String>)],
+    token: &str,
+) -> Vec<(SseClient, Seen)> {
+    let mut streams = Vec::new();
+    for (url, topics) in specs {
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        streams.push(open(url, &topics, Some(token), None).await);
+    }
+    let start = publish_ok(node, &[("topic", CONTROL), ("data", START)]).await;
+    let mut out = Vec::new();
+    for ((url, topics), mut stream) in specs.iter().zip(streams) {
+        let event = stream.next_event(READY).await.unwrap_or_else(|why| {
+            panic!(
+                "subscriber on {url} to {topics:?}: no start marker: {why:?}\nstderr of {}:\n{}",
+                node.name,
+                tail(&node.proc.stderr(), 3000)
+            )
+        });
+        assert_eq!(
+            (event.last_event_id.as_str(), event.data.as_str()),
+            (start.as_str(), START),
+            "subscriber on {url} to {topics:?}: first event"
+        );
+        let seen = Seen {
+            events: vec![(start.clone(), START.to_string())],
+            ..Seen::default()
+        };
+        out.push((stream, seen));
+    }
+    out
+}
+
+/// Where `needle`'s ids sit in `haystack`: panics unless each occurs once
+/// and in the same order as in `needle`.
+fn assert_subsequence(needle: &[String], haystack: &[(String, String)], what: &str) {
+    let index: HashMap<&str, usize> = haystack
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id.as_str(), i))
+        .collect();
+    let mut previous: Option<(usize, &str)> = None;
+    for id in needle {
+        let Some(&at) = index.get(id.as_str()) else {
+            panic!("{what}: acknowledged {id} was never delivered");
+        };
+        if let Some((before, before_id)) = previous {
+            assert!(
+                before < at,
+                "{what}: {before_id} acknowledged before {id} but delivered after it ({before} vs {at})"
+            );
+        }
+        previous = Some((at, id));
+    }
+}
+
+/// Panics unless `seq` has no id twice.
+fn assert_no_duplicate(seq: &[(String, String)], what: &str) {
+    let mut ids = HashSet::new();
+    for (i, (id, data)) in seq.iter().enumerate() {
+        assert!(
+            ids.insert(id.as_str()),
+            "{what}: {id} ({data}) delivered twice, again at position {i}"
+        );
+    }
+}
+
+/// Panics with the first difference unless `got == want`.
+fn assert_same_sequence(got: &[(String, String)], want: &[(String, String)], what: &str) {
+    if got == want {
+        return;
+    }
+    let got_ids: HashSet<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+    let want_ids: HashSet<&str> = want.iter().map(|(id, _)| id.as_str()).collect();
+    let missing: Vec<&&str> = want_ids.difference(&got_ids).take(10).collect();
+    let extra: Vec<&&str> = got_ids.difference(&want_ids).take(10).collect();
+    let first = (0..got.len().max(want.len()))
+        .find(|&i| got.get(i) != want.get(i))
+        .unwrap();
+    panic!(
+        "{what}: {} events, expected {}; first difference at {first}: got {:?}, expected {:?}; missing (up to 10) {missing:?}; unexpected (up to 10) {extra:?}",
+        got.len(),
+        want.len(),
+        got.get(first),
+        want.get(first)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 1. Fan-out across nodes, one order
+
+const BOOKS_TEMPLATE: &str = "https://example.com/books/{id}";
+const AUTHORS_TEMPLATE: &str = "https://example.com/authors{/id}";
+
+/// The topics the fan-out test publishes to.
+const TOPICS: [&str; 5] = [
+    "https://example.com/books/1",
+    "https://example.com/books/2",
+    "https://example.com/books/3",
+    "https://example.com/authors/1",
+    "https://example.com/authors/2",
+];
+
+/// One acknowledged publish.
+#[derive(Debug, Clone)]
+struct Acked {
+    id: String,
+    topics: Vec<String>,
+    data: String,
+}
+
+/// Three nodes, nine subscribers (three per node: `*`, a URI template, exact
+/// topics or another template), four concurrent publishers sending 320
+/// updates (a fifth with an alternate topic) each to a random node: every
+/// subscriber receives exactly the updates one of whose topics it selects,
+/// each once, with its id and data, and all in the order of the `*`
+/// subscribers, which is the same on every node and keeps each publisher's
+/// acknowledgement order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn updates_reach_every_node_once_in_one_order() {
+    let seed = seed("updates_reach_every_node_once_in_one_order");
+    let cluster = Cluster::start("fanout", 3, &[]).await;
+    let nodes = &cluster.nodes;
+
+    // (node, selectors, topics of TOPICS it selects)
+    let plan: Vec<(usize, Vec<&str>, Vec<&str>)> = vec![
+        (0, vec!["*"], TOPICS.to_vec()),
+        (0, vec![BOOKS_TEMPLATE], TOPICS[..3].to_vec()),
+        (0, vec![TOPICS[3]], vec![TOPICS[3]]),
+        (1, vec!["*"], TOPICS.to_vec()),
+        (1, vec![BOOKS_TEMPLATE], TOPICS[..3].to_vec()),
+        (1, vec![TOPICS[1], TOPICS[4]], vec![TOPICS[1], TOPICS[4]]),
+        (2, vec!["*"], TOPICS.to_vec()),
+        (
+            2,
+            vec![AUTHORS_TEMPLATE, TOPICS[2]],
+            vec![TOPICS[2], TOPICS[3], TOPICS[4]],
+        ),
+        (2, vec![TOPICS[0]], vec![TOPICS[0]]),
+    ];
+    let specs: Vec<(String, Vec<String>)> = plan
+        .iter()
+        .map(|(n, selectors, _)| {
+            let mut topics: Vec<String> = selectors.iter().map(|s| s.to_string()).collect();
+            if !selectors.contains(&"*") {
+                topics.push(CONTROL.to_string());
+            }
+            (nodes[*n].url(), topics)
+        })
+        .collect();
+    let sub_token = token(&[], &["*"], None);
+    let streams = open_all(&nodes[0], &specs, &sub_token).await;
+    let deadline = Instant::now() + DELIVERY;
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|(stream, seen)| tokio::spawn(collect(stream, seen, None, deadline)))
+        .collect();
+
+    const PUBLISHERS: usize = 4;
+    const PER_PUBLISHER: usize = 80;
+    let urls: Vec<String> = nodes.iter().map(Node::url).collect();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let urls = urls.clone();
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed.wrapping_add(p as u64));
+                let http = client();
+                let token = publisher_token();
+                let mut acked = Vec::new();
+                let mut failed = Vec::new();
+                for n in 0..PER_PUBLISHER {
+                    let url = &urls[rng.gen_range(0..urls.len())];
+                    let mut topics = vec![TOPICS[rng.gen_range(0..TOPICS.len())].to_string()];
+                    if rng.gen_range(0..5) == 0 {
+                        topics.push(TOPICS[rng.gen_range(0..TOPICS.len())].to_string());
+                    }
+                    let data = format!("p{p}-{n}");
+                    let mut form: Vec<(&str, &str)> =
+                        topics.iter().map(|t| ("topic", t.as_str())).collect();
+                    form.push(("data", &data));
+                    match post(&http, url, Some(&token), &form).await {
+                        Ok((StatusCode::OK, id)) => acked.push(Acked { id, topics, data }),
+                        other => failed.push(format!("{url} {data}: {other:?}")),
+                    }
+                }
+                (acked, failed)
+            })
+        })
+        .collect();
+    let mut acked_by: Vec<Vec<Acked>> = Vec::new();
+    for task in publishers {
+        let (acked, failed) = task.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "publishes failed: {failed:?}\n{}",
+            cluster.logs()
+        );
+        acked_by.push(acked);
+    }
+    let end_node = &nodes[StdRng::seed_from_u64(seed).gen_range(0..nodes.len())];
+    publish_ok(end_node, &[("topic", CONTROL), ("data", END)]).await;
+
+    let mut seen = Vec::new();
+    for task in readers {
+        seen.push(task.await.unwrap());
+    }
+    let by_id: HashMap<&str, &Acked> = acked_by
+        .iter()
+        .flatten()
+        .map(|a| (a.id.as_str(), a))
+        .collect();
+    let total: usize = acked_by.iter().map(Vec::len).sum();
+    assert_eq!(by_id.len(), total, "an id was acknowledged twice");
+
+    let strip = |s: &Seen| s.events[1..].to_vec();
+    // The order every subscriber must agree with: the first `*` subscriber's.
+    let global = strip(&seen[0]);
+    for (i, ((n, selectors, wants), s)) in plan.iter().zip(&seen).enumerate() {
+        let what = format!("subscriber {i} on node {} to {selectors:?}", nodes[*n].name);
+        if let Some(error) = &s.error {
+            panic!("{what}: {error}\n{}", cluster.logs());
+        }
+        let got = strip(s);
+        assert_no_duplicate(&got, &what);
+        let expected: Vec<(String, String)> = global
+            .iter()
+            .filter(|(id, _)| {
+                by_id
+                    .get(id.as_str())
+                    .is_some_and(|a| a.topics.iter().any(|t| wants.contains(&t.as_str())))
+            })
+            .cloned()
+            .collect();
+        assert_same_sequence(&got, &expected, &what);
+    }
+    // The shared order holds exactly the acknowledged updates, with their
+    // data, each publisher's in acknowledgement order.
+    assert_no_duplicate(&global, "the * subscriber");
+    assert_eq!(global.len(), total, "the * subscriber's count");
+    for (id, data) in &global {
+        let acked = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("{id} ({data}) was never acknowledged"));
+        assert_eq!(data, &acked.data, "data of {id}");
+    }
+    for (p, acked) in acked_by.iter().enumerate() {
+        let ids: Vec<String> = acked.iter().map(|a| a.id.clone()).collect();
+        assert_subsequence(&ids, &global, &format!("publisher {p}"));
+    }
+    println!(
+        "{total} updates from {PUBLISHERS} publishers over 3 nodes reached 9 subscribers in one order"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Publishers that run until told to stop
+
+/// The outcome of one publish attempt.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Acked(String),
+    Refused(StatusCode, String),
+    Transport(String),
+}
+
+/// One publisher's attempts, in order: (data, outcome).
+type Attempts = Vec<(String, Outcome)>;
+
+/// Publishes `{name}-{n}` to [`FEED`] on a random node of `urls` until
+/// `stop` is set, `max` attempts were made, or (with `stop_on_error`) a
+/// request fails at the transport level. Counts acknowledgements in
+/// `acked`. Pauses briefly after a failure.
+fn spawn_publisher(
+    name: String,
+    urls: Vec<String>,
+    seed: u64,
+    max: usize,
+    stop_on_error: bool,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<Attempts> {
+    tokio::spawn(async move {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let http = client();
+        let token = publisher_token();
+        let mut attempts = Vec::new();
+        for n in 0..max {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let url = &urls[rng.gen_range(0..urls.len())];
+            let data = format!("{name}-{n}");
+            let outcome = match post(
+                &http,
+                url,
+                Some(&token),
+                &[("topic", FEED), ("data", &data)],
+            )
+            .await
+            {
+                Ok((StatusCode::OK, id)) => {
+                    acked.fetch_add(1, Ordering::SeqCst);
+                    Outcome::Acked(id)
+                }
+                Ok((status, body)) => Outcome::Refused(status, body),
+                Err(e) => Outcome::Transport(format!("{url}: {e}")),
+            };
+            let failed = !matches!(outcome, Outcome::Acked(_));
+            let transport = matches!(outcome, Outcome::Transport(_));
+            attempts.push((data, outcome));
+            if transport && stop_on_error {
+                break;
+            }
+            if failed {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        attempts
+    })
+}
+
+/// The acknowledged ids of `attempts`, in order.
+fn acked_ids(attempts: &Attempts) -> Vec<String> {
+    attempts
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Outcome::Acked(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits until `counter` reaches `n`; panics after `wait`.
+async fn wait_count(counter: &AtomicUsize, n: usize, wait: Duration, what: &str) {
+    let deadline = Instant::now() + wait;
+    while counter.load(Ordering::SeqCst) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} of {n} within {wait:?}",
+            counter.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The topic of the kill and restart tests.
+const FEED: &str = "https://example.com/feed";
+
+// ---------------------------------------------------------------------------
+// 2. kill -9 of a node
+
+/// Three nodes; two witnesses on B and C, three subscribers on A (exact
+/// topic, template, `*`); three publishers on B and C and one on A. After
+/// 60 acknowledged updates A is killed with SIGKILL while publishing goes
+/// on; A's subscribers reconnect to B and C with `Last-Event-ID` and end
+/// with exactly the witnesses' sequence, which holds every acknowledged
+/// update once, each publisher's in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscribers_of_a_killed_node_resume_on_the_others() {
+    let seed = seed("subscribers_of_a_killed_node_resume_on_the_others");
+    let mut cluster = Cluster::start("kill", 3, &[]).await;
+    let sub_token = token(&[], &["*"], None);
+    let urls: Vec<String> = cluster.nodes.iter().map(Node::url).collect();
+    let survivors = vec![urls[1].clone(), urls[2].clone()];
+
+    let selectors: [&[&str]; 3] = [
+        &[FEED, CONTROL],
+        &["https://example.com/{name}", CONTROL],
+        &["*"],
+    ];
+    let mut specs: Vec<(String, Vec<String>)> = vec![
+        (urls[1].clone(), vec![FEED.into(), CONTROL.into()]),
+        (urls[2].clone(), vec![FEED.into(), CONTROL.into()]),
+    ];
+    for s in selectors {
+        specs.push((urls[0].clone(), s.iter().map(|t| t.to_string()).collect()));
+    }
+    let streams = open_all(&cluster.nodes[1], &specs, &sub_token).await;
+    let deadline = Instant::now() + DELIVERY;
+    let readers: Vec<_> = streams
+        .into_iter()
+        .zip(&specs)
+        .enumerate()
+        .map(|(i, ((stream, seen), (_, topics)))| {
+            // A's subscribers go to B and C in turn, starting at different ones.
+            let resume = (i >= 2).then(|| Resume {
+                urls: if i % 2 == 0 {
+                    survivors.clone()
+                } else {
+                    vec![survivors[1].clone(), survivors[0].clone()]
+                },
+                topics: topics.clone(),
+                token: sub_token.clone(),
+            });
+            tokio::spawn(collect(stream, seen, resume, deadline))
+        })
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut publishers = Vec::new();
+    for p in 0..3 {
+        publishers.push(spawn_publisher(
+            format!("p{p}"),
+            survivors.clone(),
+            seed.wrapping_add(p),
+            100,
+            false,
+            stop.clone(),
+            acked.clone(),
+        ));
+    }
+    publishers.push(spawn_publisher(
+        "on-a".into(),
+        vec![urls[0].clone()],
+        seed,
+        100,
+        true,
+        stop.clone(),
+        acked.clone(),
+    ));
+
+    wait_count(&acked, 60, READY, "acknowledged before the kill").await;
+    cluster.nodes[0].kill_9();
+    let acked_at_kill = acked.load(Ordering::SeqCst);
+
+    let mut attempts = Vec::new();
+    for task in publishers {
+        attempts.push(
+            tokio::time::timeout(DELIVERY, task)
+                .await
+                .expect("publishers finish")
+                .unwrap(),
+        );
+    }
+    let total = acked.load(Ordering::SeqCst);
+    assert!(
+        total > acked_at_kill,
+        "nothing was acknowledged after the kill ({total} in all)"
+    );
+    for (p, a) in attempts[..3].iter().enumerate() {
+        let failures: Vec<_> = a
+            .iter()
+            .filter(|(_, o)| !matches!(o, Outcome::Acked(_)))
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "publisher {p} on the surviving nodes failed: {failures:?}\n{}",
+            cluster.logs()
+        );
+    }
+    publish_ok(&cluster.nodes[2], &[("topic", CONTROL), ("data", END)]).await;
+
+    let mut seen = Vec::new();
+    for task in readers {
+        seen.push(task.await.unwrap());
+    }
+    for (i, (s, (url, topics))) in seen.iter().zip(&specs).enumerate() {
+        if let Some(error) = &s.error {
+            panic!(
+                "subscriber {i} (first on {url}, to {topics:?}): {error}\n{}",
+                cluster.logs()
+            );
+        }
+    }
+    let witness = &seen[0].events;
+    assert_no_duplicate(witness, "the witness on B");
+    assert_same_sequence(&seen[1].events, witness, "the witness on C");
+    for (i, s) in seen.iter().enumerate().skip(2) {
+        let what = format!("subscriber {i} of the killed node A to {:?}", specs[i].1);
+        assert_eq!(
+            s.reconnects.len(),
+            1,
+            "{what}: reconnections {:?}",
+            s.reconnects
+        );
+        assert_same_sequence(&s.events, witness, &what);
+    }
+
+    // Every acknowledged update, each publisher's in order; anything else
+    // is the publish A was killed in the middle of.
+    for (p, a) in attempts.iter().enumerate() {
+        assert_subsequence(&acked_ids(a), witness, &format!("publisher {p}"));
+    }
+    let acked_data: HashMap<String, String> = attempts
+        .iter()
+        .flatten()
+        .filter_map(|(data, o)| match o {
+            Outcome::Acked(id) => Some((id.clone(), data.clone())),
+            _ => None,
+        })
+        .collect();
+    let unacked_on_a: Vec<&String> = attempts[3]
+        .iter()
+        .filter(|(_, o)| !matches!(o, Outcome::Acked(_)))
+        .map(|(data, _)| data)
+        .collect();
+    for (id, data) in &witness[1..] {
+        match acked_data.get(id) {
+            Some(d) => assert_eq!(d, data, "data of {id}"),
+            None => assert!(
+                unacked_on_a.contains(&data),
+                "{id} ({data}) delivered but neither acknowledged nor in flight on A at the kill"
+            ),
+        }
+    }
+    let on_a_error = attempts[3].iter().find_map(|(_, o)| match o {
+        Outcome::Transport(e) => Some(e.as_str()),
+        _ => None,
+    });
+    println!(
+        "{total} acknowledged ({acked_at_kill} before the kill), {} delivered; the publisher on A stopped with {on_a_error:?}; A's 3 subscribers resumed on {:?}",
+        witness.len() - 1,
+        seen[2..]
+            .iter()
+            .map(|s| s.reconnects[0].0.clone())
+            .collect::<Vec<_>>()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. Redis restarted during publishing
+
+/// Three nodes, one subscriber on each; three publishers to random nodes
+/// throughout. Redis is stopped twice (SIGTERM, then SIGKILL) and started
+/// again on the same port and directory. While it is down `/healthz` is 503
+/// and publish is 503 naming Redis; afterwards `/healthz` is 200 and
+/// publishing works. In the end every subscriber is still on its first
+/// connection and received every acknowledged update exactly once, each
+/// publisher's in order, all in the same sequence; every refused publish
+/// was refused with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_updates_survive_a_redis_restart() {
+    let seed = seed("acknowledged_updates_survive_a_redis_restart");
+    let mut cluster = Cluster::start("redis-restart", 3, &[]).await;
+    let sub_token = token(&[], &["*"], None);
+    let urls: Vec<String> = cluster.nodes.iter().map(Node::url).collect();
+    let specs: Vec<(String, Vec<String>)> = urls
+        .iter()
+        .map(|u| (u.clone(), vec![FEED.to_string(), CONTROL.to_string()]))
+        .collect();
+    let streams = open_all(&cluster.nodes[0], &specs, &sub_token).await;
+    let deadline = Instant::now() + DELIVERY + Duration::from_secs(20);
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|(stream, seen)| tokio::spawn(collect(stream, seen, None, deadline)))
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let publishers: Vec<_> = (0..3)
+        .map(|p| {
+            spawn_publisher(
+                format!("p{p}"),
+                urls.clone(),
+                seed.wrapping_add(p),
+                100_000,
+                false,
+                stop.clone(),
+                acked.clone(),
+            )
+        })
+        .collect();
+
+    let token = publisher_token();
+    let http = client();
+    for (round, how) in ["SIGTERM", "SIGKILL"].into_iter().enumerate() {
+        let before = acked.load(Ordering::SeqCst);
+        wait_count(&acked, before + 40, READY, "acknowledged while Redis is up").await;
+        match how {
+            "SIGTERM" => cluster.redis.stop(),
+            _ => cluster.redis.kill_9(),
+        }
+        // Every node notices, and refuses publishes with a 503 naming Redis.
+        for node in &cluster.nodes {
+            node.wait_health(StatusCode::SERVICE_UNAVAILABLE, READY)
+                .await;
+            let data = format!("while-down-{round}-{}", node.name);
+            let (status, body) = post(
+                &http,
+                &node.url(),
+                Some(&token),
+                &[("topic", FEED), ("data", &data)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("publish on {} with Redis down: {e}", node.name));
+            assert_eq!(
+                status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "publish on {} with Redis down ({how}): {body}",
+                node.name
+            );
+            assert!(
+                body.to_ascii_lowercase().contains("redis"),
+                "the 503 names Redis: {body:?}"
+            );
+        }
+        cluster.redis.restart();
+        for node in &cluster.nodes {
+            let body = node
+                .wait_health(StatusCode::OK, Duration::from_secs(20))
+                .await;
+            assert_eq!(body.trim(), "ok", "node {}", node.name);
+        }
+        let before = acked.load(Ordering::SeqCst);
+        wait_count(
+            &acked,
+            before + 40,
+            READY,
+            &format!("acknowledged after the restart ({how})"),
+        )
+        .await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut attempts = Vec::new();
+    for task in publishers {
+        attempts.push(
+            tokio::time::timeout(DELIVERY, task)
+                .await
+                .expect("publishers stop")
+                .unwrap(),
+        );
+    }
+    publish_ok(&cluster.nodes[1], &[("topic", CONTROL), ("data", END)]).await;
+
+    let mut seen = Vec::new();
+    for task in readers {
+        seen.push(task.await.unwrap());
+    }
+
+    // Every refusal is a 503; no request went unanswered.
+    let mut refused: HashSet<&str> = HashSet::new();
+    for (p, a) in attempts.iter().enumerate() {
+        for (data, outcome) in a {
+            match outcome {
+                Outcome::Acked(_) => {}
+                Outcome::Refused(StatusCode::SERVICE_UNAVAILABLE, body) => {
+                    assert!(
+                        body.to_ascii_lowercase().contains("redis"),
+                        "publisher {p}: the 503 for {data} names Redis: {body:?}"
+                    );
+                    refused.insert(data);
+                }
+                other => panic!(
+                    "publisher {p}: {data} got {other:?} (only 200 or 503 expected)\n{}",
+                    cluster.logs()
+                ),
+            }
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "no publisher got a 503 in two Redis outages: the outage was not exercised"
+    );
+    let acked_data: HashMap<String, String> = attempts
+        .iter()
+        .flatten()
+        .filter_map(|(data, o)| match o {
+            Outcome::Acked(id) => Some((id.clone(), data.clone())),
+            _ => None,
+        })
+        .collect();
+
+    for (i, s) in seen.iter().enumerate() {
+        let what = format!("subscriber on node {}", cluster.nodes[i].name);
+        if let Some(error) = &s.error {
+            panic!(
+                "{what} (it must stay connected through the outages): {error}\n{}",
+                cluster.logs()
+            );
+        }
+        assert_no_duplicate(&s.events, &what);
+        for (p, a) in attempts.iter().enumerate() {
+            assert_subsequence(&acked_ids(a), &s.events, &format!("{what}, publisher {p}"));
+        }
+        assert_same_sequence(&s.events, &seen[0].events, &what);
+    }
+    // Delivered without a 200: only an update whose XADD Redis applied while
+    // the reply was lost, and then it was answered 503.
+    let mut delivered_unacked = 0;
+    for (id, data) in &seen[0].events[1..] {
+        match acked_data.get(id) {
+            Some(d) => assert_eq!(d, data, "data of {id}"),
+            None => {
+                assert!(
+                    refused.contains(data.as_str()),
+                    "{id} ({data}) delivered but never published"
+                );
+                delivered_unacked += 1;
+            }
+        }
+    }
+    println!(
+        "{} acknowledged, {} refused with 503 ({delivered_unacked} of them delivered anyway), through a SIGTERM and a SIGKILL of Redis",
+        acked_data.len(),
+        refused.len()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. Private updates and authorization
+
+const SECRET_TOPIC: &str = "https://example.com/secret/1";
+const SECRET_ALT: &str = "https://example.com/secret-alt/1";
+
+/// The first event of a subscriber that may or may not see the private
+/// update (data `secret`) published before the public one (data `public`):
+/// whether it saw it.
+async fn saw_private(sub: &mut SseClient, what: &str) -> bool {
+    let first = sub
+        .next_event(READY)
+        .await
+        .unwrap_or_else(|why| panic!("{what}: no event: {why:?}"));
+    match first.data.as_str() {
+        "secret" => {
+            let second = sub
+                .next_event(READY)
+                .await
+                .unwrap_or_else(|why| panic!("{what}: no public update: {why:?}"));
+            assert_eq!(second.data, "public", "{what}");
+            true
+        }
+        "public" => false,
+        other => panic!("{what}: unexpected event {other:?}"),
+    }
+}
+
+/// Three anonymous-friendly nodes. A private update published on A reaches
+/// the subscribers of B and A whose token covers its canonical or
+/// alternate topic, and neither a subscriber with a token for another topic
+/// nor an anonymous one on C, live and on replay from any node. Publishing
+/// without a token, with a token signed by another key, with a token for
+/// other topics or with a subscribe-only token is refused on every node,
+/// and nothing refused reaches anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn private_updates_and_authorization_across_nodes() {
+    let cluster = Cluster::start("private", 3, &["--anonymous"]).await;
+    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let before = publish_ok(a, &[("topic", SECRET_TOPIC), ("data", "before")]).await;
+
+    let canonical = token(&[], &[SECRET_TOPIC], None);
+    let alternate = token(&[], &["https://example.com/secret-alt/{id}"], None);
+    let everything = token(&[], &["*"], None);
+    let other = token(&[], &["https://example.com/secret/2"], None);
+    // (label, node, token, may see the private update)
+    let cases: Vec<(&str, &Node, Option<&str>, bool)> = vec![
+        ("canonical-topic token on B", b, Some(&canonical), true),
+        (
+            "alternate-topic template token on B",
+            b,
+            Some(&alternate),
+            true,
+        ),
+        ("* token on A", a, Some(&everything), true),
+        ("other-topic token on C", c, Some(&other), false),
+        ("anonymous on C", c, None, false),
+        ("other-topic token on B", b, Some(&other), false),
+    ];
+    let mut live = Vec::new();
+    for (label, node, tok, _) in &cases {
+        let sub = open(&node.url(), &[SECRET_TOPIC], *tok, None).await;
+        live.push((label, sub));
+    }
+    publish_ok(
+        a,
+        &[
+            ("topic", SECRET_TOPIC),
+            ("topic", SECRET_ALT),
+            ("data", "secret"),
+            ("private", "on"),
+        ],
+    )
+    .await;
+    publish_ok(a, &[("topic", SECRET_TOPIC), ("data", "public")]).await;
+    for ((label, _, _, want), (_, sub)) in cases.iter().zip(&mut live) {
+        assert_eq!(
+            saw_private(sub, &format!("live, {label}")).await,
+            *want,
+            "live, {label}"
+        );
+    }
+
+    // Replay after `before`, on every node, with every kind of token.
+    for node in &cluster.nodes {
+        for (label, _, tok, want) in &cases {
+            let mut sub = open(&node.url(), &[SECRET_TOPIC], *tok, Some(&before)).await;
+            let what = format!("replay on {}, {label}", node.name);
+            assert_eq!(saw_private(&mut sub, &what).await, *want, "{what}");
+        }
+    }
+
+    // Refused on every node.
+    let wrong_key = sign("another-secret-another-secret-another-0", &["*"], &[], None);
+    let other_topic = token(&["https://example.com/secret/2"], &[], None);
+    let subscribe_only = token(&[], &["*"], None);
+    let refusals: [(&str, Option<&str>, &[StatusCode]); 4] = [
+        ("no token", None, &[StatusCode::UNAUTHORIZED]),
+        (
+            "token signed with another key",
+            Some(&wrong_key),
+            &[StatusCode::UNAUTHORIZED],
+        ),
+        (
+            "token for another topic",
+            Some(&other_topic),
+            &[StatusCode::FORBIDDEN],
+        ),
+        (
+            "subscribe-only token",
+            Some(&subscribe_only),
+            &[StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN],
+        ),
+    ];
+    let http = client();
+    for node in &cluster.nodes {
+        for (label, tok, statuses) in &refusals {
+            for private in [false, true] {
+                let data = format!("refused {label} on {}", node.name);
+                let mut form = vec![("topic", SECRET_TOPIC), ("data", data.as_str())];
+                if private {
+                    form.push(("private", "on"));
+                }
+                let (status, body) = post(&http, &node.url(), *tok, &form)
+                    .await
+                    .unwrap_or_else(|e| panic!("publish on {}: {e}", node.name));
+                assert!(
+                    statuses.contains(&status),
+                    "publish with {label} on node {} (private: {private}): {status} {body}",
+                    node.name
+                );
+            }
+        }
+    }
+    // Nothing refused was logged: the next event of every live subscriber
+    // is the next accepted update.
+    publish_ok(c, &[("topic", SECRET_TOPIC), ("data", "after")]).await;
+    for (label, sub) in &mut live {
+        let event = sub
+            .next_event(READY)
+            .await
+            .unwrap_or_else(|why| panic!("{label}: {why:?}"));
+        assert_eq!(
+            event.data, "after",
+            "{label}: a refused publish was delivered"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Subscriptions API across the cluster
+
+const WATCH_ALL: &str = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
+
+/// `GET /.well-known/mercure/subscriptions` on `node` with a token for all of them.
+async fn list_subscriptions(node: &Node) -> Vec<Value> {
+    let res = client()
+        .get(format!("{}/.well-known/mercure/subscriptions", node.base()))
+        .bearer_auth(token(&[], &[WATCH_ALL], None))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("listing on {}: {e}", node.name));
+    assert_eq!(res.status(), StatusCode::OK, "listing on {}", node.name);
+    let list: Value = res.json().await.unwrap();
+    assert_eq!(list["type"], "Subscriptions");
+    list["subscriptions"].as_array().unwrap().clone()
+}
+
+/// Subscriber ids listed on `node` for `topic`.
+async fn listed(node: &Node, topic: &str) -> Vec<String> {
+    list_subscriptions(node)
+        .await
+        .iter()
+        .filter(|s| s["topic"] == topic)
+        .map(|s| s["subscriber"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls `node`'s listing until `topic` has `want` subscribers; the listing
+/// then, or a panic after `wait`.
+async fn wait_listed(node: &Node, topic: &str, want: usize, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let got = listed(node, topic).await;
+        if got.len() == want {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listing on {}: {} subscription(s) to {topic} after {wait:?}, expected {want}\n{}",
+            node.name,
+            got.len(),
+            tail(&node.proc.stderr(), 3000)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Reads subscription events until one for `topic` with `active`; its
+/// document, or a panic after `wait`.
+async fn wait_subscription_event(watcher: &mut SseClient, topic: &str, active: bool) -> Value {
+    let deadline = Instant::now() + READY;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = watcher
+            .next_event(left)
+            .await
+            .unwrap_or_else(|why| panic!("no event for {topic} active={active}: {why:?}"));
+        let doc: Value = serde_json::from_str(&event.data).unwrap();
+        if doc["topic"] == topic && doc["active"] == active {
+            return doc;
+        }
+    }
+}
+
+/// Three nodes with the subscriptions API. A watcher on C sees subscribe and
+/// unsubscribe events of A and B; subscriptions on A and B are listed by
+/// every node; after `kill -9` of A, its entries leave every listing within
+/// the expiry (at most 20 s) while B's stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
+    let mut cluster = Cluster::start("subscriptions", 3, &["--subscriptions"]).await;
+    let on_a = "https://example.com/watched/a";
+    let on_b = "https://example.com/watched/b";
+    let leaving = "https://example.com/watched/leaving";
+    let (a, b, c) = (0, 1, 2);
+
+    let mut watcher = open(
+        &cluster.nodes[c].url(),
+        &[WATCH_ALL],
+        Some(&token(&[], &[WATCH_ALL], None)),
+        None,
+    )
+    .await;
+    wait_subscription_event(&mut watcher, WATCH_ALL, true).await;
+
+    let sub_token = token(&[], &["https://example.com/watched/{x}"], None);
+    let _sub_a = open(&cluster.nodes[a].url(), &[on_a], Some(&sub_token), None).await;
+    let _sub_b = open(&cluster.nodes[b].url(), &[on_b], Some(&sub_token), None).await;
+    let sub_leaving = open(&cluster.nodes[b].url(), &[leaving], Some(&sub_token), None).await;
+    let doc_a = wait_subscription_event(&mut watcher, on_a, true).await;
+    let doc_b = wait_subscription_event(&mut watcher, on_b, true).await;
+    wait_subscription_event(&mut watcher, leaving, true).await;
+    let id_a = doc_a["subscriber"].as_str().unwrap().to_string();
+    let id_b = doc_b["subscriber"].as_str().unwrap().to_string();
+
+    for node in &cluster.nodes {
+        assert_eq!(wait_listed(node, on_a, 1, READY).await, [id_a.as_str()]);
+        assert_eq!(wait_listed(node, on_b, 1, READY).await, [id_b.as_str()]);
+        wait_listed(node, leaving, 1, READY).await;
+    }
+    let one_url = format!(
+        "{}{}",
+        cluster.nodes[c].base(),
+        doc_a["id"].as_str().unwrap()
+    );
+    let list_token = token(&[], &[WATCH_ALL], None);
+    let one = client()
+        .get(&one_url)
+        .bearer_auth(&list_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), StatusCode::OK, "A's subscription read on C");
+    let one: Value = one.json().await.unwrap();
+    assert_eq!(one["subscriber"], id_a.as_str());
+
+    // Leaving normally: gone everywhere, and announced.
+    drop(sub_leaving);
+    wait_subscription_event(&mut watcher, leaving, false).await;
+    for node in &cluster.nodes {
+        wait_listed(node, leaving, 0, READY).await;
+    }
+
+    // A dies: its subscription expires on the survivors; B's stays.
+    cluster.nodes[a].kill_9();
+    let killed = Instant::now();
+    wait_listed(&cluster.nodes[b], on_a, 0, Duration::from_secs(25)).await;
+    let expired_after = killed.elapsed();
+    wait_listed(&cluster.nodes[c], on_a, 0, READY).await;
+    assert!(
+        expired_after <= Duration::from_secs(20),
+        "A's subscription listed {expired_after:?} after A died"
+    );
+    for node in &cluster.nodes[1..] {
+        assert_eq!(listed(node, on_b).await, [id_b.as_str()], "B's stays");
+        assert_eq!(
+            listed(node, WATCH_ALL).await.len(),
+            1,
+            "the watcher's stays"
+        );
+    }
+    let gone = client()
+        .get(&one_url)
+        .bearer_auth(&list_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.status(),
+        StatusCode::NOT_FOUND,
+        "A's subscription read on C after expiry"
+    );
+    println!("A's subscription left the listing {expired_after:?} after kill -9");
+}

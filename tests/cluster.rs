@@ -1309,19 +1309,37 @@ async fn wait_listed(node: &Node, topic: &str, want: usize, wait: Duration) -> V
     }
 }
 
-/// Reads subscription events until one for `topic` with `active`; its
-/// document, or a panic after `wait`.
-async fn wait_subscription_event(watcher: &mut SseClient, topic: &str, active: bool) -> Value {
-    let deadline = Instant::now() + READY;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = watcher
-            .next_event(left)
-            .await
-            .unwrap_or_else(|why| panic!("no event for {topic} active={active}: {why:?}"));
-        let doc: Value = serde_json::from_str(&event.data).unwrap();
-        if doc["topic"] == topic && doc["active"] == active {
-            return doc;
+/// A stream of subscription events; events read but not yet asked for
+/// are kept, since events of different nodes may come in any order.
+struct Watcher {
+    stream: SseClient,
+    unclaimed: Vec<Value>,
+}
+
+impl Watcher {
+    /// The first subscription event for `topic` with `active` not claimed
+    /// before; panics if none comes within [`READY`].
+    async fn wait(&mut self, topic: &str, active: bool) -> Value {
+        let deadline = Instant::now() + READY;
+        loop {
+            if let Some(i) = self
+                .unclaimed
+                .iter()
+                .position(|d| d["topic"] == topic && d["active"] == active)
+            {
+                return self.unclaimed.remove(i);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = self.stream.next_event(left).await.unwrap_or_else(|why| {
+                panic!(
+                    "no subscription event for {topic} active={active}: {why:?}; unclaimed: {:?}",
+                    self.unclaimed
+                )
+            });
+            let doc: Value = serde_json::from_str(&event.data)
+                .unwrap_or_else(|e| panic!("subscription event {:?}: {e}", event.data));
+            assert_eq!(doc["type"], "Subscription", "{doc}");
+            self.unclaimed.push(doc);
         }
     }
 }
@@ -1329,7 +1347,7 @@ async fn wait_subscription_event(watcher: &mut SseClient, topic: &str, active: b
 /// Three nodes with the subscriptions API. A watcher on C sees subscribe and
 /// unsubscribe events of A and B; subscriptions on A and B are listed by
 /// every node; after `kill -9` of A, its entries leave every listing within
-/// the expiry (at most 20 s) while B's stay.
+/// the expiry (at most 20 s), and are announced inactive, while B's stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
     let mut cluster = Cluster::start("subscriptions", 3, &["--subscriptions"]).await;
@@ -1338,22 +1356,25 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
     let leaving = "https://example.com/watched/leaving";
     let (a, b, c) = (0, 1, 2);
 
-    let mut watcher = open(
-        &cluster.nodes[c].url(),
-        &[WATCH_ALL],
-        Some(&token(&[], &[WATCH_ALL], None)),
-        None,
-    )
-    .await;
-    wait_subscription_event(&mut watcher, WATCH_ALL, true).await;
+    let mut watcher = Watcher {
+        stream: open(
+            &cluster.nodes[c].url(),
+            &[WATCH_ALL],
+            Some(&token(&[], &[WATCH_ALL], None)),
+            None,
+        )
+        .await,
+        unclaimed: Vec::new(),
+    };
+    watcher.wait(WATCH_ALL, true).await;
 
     let sub_token = token(&[], &["https://example.com/watched/{x}"], None);
     let _sub_a = open(&cluster.nodes[a].url(), &[on_a], Some(&sub_token), None).await;
     let _sub_b = open(&cluster.nodes[b].url(), &[on_b], Some(&sub_token), None).await;
     let sub_leaving = open(&cluster.nodes[b].url(), &[leaving], Some(&sub_token), None).await;
-    let doc_a = wait_subscription_event(&mut watcher, on_a, true).await;
-    let doc_b = wait_subscription_event(&mut watcher, on_b, true).await;
-    wait_subscription_event(&mut watcher, leaving, true).await;
+    let doc_a = watcher.wait(on_a, true).await;
+    let doc_b = watcher.wait(on_b, true).await;
+    watcher.wait(leaving, true).await;
     let id_a = doc_a["subscriber"].as_str().unwrap().to_string();
     let id_b = doc_b["subscriber"].as_str().unwrap().to_string();
 
@@ -1380,7 +1401,7 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
 
     // Leaving normally: gone everywhere, and announced.
     drop(sub_leaving);
-    wait_subscription_event(&mut watcher, leaving, false).await;
+    watcher.wait(leaving, false).await;
     for node in &cluster.nodes {
         wait_listed(node, leaving, 0, READY).await;
     }
@@ -1413,6 +1434,18 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
         gone.status(),
         StatusCode::NOT_FOUND,
         "A's subscription read on C after expiry"
+    );
+    // Its end is announced, as a normal unsubscribe would be, and B's
+    // subscription is not announced inactive.
+    let ended = watcher.wait(on_a, false).await;
+    assert_eq!(ended["subscriber"], id_a.as_str());
+    assert!(
+        !watcher
+            .unclaimed
+            .iter()
+            .any(|d| d["topic"] == on_b && d["active"] == false),
+        "B's subscription announced inactive: {:?}",
+        watcher.unclaimed
     );
     println!("A's subscription left the listing {expired_after:?} after kill -9");
 }

@@ -339,6 +339,33 @@ struct Resume {
     urls: Vec<String>,
     topics: Vec<String>,
     token: String,
+    /// Send the id as the `lastEventID` query parameter, not the header.
+    query: bool,
+}
+
+/// A subscribe request to `topics` on the node at `url` resuming after
+/// `last`, sent as `Last-Event-ID` or (with `query`) as `lastEventID=`.
+fn resume_request(
+    url: &str,
+    topics: &[String],
+    token: &str,
+    last: &str,
+    query: bool,
+) -> reqwest::RequestBuilder {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.extend_pairs(topics.iter().map(|t| ("topic", t)));
+    if query {
+        q.append_pair("lastEventID", last);
+    }
+    // No overall timeout: the stream stays open; reads are bounded instead.
+    let req = reqwest::Client::new()
+        .get(format!("{url}?{}", q.finish()))
+        .bearer_auth(token);
+    if query {
+        req
+    } else {
+        req.header("last-event-id", last)
+    }
 }
 
 /// Reads `stream` until the end marker or `deadline`; on a broken stream,
@@ -375,11 +402,7 @@ async fn collect(
         };
         let url = &resume.urls[seen.reconnects.len() % resume.urls.len()];
         let last = seen.events.last().expect("the start marker").0.clone();
-        let topics: Vec<&str> = resume.topics.iter().map(String::as_str).collect();
-        let req = reqwest::Client::new()
-            .get(format!("{url}?{}", topic_query(&topics)))
-            .bearer_auth(&resume.token)
-            .header("last-event-id", &last);
+        let req = resume_request(url, &resume.topics, &resume.token, &last, resume.query);
         let res = match tokio::time::timeout(READY, req.send()).await {
             Ok(Ok(res)) => res,
             Ok(Err(e)) => {
@@ -680,20 +703,41 @@ enum Outcome {
 /// One publisher's attempts, in order: (data, outcome).
 type Attempts = Vec<(String, Outcome)>;
 
-/// Publishes `{name}-{n}` to [`FEED`] on a random node of `urls` until
-/// `stop` is set, `max` attempts were made, or (with `stop_on_error`) a
-/// request fails at the transport level. Counts acknowledgements in
-/// `acked`. Pauses briefly after a failure.
-fn spawn_publisher(
+/// A publisher of [`spawn_publisher`].
+#[derive(Debug, Clone)]
+struct Publisher {
+    /// Prefix of its data, `{name}-{n}`.
     name: String,
+    /// Node URLs it picks from at random.
     urls: Vec<String>,
     seed: u64,
+    /// Attempts at most.
     max: usize,
+    /// Stop at the first transport error (its node died).
     stop_on_error: bool,
+    /// Give each update the id `urn:test:{name}-{n}` instead of letting the
+    /// hub generate one.
+    own_ids: bool,
+}
+
+/// Publishes `{name}-{n}` to [`FEED`] on a random node until `stop` is
+/// set, `max` attempts were made, or (with `stop_on_error`) a request fails
+/// at the transport level. Counts acknowledgements in `acked`. Pauses
+/// briefly after a failure.
+fn spawn_publisher(
+    publisher: Publisher,
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicUsize>,
 ) -> tokio::task::JoinHandle<Attempts> {
     tokio::spawn(async move {
+        let Publisher {
+            name,
+            urls,
+            seed,
+            max,
+            stop_on_error,
+            own_ids,
+        } = publisher;
         let mut rng = StdRng::seed_from_u64(seed);
         let http = client();
         let token = publisher_token();
@@ -704,17 +748,18 @@ fn spawn_publisher(
             }
             let url = &urls[rng.gen_range(0..urls.len())];
             let data = format!("{name}-{n}");
-            let outcome = match post(
-                &http,
-                url,
-                Some(&token),
-                &[("topic", FEED), ("data", &data)],
-            )
-            .await
-            {
-                Ok((StatusCode::OK, id)) => {
+            let id = format!("urn:test:{data}");
+            let mut form = vec![("topic", FEED), ("data", data.as_str())];
+            if own_ids {
+                form.push(("id", id.as_str()));
+            }
+            let outcome = match post(&http, url, Some(&token), &form).await {
+                Ok((StatusCode::OK, got)) => {
                     acked.fetch_add(1, Ordering::SeqCst);
-                    Outcome::Acked(id)
+                    if own_ids {
+                        assert_eq!(got, id, "the hub keeps the publisher's id");
+                    }
+                    Outcome::Acked(got)
                 }
                 Ok((status, body)) => Outcome::Refused(status, body),
                 Err(e) => Outcome::Transport(format!("{url}: {e}")),
@@ -796,7 +841,8 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
         .zip(&specs)
         .enumerate()
         .map(|(i, ((stream, seen), (_, topics)))| {
-            // A's subscribers go to B and C in turn, starting at different ones.
+            // A's subscribers go to B and C in turn, starting at different
+            // ones; the second sends its id as `lastEventID=`.
             let resume = (i >= 2).then(|| Resume {
                 urls: if i % 2 == 0 {
                     survivors.clone()
@@ -805,6 +851,7 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
                 },
                 topics: topics.clone(),
                 token: sub_token.clone(),
+                query: i == 3,
             });
             tokio::spawn(collect(stream, seen, resume, deadline))
         })
@@ -812,27 +859,28 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicUsize::new(0));
+    // p1 gives its own ids, the others let the hub generate them.
     let mut publishers = Vec::new();
     for p in 0..3 {
-        publishers.push(spawn_publisher(
-            format!("p{p}"),
-            survivors.clone(),
-            seed.wrapping_add(p),
-            100,
-            false,
-            stop.clone(),
-            acked.clone(),
-        ));
+        let publisher = Publisher {
+            name: format!("p{p}"),
+            urls: survivors.clone(),
+            seed: seed.wrapping_add(p),
+            max: 100,
+            stop_on_error: false,
+            own_ids: p == 1,
+        };
+        publishers.push(spawn_publisher(publisher, stop.clone(), acked.clone()));
     }
-    publishers.push(spawn_publisher(
-        "on-a".into(),
-        vec![urls[0].clone()],
+    let on_a = Publisher {
+        name: "on-a".into(),
+        urls: vec![urls[0].clone()],
         seed,
-        100,
-        true,
-        stop.clone(),
-        acked.clone(),
-    ));
+        max: 100,
+        stop_on_error: true,
+        own_ids: false,
+    };
+    publishers.push(spawn_publisher(on_a, stop.clone(), acked.clone()));
 
     wait_count(&acked, 60, READY, "acknowledged before the kill").await;
     cluster.nodes[0].kill_9();
@@ -918,6 +966,71 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
             ),
         }
     }
+    // Resume on B or C from chosen ids, whichever node logged them: a
+    // publisher's own id and a generated one, each as the header and as
+    // the query parameter. The replay is the witness's sequence after it.
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let (own, generated): (Vec<usize>, Vec<usize>) =
+        (1..witness.len()).partition(|&i| witness[i].0.starts_with("urn:test:"));
+    assert!(!own.is_empty() && !generated.is_empty());
+    for (kind, positions) in [("own", &own), ("generated", &generated)] {
+        for query in [false, true] {
+            let at = positions[rng.gen_range(0..positions.len())];
+            let id = &witness[at].0;
+            let node = &cluster.nodes[rng.gen_range(1..3)];
+            let what = format!(
+                "resuming on {} after the {kind} id {id} (position {at}) via {}",
+                node.name,
+                if query {
+                    "lastEventID="
+                } else {
+                    "Last-Event-ID"
+                }
+            );
+            let topics = [FEED.to_string(), CONTROL.to_string()];
+            let res = resume_request(&node.url(), &topics, &sub_token, id, query)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(res.status(), StatusCode::OK, "{what}");
+            assert_eq!(res.headers()["last-event-id"], id.as_str(), "{what}");
+            let replay = collect(
+                SseClient::new(res),
+                Seen::default(),
+                None,
+                Instant::now() + READY,
+            )
+            .await;
+            if let Some(error) = &replay.error {
+                panic!("{what}: {error}\n{}", cluster.logs());
+            }
+            assert_same_sequence(&replay.events, &witness[at + 1..], &what);
+        }
+    }
+
+    // An id no node ever logged: the whole history, and the answer says so.
+    let res = resume_request(
+        &cluster.nodes[2].url(),
+        &[FEED.to_string(), CONTROL.to_string()],
+        &sub_token,
+        "urn:test:never-published",
+        false,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["last-event-id"], "earliest", "unknown id");
+    let replay = collect(
+        SseClient::new(res),
+        Seen::default(),
+        None,
+        Instant::now() + READY,
+    )
+    .await;
+    assert_eq!(replay.error, None, "replay from an unknown id");
+    assert_same_sequence(&replay.events, witness, "replay from an unknown id");
+
     let on_a_error = attempts[3].iter().find_map(|(_, o)| match o {
         Outcome::Transport(e) => Some(e.as_str()),
         _ => None,
@@ -964,15 +1077,15 @@ async fn acknowledged_updates_survive_a_redis_restart() {
     let acked = Arc::new(AtomicUsize::new(0));
     let publishers: Vec<_> = (0..3)
         .map(|p| {
-            spawn_publisher(
-                format!("p{p}"),
-                urls.clone(),
-                seed.wrapping_add(p),
-                100_000,
-                false,
-                stop.clone(),
-                acked.clone(),
-            )
+            let publisher = Publisher {
+                name: format!("p{p}"),
+                urls: urls.clone(),
+                seed: seed.wrapping_add(p),
+                max: 100_000,
+                stop_on_error: false,
+                own_ids: p == 1,
+            };
+            spawn_publisher(publisher, stop.clone(), acked.clone())
         })
         .collect();
 
@@ -1043,7 +1156,7 @@ async fn acknowledged_updates_survive_a_redis_restart() {
     }
 
     // Every refusal is a 503; no request went unanswered.
-    let mut refused: HashSet<&str> = HashSet::new();
+    let mut refused: HashMap<&str, &str> = HashMap::new();
     for (p, a) in attempts.iter().enumerate() {
         for (data, outcome) in a {
             match outcome {
@@ -1053,7 +1166,7 @@ async fn acknowledged_updates_survive_a_redis_restart() {
                         body.to_ascii_lowercase().contains("redis"),
                         "publisher {p}: the 503 for {data} names Redis: {body:?}"
                     );
-                    refused.insert(data);
+                    refused.insert(data, body);
                 }
                 other => panic!(
                     "publisher {p}: {data} got {other:?} (only 200 or 503 expected)\n{}",
@@ -1091,23 +1204,23 @@ async fn acknowledged_updates_survive_a_redis_restart() {
     }
     // Delivered without a 200: only an update whose XADD Redis applied while
     // the reply was lost, and then it was answered 503.
-    let mut delivered_unacked = 0;
+    let mut delivered_unacked = Vec::new();
     for (id, data) in &seen[0].events[1..] {
         match acked_data.get(id) {
             Some(d) => assert_eq!(d, data, "data of {id}"),
             None => {
-                assert!(
-                    refused.contains(data.as_str()),
-                    "{id} ({data}) delivered but never published"
-                );
-                delivered_unacked += 1;
+                let body = refused
+                    .get(data.as_str())
+                    .unwrap_or_else(|| panic!("{id} ({data}) delivered but never published"));
+                delivered_unacked.push(format!("{data}: {}", body.trim()));
             }
         }
     }
     println!(
-        "{} acknowledged, {} refused with 503 ({delivered_unacked} of them delivered anyway), through a SIGTERM and a SIGKILL of Redis",
+        "{} acknowledged, {} refused with 503 ({} of them delivered anyway: {delivered_unacked:?}), through a SIGTERM and a SIGKILL of Redis",
         acked_data.len(),
-        refused.len()
+        refused.len(),
+        delivered_unacked.len()
     );
 }
 
@@ -1272,7 +1385,13 @@ async fn list_subscriptions(node: &Node) -> Vec<Value> {
         .bearer_auth(token(&[], &[WATCH_ALL], None))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("listing on {}: {e}", node.name));
+        .unwrap_or_else(|e| {
+            panic!(
+                "listing on {}: {e:?}\nstderr:\n{}",
+                node.name,
+                tail(&node.proc.stderr(), 4000)
+            )
+        });
     assert_eq!(res.status(), StatusCode::OK, "listing on {}", node.name);
     let list: Value = res.json().await.unwrap();
     assert_eq!(list["type"], "Subscriptions");

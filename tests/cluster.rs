@@ -1573,3 +1573,40 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
     );
     println!("A's subscription left the listing {expired_after:?} after kill -9");
 }
+
+/// A node that cannot refresh its lease for longer than the expiry but did
+/// not die (here SIGSTOP for as long as it takes, as a long pause or a
+/// partition from Redis would do): its subscriptions leave the listings
+/// meanwhile; once it runs again, its subscriber, still connected, receives
+/// updates published elsewhere and is listed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_node_is_listed_again_when_it_resumes() {
+    let cluster = Cluster::start("paused", 2, &["--subscriptions"]).await;
+    let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
+    let topic = "https://example.com/paused/a";
+    let mut sub = open(&a.url(), &[topic], Some(&token(&[], &[topic], None)), None).await;
+    let id = wait_listed(b, topic, 1, READY).await;
+
+    a.proc.signal("-STOP");
+    let paused = Instant::now();
+    wait_listed(b, topic, 0, Duration::from_secs(25)).await;
+    println!(
+        "A's subscription left the listing {:?} into the pause",
+        paused.elapsed()
+    );
+    a.proc.signal("-CONT");
+
+    publish_ok(b, &[("topic", topic), ("data", "after the pause")]).await;
+    let event = sub.next_event(READY).await.unwrap_or_else(|why| {
+        panic!(
+            "A's subscriber after the pause: {why:?}\n{}",
+            cluster.logs()
+        )
+    });
+    assert_eq!(event.data, "after the pause");
+    let resumed = Instant::now();
+    // A refreshes its lease every few seconds: two periods and a margin.
+    let listed_again = wait_listed(b, topic, 1, Duration::from_secs(15)).await;
+    assert_eq!(listed_again, id, "the same subscription");
+    println!("listed again {:?} after the pause ended", resumed.elapsed());
+}

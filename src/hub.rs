@@ -122,8 +122,8 @@ impl Hub {
         if !config.heartbeat.is_zero() {
             tasks.push(tokio::spawn(heartbeat(fanout.clone(), config.heartbeat)));
         }
-        let (orphaned, orphans) = mpsc::unbounded_channel();
-        let directory = log.directory(Arc::downgrade(&fanout), orphaned);
+        let (announce, documents) = mpsc::unbounded_channel();
+        let directory = log.directory(Arc::downgrade(&fanout), announce);
         let hub = Arc::new_cyclic(|hub| Hub {
             subscription_events: config
                 .subscriptions
@@ -137,7 +137,7 @@ impl Hub {
             tasks,
         });
         if hub.subscription_events.is_some() {
-            let announcer = tokio::spawn(announce_orphans(Arc::downgrade(&hub), orphans));
+            let announcer = tokio::spawn(announce_documents(Arc::downgrade(&hub), documents));
             // The hub holds its tasks; this one ends when the hub is gone.
             drop(announcer);
         }
@@ -167,14 +167,11 @@ async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>) {
     }
 }
 
-/// Publishes "inactive" subscription events for the subscriptions of nodes
-/// that died (found by the cluster's directory).
-async fn announce_orphans(hub: Weak<Hub>, mut orphans: mpsc::UnboundedReceiver<Vec<Value>>) {
-    while let Some(mut docs) = orphans.recv().await {
+/// Publishes the subscription events the cluster's directory asks for (the
+/// subscriptions of nodes that died, or of this node after its lease lapsed).
+async fn announce_documents(hub: Weak<Hub>, mut documents: mpsc::UnboundedReceiver<Vec<Value>>) {
+    while let Some(docs) = documents.recv().await {
         let Some(hub) = hub.upgrade() else { return };
-        for doc in &mut docs {
-            doc["active"] = Value::Bool(false);
-        }
         if let Some(events) = &hub.subscription_events {
             events.publish(docs);
         }

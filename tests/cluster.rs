@@ -1578,14 +1578,27 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
 /// not die (here SIGSTOP for as long as it takes, as a long pause or a
 /// partition from Redis would do): its subscriptions leave the listings
 /// meanwhile; once it runs again, its subscriber, still connected, receives
-/// updates published elsewhere and is listed again.
+/// updates published elsewhere, is listed again, and is announced active
+/// again after the inactive event the other node published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_paused_node_is_listed_again_when_it_resumes() {
+async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
     let cluster = Cluster::start("paused", 2, &["--subscriptions"]).await;
     let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
     let topic = "https://example.com/paused/a";
+    let mut watcher = Watcher {
+        stream: open(
+            &b.url(),
+            &[WATCH_ALL],
+            Some(&token(&[], &[WATCH_ALL], None)),
+            None,
+        )
+        .await,
+        unclaimed: Vec::new(),
+    };
+    watcher.wait(WATCH_ALL, true).await;
     let mut sub = open(&a.url(), &[topic], Some(&token(&[], &[topic], None)), None).await;
     let id = wait_listed(b, topic, 1, READY).await;
+    watcher.wait(topic, true).await;
 
     a.proc.signal("-STOP");
     let paused = Instant::now();
@@ -1609,4 +1622,11 @@ async fn a_paused_node_is_listed_again_when_it_resumes() {
     let listed_again = wait_listed(b, topic, 1, Duration::from_secs(15)).await;
     assert_eq!(listed_again, id, "the same subscription");
     println!("listed again {:?} after the pause ended", resumed.elapsed());
+    // B announced it inactive when A's lease lapsed; A announces it again.
+    let gone = watcher.wait(topic, false).await;
+    let back = watcher.wait(topic, true).await;
+    assert_eq!(
+        gone["id"], back["id"],
+        "the same subscription, announced again"
+    );
 }

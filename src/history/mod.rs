@@ -81,13 +81,14 @@ pub trait Log: Send + Sync + 'static {
 
     /// The directory of subscriptions shared by the nodes of a cluster, for
     /// stores that several nodes share: `local` is this node's fan-out, and
-    /// `orphaned` receives the documents of subscriptions whose node died.
+    /// `announce` takes subscription documents to publish as subscription
+    /// events (those of a node that died, marked inactive).
     fn directory(
         &self,
         local: Weak<Fanout>,
-        orphaned: mpsc::UnboundedSender<Vec<Value>>,
+        announce: mpsc::UnboundedSender<Vec<Value>>,
     ) -> Option<Arc<dyn Directory>> {
-        let _ = (local, orphaned);
+        let _ = (local, announce);
         None
     }
 }

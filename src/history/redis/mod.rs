@@ -247,13 +247,13 @@ impl Log for RedisLog {
     fn directory(
         &self,
         local: Weak<Fanout>,
-        orphaned: mpsc::UnboundedSender<Vec<serde_json::Value>>,
+        announce: mpsc::UnboundedSender<Vec<serde_json::Value>>,
     ) -> Option<Arc<dyn Directory>> {
         Some(Arc::new(presence::Presence::start(
             self.link.clone(),
             &self.stream,
             local,
-            orphaned,
+            announce,
         )))
     }
 

@@ -7,7 +7,9 @@
 //! lapses. A node that stops refreshing drops out of listings once that
 //! time passes; the first live node to notice claims it (removing it from
 //! the set is atomic, so one node does), publishes "inactive" events for its
-//! subscriptions and deletes its hash.
+//! subscriptions and deletes its hash. A node that was only paused finds
+//! itself gone from the set when it renews, rewrites its hash and announces
+//! its subscriptions active again.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,7 +53,7 @@ struct Writer {
     nodes: String,
     prefix: String,
     local: Weak<Fanout>,
-    orphaned: mpsc::UnboundedSender<Vec<Value>>,
+    announce: mpsc::UnboundedSender<Vec<Value>>,
 }
 
 impl Presence {
@@ -60,7 +62,7 @@ impl Presence {
         link: Arc<Link>,
         name: &str,
         local: Weak<Fanout>,
-        orphaned: mpsc::UnboundedSender<Vec<Value>>,
+        announce: mpsc::UnboundedSender<Vec<Value>>,
     ) -> Presence {
         let nodes = format!("{{{name}}}:nodes");
         let prefix = format!("{{{name}}}:subscriptions:");
@@ -71,7 +73,7 @@ impl Presence {
             nodes: nodes.clone(),
             prefix: prefix.clone(),
             local,
-            orphaned,
+            announce,
         };
         tokio::spawn(writer.run(rx));
         Presence {
@@ -135,6 +137,7 @@ impl Writer {
         let mut tick = tokio::time::interval(REFRESH);
         let mut batch = Vec::new();
         let mut stale = true;
+        let mut registered = false;
         loop {
             tokio::select! {
                 n = changes.recv_many(&mut batch, 1024) => {
@@ -155,7 +158,7 @@ impl Writer {
             if self.local.strong_count() == 0 {
                 return;
             }
-            stale = match self.refresh(stale).await {
+            stale = match self.renew(stale, &mut registered).await {
                 Ok(()) => false,
                 Err(e) => {
                     tracing::debug!("could not refresh the subscription directory: {e}");
@@ -163,6 +166,43 @@ impl Writer {
                 }
             };
         }
+    }
+
+    /// Renews the lease (rewriting the hash if `rewrite`). A node that finds
+    /// itself gone from the set after it `registered` was taken for dead
+    /// (paused, or cut from Redis longer than its lease): its hash is
+    /// rewritten and its subscriptions announced active again, since another
+    /// node announced them inactive.
+    async fn renew(&self, rewrite: bool, registered: &mut bool) -> Result<(), LogError> {
+        let absent = self.refresh(rewrite).await?;
+        if absent && !rewrite {
+            self.refresh(true).await?;
+        }
+        if absent && *registered {
+            tracing::warn!(
+                "this node's directory lease had lapsed; its subscriptions are listed and announced again"
+            );
+            let docs = self.local_documents().into_iter().map(|(_, d)| d).collect();
+            let _ = self.announce.send(docs);
+        }
+        *registered = true;
+        Ok(())
+    }
+
+    /// The subscription id and document of every local subscription.
+    fn local_documents(&self) -> Vec<(String, Value)> {
+        let Some(fanout) = self.local.upgrade() else {
+            return Vec::new();
+        };
+        fanout
+            .subscribers()
+            .iter()
+            .flat_map(|s| {
+                s.topics
+                    .iter()
+                    .map(|t| (subscription_id(t, &s.id), document(s, t, true)))
+            })
+            .collect()
     }
 
     async fn apply(&self, batch: &mut [Change]) -> Result<(), LogError> {
@@ -183,22 +223,18 @@ impl Writer {
     }
 
     /// Renews this node's lease (rewriting its hash if `rewrite`) and claims
-    /// nodes whose lease lapsed.
-    async fn refresh(&self, rewrite: bool) -> Result<(), LogError> {
+    /// nodes whose lease lapsed; true if this node was missing from the set.
+    async fn refresh(&self, rewrite: bool) -> Result<bool, LogError> {
         let key = self.key();
-        let docs: Vec<(String, String)> = match (rewrite, self.local.upgrade()) {
-            (true, Some(fanout)) => fanout
-                .subscribers()
-                .iter()
-                .flat_map(|s| {
-                    s.topics
-                        .iter()
-                        .map(|t| (subscription_id(t, &s.id), document(s, t, true).to_string()))
-                })
-                .collect(),
-            _ => Vec::new(),
+        let docs: Vec<(String, String)> = if rewrite {
+            self.local_documents()
+                .into_iter()
+                .map(|(id, doc)| (id, doc.to_string()))
+                .collect()
+        } else {
+            Vec::new()
         };
-        let dead: Vec<String> = self
+        let (added, dead): (i64, Vec<String>) = self
             .link
             .run("renew this node's lease", |mut conn| async move {
                 let mut pipe = redis::pipe();
@@ -210,21 +246,21 @@ impl Writer {
                     }
                 }
                 pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
-                pipe.zadd(&self.nodes, &self.node, now_ms() + lease_ms(LEASE))
-                    .ignore();
-                pipe.query_async::<()>(&mut conn).await?;
-                redis::cmd("ZRANGEBYSCORE")
+                pipe.zadd(&self.nodes, &self.node, now_ms() + lease_ms(LEASE));
+                let (added,): (i64,) = pipe.query_async(&mut conn).await?;
+                let dead = redis::cmd("ZRANGEBYSCORE")
                     .arg(&self.nodes)
                     .arg("-inf")
                     .arg(format!("({}", now_ms()))
                     .query_async(&mut conn)
-                    .await
+                    .await?;
+                Ok((added, dead))
             })
             .await?;
         for node in dead {
             self.claim(node).await?;
         }
-        Ok(())
+        Ok(added == 1)
     }
 
     /// Takes over a dead node: if this node wins the removal, its
@@ -242,7 +278,14 @@ impl Writer {
                 "a node left without closing its {} subscriptions; announcing them inactive",
                 docs.len()
             );
-            let _ = self.orphaned.send(docs);
+            let inactive = docs
+                .into_iter()
+                .map(|mut doc| {
+                    doc["active"] = Value::Bool(false);
+                    doc
+                })
+                .collect();
+            let _ = self.announce.send(inactive);
         }
         Ok(())
     }

@@ -1441,6 +1441,23 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// Watches every subscription event through `node`, once its own
+    /// subscription was announced.
+    async fn open(node: &Node) -> Watcher {
+        let mut watcher = Watcher {
+            stream: open(
+                &node.url(),
+                &[WATCH_ALL],
+                Some(&token(&[], &[WATCH_ALL], None)),
+                None,
+            )
+            .await,
+            unclaimed: Vec::new(),
+        };
+        watcher.wait(WATCH_ALL, true).await;
+        watcher
+    }
+
     /// The first subscription event for `topic` with `active` not claimed
     /// before; panics if none comes within [`READY`].
     async fn wait(&mut self, topic: &str, active: bool) -> Value {
@@ -1480,17 +1497,7 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
     let leaving = "https://example.com/watched/leaving";
     let (a, b, c) = (0, 1, 2);
 
-    let mut watcher = Watcher {
-        stream: open(
-            &cluster.nodes[c].url(),
-            &[WATCH_ALL],
-            Some(&token(&[], &[WATCH_ALL], None)),
-            None,
-        )
-        .await,
-        unclaimed: Vec::new(),
-    };
-    watcher.wait(WATCH_ALL, true).await;
+    let mut watcher = Watcher::open(&cluster.nodes[c]).await;
 
     let sub_token = token(&[], &["https://example.com/watched/{x}"], None);
     let _sub_a = open(&cluster.nodes[a].url(), &[on_a], Some(&sub_token), None).await;
@@ -1585,17 +1592,7 @@ async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
     let cluster = Cluster::start("paused", 2, &["--subscriptions"]).await;
     let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
     let topic = "https://example.com/paused/a";
-    let mut watcher = Watcher {
-        stream: open(
-            &b.url(),
-            &[WATCH_ALL],
-            Some(&token(&[], &[WATCH_ALL], None)),
-            None,
-        )
-        .await,
-        unclaimed: Vec::new(),
-    };
-    watcher.wait(WATCH_ALL, true).await;
+    let mut watcher = Watcher::open(b).await;
     let mut sub = open(&a.url(), &[topic], Some(&token(&[], &[topic], None)), None).await;
     let id = wait_listed(b, topic, 1, READY).await;
     watcher.wait(topic, true).await;

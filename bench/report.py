@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Turns bench/compare.sh results (one JSON per run) into the markdown tables
-of docs/benchmarks.md (medians over runs, ratios against Nchan and the floor)
-and a PNG of p99 latency against publish rate.
+"""Turns bench/compare.sh and bench/cluster.sh results (one JSON per run)
+into the markdown tables of docs/benchmarks.md (medians over runs, ratios
+against Nchan and the floor, or against the servers named by --vs) and a PNG
+of p99 latency against publish rate.
 
-    python3 bench/report.py RESULTS_DIR [PNG_PATH]
+    python3 bench/report.py [--vs SERVER]... RESULTS_DIR [PNG_PATH]
 """
 import glob
 import json
@@ -13,6 +14,8 @@ import sys
 from collections import defaultdict
 
 SERVERS = ["ssehub", "nchan", "floor"]
+# Saturated fan-out is compared against these (label, server); --vs replaces them.
+VS = [("Nchan", "nchan"), ("floor", "floor")]
 
 
 def load(results):
@@ -22,6 +25,13 @@ def load(results):
             d = json.load(f)
         runs[(d["scenario"], d["server"])].append(d["result"])
     return runs
+
+
+def names(runs):
+    """Servers present: compare.sh's in their usual order, then any other
+    label (a cluster.sh setup) in alphabetical order."""
+    present = {s for (_, s) in runs}
+    return [s for s in SERVERS if s in present] + sorted(present - set(SERVERS))
 
 
 def med(values):
@@ -43,7 +53,7 @@ def ratio(a, b):
 
 def idle(runs):
     rows = ["| server | runs | KiB RSS per subscription | connects/s | CPU s over the idle window |", "| --- | --- | --- | --- | --- |"]
-    for s in SERVERS:
+    for s in names(runs):
         rs = runs.get(("idle", s))
         if not rs:
             continue
@@ -63,19 +73,20 @@ def fanout_steps(rs):
 
 def fanout(runs):
     out = []
-    best = {s: med([r["max_deliveries_per_s"] for r in runs.get(("fanout", s), [])]) for s in SERVERS}
-    out.append("| server | saturated deliveries/s (median) | vs Nchan | vs floor |")
-    out.append("| --- | --- | --- | --- |")
-    for s in SERVERS:
+    servers = names(runs)
+    best = {s: med([r["max_deliveries_per_s"] for r in runs.get(("fanout", s), [])]) for s in servers}
+    out.append("| server | saturated deliveries/s (median) | " + " | ".join(f"vs {label}" for label, _ in VS) + " |")
+    out.append("| --- | --- |" + " --- |" * len(VS))
+    for s in servers:
         if best[s]:
-            out.append(f"| {s} | {fmt(best[s])} | {ratio(best[s], best['nchan'])} | {ratio(best[s], best['floor'])} |")
+            out.append(f"| {s} | {fmt(best[s])} | " + " | ".join(ratio(best[s], best.get(ref)) for _, ref in VS) + " |")
     out.append("")
     out.append("| payload | publishes/s | server | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | CPU µs/delivery | gaps | dups |")
     out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    per = {s: fanout_steps(runs.get(("fanout", s), [])) for s in SERVERS}
-    keys = sorted({k for s in SERVERS for k in per[s]})
+    per = {s: fanout_steps(runs.get(("fanout", s), [])) for s in servers}
+    keys = sorted({k for s in servers for k in per[s]})
     for payload, rate in keys:
-        for s in SERVERS:
+        for s in servers:
             sts = per[s].get((payload, rate))
             if not sts:
                 continue
@@ -97,7 +108,7 @@ def plot(per, path):
     payloads = sorted({p for s in per for (p, _) in per[s]})
     fig, axes = plt.subplots(1, len(payloads), figsize=(6 * len(payloads), 4), squeeze=False)
     for ax, payload in zip(axes[0], payloads):
-        for s in SERVERS:
+        for s in per:
             # Achieved deliveries, not the requested rate: a server that
             # slows its publishers down would otherwise look better than it is.
             pts = sorted((med([x["deliveries_per_s"] for x in sts]), med([x["latency"]["p99_ms"] for x in sts])) for (p, _), sts in per[s].items() if p == payload)
@@ -116,7 +127,7 @@ def plot(per, path):
 
 def simple(runs, scenario, fields):
     rows = ["| server | runs | " + " | ".join(f for f, _ in fields) + " |", "| --- | --- |" + " --- |" * len(fields)]
-    for s in SERVERS:
+    for s in names(runs):
         rs = runs.get((scenario, s))
         if rs:
             rows.append(f"| {s} | {len(rs)} | " + " | ".join(fmt(med([get(r) for r in rs]), 2) for _, get in fields) + " |")
@@ -127,7 +138,7 @@ def storm(runs):
     """Every run's recovery, since a run where not everyone came back has no time."""
     rows = ["| server | recovery s, each run (n/a: not all back within 60 s) | recovered, each run | gaps, each run | dups, each run |",
             "| --- | --- | --- | --- | --- |"]
-    for s in SERVERS:
+    for s in names(runs):
         rs = runs.get(("storm", s))
         if rs:
             each = lambda key, d=2: ", ".join(fmt(r.get(key), d) if r.get(key) is not None else "n/a" for r in rs)
@@ -136,10 +147,20 @@ def storm(runs):
 
 
 def main():
-    results = sys.argv[1]
-    png = sys.argv[2] if len(sys.argv) > 2 else None
+    args = sys.argv[1:]
+    vs = []
+    while len(args) >= 2 and args[0] == "--vs":
+        vs.append((args[1], args[1]))
+        args = args[2:]
+    if vs:
+        VS[:] = vs
+    if not args or args[0].startswith("--"):
+        sys.exit(__doc__)
+    results = args[0]
+    png = args[1] if len(args) > 1 else None
     runs = load(results)
-    print("### Idle\n\n" + idle(runs) + "\n")
+    if any(scenario == "idle" for (scenario, _) in runs):
+        print("### Idle\n\n" + idle(runs) + "\n")
     table, per = fanout(runs)
     print("### Fan-out\n\n" + table + "\n")
     if runs.get(("storm", "ssehub")) or runs.get(("storm", "nchan")):

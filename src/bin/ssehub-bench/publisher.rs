@@ -3,7 +3,7 @@
 //! order and completeness.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,10 @@ pub(crate) enum Format {
 /// Where and how to publish.
 #[derive(Clone)]
 pub(crate) struct Target {
-    pub(crate) url: String,
+    /// Publish URLs (one per node), taken in turn.
+    pub(crate) urls: Vec<String>,
+    /// How many publishes have picked a URL, shared by every clone.
+    pub(crate) next: Arc<AtomicUsize>,
     pub(crate) format: Format,
     pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) client: reqwest::Client,
@@ -53,7 +56,16 @@ pub(crate) struct Sent {
 }
 
 impl Target {
+    /// Publishes to the next URL in turn. Its caller waits for the answer
+    /// before publishing to the same topic again, so a topic's publishes stay
+    /// one sequence whichever node takes each.
     async fn publish(&self, topic: &str, data: String) -> bool {
+        let url = &self.urls[self.next.fetch_add(1, Ordering::Relaxed) % self.urls.len()];
+        let via = if self.urls.len() > 1 {
+            format!(" via {url}")
+        } else {
+            String::new()
+        };
         let req = match self.format {
             Format::Mercure => {
                 let body = form_urlencoded::Serializer::new(String::new())
@@ -61,23 +73,20 @@ impl Target {
                     .append_pair("data", &data)
                     .finish();
                 self.client
-                    .post(&self.url)
+                    .post(url)
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body)
             }
-            Format::Raw => self
-                .client
-                .post(self.url.replace("{topic}", topic))
-                .body(data),
+            Format::Raw => self.client.post(url.replace("{topic}", topic)).body(data),
         };
         match req.headers(self.headers.clone()).send().await {
             Ok(res) if res.status().is_success() => true,
             Ok(res) => {
-                eprintln!("publish to {topic}: {}", res.status());
+                eprintln!("publish to {topic}{via}: {}", res.status());
                 false
             }
             Err(e) => {
-                eprintln!("publish to {topic}: {e}");
+                eprintln!("publish to {topic}{via}: {e}");
                 false
             }
         }

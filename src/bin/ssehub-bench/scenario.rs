@@ -1,5 +1,6 @@
 //! Scenarios: `idle`, `fanout`, `rooms`, `storm`, `slow`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -51,15 +52,18 @@ pub(crate) struct Args {
     /// Subscriptions to open.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
-    /// Subscribe URL; `{topic}` is replaced (plain http:// only).
-    #[arg(long)]
-    sub_url: String,
+    /// Subscribe URL; `{topic}` is replaced. Several (repeated or
+    /// comma-separated) spread the subscriptions over nodes: worker w
+    /// connects to URL w % n; every URL must have the same path and query.
+    #[arg(long, required = true)]
+    sub_url: Vec<String>,
     /// Extra subscribe request header (repeatable), e.g. `Authorization: Bearer ...`.
     #[arg(long = "sub-header")]
     sub_headers: Vec<String>,
-    /// Publish URL; `{topic}` is replaced for the raw format.
-    #[arg(long)]
-    pub_url: String,
+    /// Publish URL; `{topic}` is replaced for the raw format. Several
+    /// (repeated or comma-separated) take publishes in turn.
+    #[arg(long, required = true)]
+    pub_url: Vec<String>,
     /// How to publish.
     #[arg(long, value_enum, default_value = "mercure")]
     pub_format: Format,
@@ -91,7 +95,8 @@ pub(crate) struct Args {
     /// Stalled readers added (slow).
     #[arg(long, default_value_t = 50)]
     stalled: usize,
-    /// Worker processes [default: one per 15,000 subscriptions].
+    /// Worker processes [default: one per 15,000 subscriptions, rounded up
+    /// to a multiple of the number of subscribe URLs].
     #[arg(long)]
     workers: Option<usize>,
     /// Source addresses, e.g. `127.0.0.2-127.0.0.250`.
@@ -107,9 +112,10 @@ pub(crate) struct Args {
     /// Certificate to trust for HTTP/2 on TLS (ssehub's is DATA_DIR/tls/cert.pem).
     #[arg(long)]
     ca_cert: Option<PathBuf>,
-    /// PID of the server, for its RSS and CPU time.
+    /// PID of the server, for its RSS and CPU time (repeatable: the nodes'
+    /// RSS and CPU time are summed).
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
     /// Label for the server in the results.
     #[arg(long, default_value = "server")]
     label: String,
@@ -124,12 +130,18 @@ struct Worker {
     stdout: Lines<BufReader<ChildStdout>>,
 }
 
-struct Workers(Vec<Worker>);
+/// Where one subscribe URL's workers connect.
+struct Node {
+    addr: SocketAddr,
+    /// Host header, `host:port`.
+    host: String,
+    h2: Option<crate::h2_client::H2Spec>,
+}
 
-impl Workers {
-    async fn spawn(args: &Args, paths: Vec<String>, stalled: usize) -> anyhow::Result<Workers> {
-        let url =
-            reqwest::Url::parse(&args.sub_url.replace("{topic}", "x")).context("--sub-url")?;
+impl Node {
+    async fn resolve(args: &Args, sub_url: &str) -> anyhow::Result<Node> {
+        let url = reqwest::Url::parse(&sub_url.replace("{topic}", "x"))
+            .with_context(|| format!("--sub-url {sub_url}"))?;
         let host = url.host_str().context("--sub-url host")?.to_string();
         let h2 = match (url.scheme(), args.h2_streams) {
             ("http", None) => None,
@@ -155,25 +167,108 @@ impl Workers {
             .await?
             .next()
             .context("resolving --sub-url")?;
+        Ok(Node {
+            addr,
+            host: format!("{host}:{port}"),
+            h2,
+        })
+    }
+}
+
+/// Worker processes for `subscriptions` spread over `nodes` subscribe URLs:
+/// worker w serves URL w % nodes, so each URL needs at least one.
+fn worker_count(given: Option<usize>, subscriptions: usize, nodes: usize) -> anyhow::Result<usize> {
+    match given.map(|w| w.max(1)) {
+        Some(w) if w < nodes => {
+            bail!("--workers {w} leaves some of the {nodes} subscribe URLs without subscriptions")
+        }
+        Some(w) => Ok(w),
+        None => Ok(subscriptions.div_ceil(PER_WORKER).max(1).div_ceil(nodes) * nodes),
+    }
+}
+
+/// Splits comma-separated URLs; a comma inside a URL stays when what
+/// follows it does not start with a scheme.
+fn split_urls(values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in values {
+        let mut fresh = true;
+        for piece in value.split(',') {
+            if piece.trim().is_empty() {
+                continue;
+            }
+            let lower = piece.trim_start().to_ascii_lowercase();
+            let starts_url = lower.starts_with("http://") || lower.starts_with("https://");
+            match out.last_mut() {
+                Some(last) if !fresh && !starts_url => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => out.push(piece.trim().to_string()),
+            }
+            fresh = false;
+        }
+    }
+    for url in &mut out {
+        *url = url.trim().to_string();
+    }
+    out
+}
+
+/// Checks that every subscribe URL asks for the same path and query (only
+/// the node differs), since subscriptions are built from the first.
+fn check_sub_urls(urls: &[String]) -> anyhow::Result<()> {
+    let shape = |u: &str| -> anyhow::Result<(String, String, Option<String>)> {
+        let url = reqwest::Url::parse(&u.replace("{topic}", "x"))
+            .with_context(|| format!("--sub-url {u}"))?;
+        Ok((
+            url.scheme().to_string(),
+            url.path().to_string(),
+            url.query().map(String::from),
+        ))
+    };
+    let first = shape(urls.first().context("no --sub-url")?)?;
+    for u in &urls[1..] {
+        if shape(u)? != first {
+            bail!(
+                "--sub-url {u}: every subscribe URL must have the scheme, path and query of {}",
+                urls[0]
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Workers(Vec<Worker>);
+
+impl Workers {
+    async fn spawn(args: &Args, paths: Vec<String>, stalled: usize) -> anyhow::Result<Workers> {
+        let mut nodes = Vec::new();
+        for url in &args.sub_url {
+            nodes.push(Node::resolve(args, url).await?);
+        }
         let n = paths.len();
-        let count = args.workers.unwrap_or(n.div_ceil(PER_WORKER)).max(1);
+        let count = worker_count(args.workers, n, nodes.len())?;
+        let mut per_node = vec![0; nodes.len()];
         let exe = std::env::current_exe()?;
         let mut workers = Vec::new();
         let mut paths = paths.into_iter();
         for w in 0..count {
             let first = w * n / count;
             let mine: Vec<String> = paths.by_ref().take((w + 1) * n / count - first).collect();
+            let node = &nodes[w % nodes.len()];
+            per_node[w % nodes.len()] += mine.len();
             let spec = Spec {
                 first,
                 count: mine.len(),
-                addr,
-                host: format!("{host}:{port}"),
+                addr: node.addr,
+                host: node.host.clone(),
                 paths: mine,
                 headers: args.sub_headers.clone(),
                 sources: args.sources.0.clone(),
                 connect_rate: (args.connect_rate as usize / count).max(1) as u32,
                 stalled: if w == 0 { stalled } else { 0 },
-                h2: h2.clone(),
+                h2: node.h2.clone(),
             };
             let mut child = tokio::process::Command::new(&exe)
                 .arg("worker")
@@ -191,6 +286,12 @@ impl Workers {
                 stdin,
                 stdout,
             });
+        }
+        if nodes.len() > 1 {
+            eprintln!(
+                "ssehub-bench: {n} subscriptions over {count} workers and {} subscribe URLs: {per_node:?}",
+                nodes.len()
+            );
         }
         Ok(Workers(workers))
     }
@@ -301,7 +402,8 @@ fn target(args: &Args) -> anyhow::Result<Target> {
         .pool_max_idle_per_host(64)
         .build()?;
     Ok(Target {
-        url: args.pub_url.clone(),
+        urls: args.pub_url.clone(),
+        next: Default::default(),
         format: args.pub_format,
         headers,
         client,
@@ -309,7 +411,7 @@ fn target(args: &Args) -> anyhow::Result<Target> {
 }
 
 fn path_for(args: &Args, topic: &str) -> String {
-    let url = args.sub_url.replace(
+    let url = args.sub_url[0].replace(
         "{topic}",
         &percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC)
             .to_string(),
@@ -322,7 +424,13 @@ fn path_for(args: &Args, topic: &str) -> String {
 }
 
 /// Runs the chosen scenario and prints a summary and the JSON result.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(mut args: Args) -> anyhow::Result<()> {
+    args.sub_url = split_urls(&args.sub_url);
+    args.pub_url = split_urls(&args.pub_url);
+    check_sub_urls(&args.sub_url)?;
+    if args.pub_url.is_empty() {
+        bail!("no --pub-url");
+    }
     let result = match args.scenario {
         Name::Idle => idle(&args).await?,
         Name::Fanout => fanout(&args).await?,
@@ -330,21 +438,22 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Name::Storm => storm(&args).await?,
         Name::Slow => slow(&args).await?,
     };
-    let result = json!({ "scenario": format!("{:?}", args.scenario).to_lowercase(), "server": args.label, "subscribers": args.subscribers, "result": result });
+    let result = json!({ "scenario": format!("{:?}", args.scenario).to_lowercase(), "server": args.label, "subscribers": args.subscribers,
+        "sub_urls": args.sub_url, "pub_urls": args.pub_url, "result": result });
     crate::write_json(args.json.as_ref(), &result)
 }
 
 async fn idle(args: &Args) -> anyhow::Result<serde_json::Value> {
-    let before = sample(args.server_pid);
+    let before = sample(&args.server_pid);
     let paths = (0..args.subscribers)
         .map(|_| path_for(args, "idle"))
         .collect();
     let mut workers = Workers::spawn(args, paths, 0).await?;
     let connects_per_s = connect_all(&mut workers, args.subscribers).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let connected = sample(args.server_pid);
+    let connected = sample(&args.server_pid);
     tokio::time::sleep(Duration::from_secs_f64(args.idle_seconds)).await;
-    let after = sample(args.server_pid);
+    let after = sample(&args.server_pid);
     workers.quit().await;
     let per_conn =
         (connected.rss_kib.saturating_sub(before.rss_kib)) as f64 / args.subscribers as f64;
@@ -402,7 +511,7 @@ async fn step(
         expected_per_publish,
     } = *load;
     let (start, _) = workers.snapshot().await?;
-    let s0 = sample(args.server_pid);
+    let s0 = sample(&args.server_pid);
     let t0 = Instant::now();
     let pb = bar(
         (rate * args.step_seconds) as u64,
@@ -437,7 +546,7 @@ async fn step(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = t0.elapsed().as_secs_f64();
-    let s1 = sample(args.server_pid);
+    let s1 = sample(&args.server_pid);
     let (end, hist) = workers.snapshot().await?;
     pb.finish_and_clear();
     let delivered = end.received - start.received;
@@ -628,7 +737,7 @@ async fn slow(args: &Args) -> anyhow::Result<serde_json::Value> {
         let total = args.subscribers + stalled;
         let mut workers = crowd(args, &topic, total, stalled).await?;
         let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
-        let rss_before: Sample = sample(args.server_pid);
+        let rss_before: Sample = sample(&args.server_pid);
         let line = step(
             args,
             &mut workers,
@@ -643,4 +752,56 @@ async fn slow(args: &Args) -> anyhow::Result<serde_json::Value> {
         );
     }
     Ok(serde_json::Value::Object(phases))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_on_commas_that_start_a_url() {
+        let given = vec![
+            "http://a:1/sub?topic={topic},http://b:2/sub?topic={topic}".to_string(),
+            " https://c:3/x?t=a,b ".to_string(),
+            "http://d:4/p,".to_string(),
+        ];
+        assert_eq!(
+            split_urls(&given),
+            [
+                "http://a:1/sub?topic={topic}",
+                "http://b:2/sub?topic={topic}",
+                "https://c:3/x?t=a,b",
+                "http://d:4/p",
+            ]
+        );
+        assert_eq!(split_urls(&["http://a/".to_string()]), ["http://a/"]);
+    }
+
+    #[test]
+    fn every_subscribe_url_gets_workers() {
+        // One URL: one worker per 15,000 subscriptions, as before.
+        assert_eq!(worker_count(None, 6000, 1).unwrap(), 1);
+        assert_eq!(worker_count(None, 20_000, 1).unwrap(), 2);
+        assert_eq!(worker_count(Some(0), 6000, 1).unwrap(), 1);
+        // Several: a multiple of the URLs, so each gets an equal share.
+        assert_eq!(worker_count(None, 6000, 3).unwrap(), 3);
+        assert_eq!(worker_count(None, 40_000, 3).unwrap(), 3);
+        assert_eq!(worker_count(None, 50_000, 3).unwrap(), 6);
+        assert_eq!(worker_count(Some(4), 6000, 3).unwrap(), 4);
+        assert!(worker_count(Some(2), 6000, 3).is_err());
+    }
+
+    #[test]
+    fn subscribe_urls_differ_only_in_node() {
+        let ok = [
+            "http://127.0.0.1:1/m?topic={topic}",
+            "http://127.0.0.1:2/m?topic={topic}",
+        ];
+        assert!(check_sub_urls(&ok.map(String::from)).is_ok());
+        let bad = [
+            "http://127.0.0.1:1/m?topic={topic}",
+            "http://127.0.0.1:2/n?topic={topic}",
+        ];
+        assert!(check_sub_urls(&bad.map(String::from)).is_err());
+    }
 }

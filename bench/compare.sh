@@ -6,6 +6,7 @@
 #
 #   bash bench/compare.sh [scenario ...]      (default: idle fanout storm slow rooms; also fanout-1k)
 #   env: RUNS=3 SUBS=10000 IDLE_SUBS=15000 OUT=bench/results SERVERS="ssehub nchan floor"
+#        SSEHUB_ARGS="--store memory" (extra flags for ssehub serve, for A/B runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -44,7 +45,7 @@ start_server() {
   case $name in
     ssehub)
       taskset -c 0 $BIN/ssehub serve --listen 127.0.0.1:$PORT --tls-listen none --data-dir "$TMP/$name" \
-        --publisher-jwt-key "$SECRET" --anonymous --history-size 1000000 >"$TMP/$name.out" 2>&1 &
+        --publisher-jwt-key "$SECRET" --anonymous --history-size 1000000 ${SSEHUB_ARGS:-} >"$TMP/$name.out" 2>&1 &
       SERVER_PID=$!
       SUB_URL="http://127.0.0.1:$PORT/.well-known/mercure?topic={topic}"
       ROOMS=(--sub-url "$SUB_URL" --group-param topic)

@@ -97,3 +97,6 @@ node --test --test-concurrency=1 --test-timeout=60000 "$@" ./*.test.mjs
 
 # The deployment configs (deploy/) and the browser's connection limit.
 bash "$E2E_DIR/deploy.sh"
+
+# Three nodes sharing one Redis stream behind deploy/cluster/ (nginx, HAProxy).
+bash "$E2E_DIR/cluster.sh"

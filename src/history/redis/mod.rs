@@ -32,20 +32,20 @@ use crate::proto::update::Update;
 use crate::subscriptions::Directory;
 use link::{Connector, Link};
 
-/// The names of the keys a hub uses for stream `name`.
+/// The names of the keys the log uses for stream `name`.
 #[derive(Debug, Clone)]
-pub struct Keys {
+struct Keys {
     /// The stream.
-    pub stream: String,
+    stream: String,
     /// Event id to stream id.
-    pub index: String,
+    index: String,
     /// The index's entries, oldest first.
-    pub order: String,
+    order: String,
 }
 
 impl Keys {
     /// The keys of stream `name`, all with the hash tag `{name}`.
-    pub fn new(name: &str) -> Keys {
+    fn new(name: &str) -> Keys {
         Keys {
             stream: format!("{{{name}}}"),
             index: format!("{{{name}}}:ids"),

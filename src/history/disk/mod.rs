@@ -7,6 +7,7 @@
 //! positions and positions to file offsets, so finding an id or a position
 //! never scans. Retention (count, bytes, age) deletes whole segments.
 
+mod handoff;
 mod record;
 mod segment;
 mod writer;
@@ -194,11 +195,12 @@ impl DiskLog {
         shared.maintain(now_ms());
         shared.load_recent();
         let (tail, rx) = mpsc::unbounded_channel();
+        let bell = handoff::open(tail).map_err(io_error(data_dir))?;
         let (requests, incoming) = std::sync::mpsc::channel();
         let worker = shared.clone();
         let writer = std::thread::Builder::new()
             .name("ssehub-log-writer".into())
-            .spawn(move || writer::run(worker, incoming, tail))
+            .spawn(move || writer::run(worker, incoming, bell))
             .map_err(io_error(data_dir))?;
         Ok((
             DiskLog {

@@ -6,8 +6,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-
+use super::handoff::{Bell, Done, Reply};
 use super::record::{decode, encode, Decoded};
 use super::segment::Segment;
 use super::{now_ms, Shared, State, RECENT};
@@ -17,7 +16,7 @@ use crate::proto::update::Update;
 /// An append waiting for its commit.
 pub(super) struct Request {
     pub(super) updates: Vec<Update>,
-    pub(super) reply: oneshot::Sender<Result<Vec<Arc<Event>>, LogError>>,
+    pub(super) reply: Reply,
 }
 
 /// Most requests grouped into one commit.
@@ -29,11 +28,7 @@ const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Runs until every sender is gone (the thread owns its arguments).
 #[allow(clippy::needless_pass_by_value)]
-pub(super) fn run(
-    shared: Arc<Shared>,
-    incoming: Receiver<Request>,
-    tail: mpsc::UnboundedSender<Arc<Event>>,
-) {
+pub(super) fn run(shared: Arc<Shared>, incoming: Receiver<Request>, bell: Arc<Bell>) {
     let mut buf = Vec::new();
     let mut batch = Vec::new();
     loop {
@@ -55,21 +50,15 @@ pub(super) fn run(
         match shared.commit(&mut batch, &mut buf) {
             Ok(events) => {
                 let mut events = events.into_iter();
-                for (request, count) in batch.drain(..).zip(counts) {
-                    let mine: Vec<_> = events.by_ref().take(count).collect();
-                    for event in &mine {
-                        let _ = tail.send(event.clone());
-                    }
-                    let _ = request.reply.send(Ok(mine));
-                }
+                bell.ring(batch.drain(..).zip(counts).map(|(request, count)| {
+                    Done::Appended(request.reply, events.by_ref().take(count).collect())
+                }));
             }
             Err(e) => {
                 tracing::error!("{e}");
-                for request in batch.drain(..) {
-                    let _ = request
-                        .reply
-                        .send(Err(LogError::Unavailable(e.to_string())));
-                }
+                bell.ring(batch.drain(..).map(|request| {
+                    Done::Failed(request.reply, LogError::Unavailable(e.to_string()))
+                }));
             }
         }
     }

@@ -1,0 +1,101 @@
+//! Hands what the writer thread committed to the runtime.
+//!
+//! The thread queues its results and rings a socket; a task of the runtime,
+//! woken by the I/O driver, answers the appends and feeds the tail. A wake
+//! made by a task is scheduled on its worker (the woken task runs soon), but
+//! a wake from another thread queues the task behind every task already
+//! runnable: with thousands of streams just woken by the previous update,
+//! that delayed each publish answer and each dispatch by a whole round of
+//! writes.
+
+use std::io::{ErrorKind, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::history::{Event, LogError};
+
+/// Where an append's outcome goes.
+pub(super) type Reply = oneshot::Sender<Result<Vec<Arc<Event>>, LogError>>;
+
+/// The outcome of one append.
+pub(super) enum Done {
+    /// Committed: the events, in order.
+    Appended(Reply, Vec<Arc<Event>>),
+    /// Not committed.
+    Failed(Reply, LogError),
+}
+
+/// The writer thread's side: queued outcomes and the socket it rings.
+pub(super) struct Bell {
+    pending: Mutex<Vec<Done>>,
+    ring: UnixStream,
+}
+
+impl Bell {
+    /// Queues `done` (in commit order) and wakes the runtime's side.
+    pub(super) fn ring(&self, done: impl IntoIterator<Item = Done>) {
+        self.pending.lock().extend(done);
+        // A full socket means the runtime's side has not woken up yet; it
+        // will take everything queued when it does.
+        let _ = (&self.ring).write(&[1]);
+    }
+}
+
+/// A bell for the writer thread, and the task that answers it, feeding
+/// `tail`; the task ends once the bell is dropped.
+pub(super) fn open(tail: mpsc::UnboundedSender<Arc<Event>>) -> std::io::Result<Arc<Bell>> {
+    let (ring, hear) = UnixStream::pair()?;
+    ring.set_nonblocking(true)?;
+    hear.set_nonblocking(true)?;
+    let hear = tokio::net::UnixStream::from_std(hear)?;
+    let bell = Arc::new(Bell {
+        pending: Mutex::new(Vec::new()),
+        ring,
+    });
+    tokio::spawn(answer(Arc::downgrade(&bell), hear, tail));
+    Ok(bell)
+}
+
+async fn answer(
+    bell: Weak<Bell>,
+    hear: tokio::net::UnixStream,
+    tail: mpsc::UnboundedSender<Arc<Event>>,
+) {
+    let mut buf = [0u8; 256];
+    loop {
+        if hear.readable().await.is_err() {
+            return;
+        }
+        loop {
+            match hear.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => return,
+            }
+        }
+        let Some(bell) = bell.upgrade() else { return };
+        let done = std::mem::take(&mut *bell.pending.lock());
+        drop(bell);
+        // Answers first, the tail last: the dispatch task, woken last, is
+        // the one that runs next.
+        let mut events = Vec::new();
+        for outcome in done {
+            match outcome {
+                Done::Appended(reply, mine) => {
+                    events.extend(mine.iter().cloned());
+                    let _ = reply.send(Ok(mine));
+                }
+                Done::Failed(reply, e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+        for event in events {
+            let _ = tail.send(event);
+        }
+    }
+}

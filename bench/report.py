@@ -171,8 +171,10 @@ def main():
             ("healthy p99 ms, with 50 stalled", lambda r: r["with_stalled"]["healthy"]["latency"]["p99_ms"]),
             ("server RSS KiB after, with stalled", lambda r: r["with_stalled"]["healthy"]["server_rss_kib"])]) + "\n")
     if runs.get(("rooms", "ssehub")):
-        print("### Rooms\n\n" + simple(runs, "rooms", [("deliveries/s", lambda r: r["deliveries_per_s"]), ("p99 ms", lambda r: r["latency"]["p99_ms"]),
-                                                         ("gaps", lambda r: r["gaps"]), ("dups", lambda r: r["dups"])]) + "\n")
+        print("### Rooms\n\n" + simple(runs, "rooms", [
+            ("deliveries owed", lambda r: r["expected"]), ("delivered", lambda r: r["delivered"]),
+            ("missing", lambda r: r.get("missing", 0)), ("deliveries/s", lambda r: r["deliveries_per_s"]),
+            ("p99 ms", lambda r: r["latency"]["p99_ms"]), ("gaps", lambda r: r["gaps"]), ("dups", lambda r: r["dups"])]) + "\n")
     if png:
         plot(per, png)
 

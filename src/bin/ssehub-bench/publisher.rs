@@ -49,10 +49,12 @@ impl Sequences {
 }
 
 /// Counts of one publishing run.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Sent {
     pub(crate) published: u64,
     pub(crate) errors: u64,
+    /// Acknowledged publishes of each topic, in the order of `run`'s topics.
+    pub(crate) per_topic: Vec<u64>,
 }
 
 impl Target {
@@ -104,15 +106,17 @@ pub(crate) async fn run(
     size: usize,
 ) -> Sent {
     let lanes = topics.len().clamp(1, 16);
-    let published = Arc::new(AtomicU64::new(0));
+    let topics: Arc<[String]> = topics.into();
+    let acked: Arc<[AtomicU64]> = topics.iter().map(|_| AtomicU64::new(0)).collect();
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for lane in 0..lanes {
-        let mine: Vec<String> = topics.iter().skip(lane).step_by(lanes).cloned().collect();
-        let (target, seqs, published, errors) = (
+        let mine: Vec<usize> = (lane..topics.len()).step_by(lanes).collect();
+        let (target, seqs, topics, acked, errors) = (
             target.clone(),
             seqs.clone(),
-            published.clone(),
+            topics.clone(),
+            acked.clone(),
             errors.clone(),
         );
         let every = Duration::from_secs_f64(lanes as f64 / rate);
@@ -122,15 +126,16 @@ pub(crate) async fn run(
             let end = tokio::time::Instant::now() + duration;
             while tokio::time::Instant::now() < end {
                 tick.tick().await;
-                let topic = &mine[rand::random::<usize>() % mine.len()];
+                let i = mine[rand::random::<usize>() % mine.len()];
+                let topic = &topics[i];
                 let seq = seqs.next(topic);
                 let counter = if target
                     .publish(topic, payload::encode(topic, seq, size))
                     .await
                 {
-                    &published
+                    &acked[i]
                 } else {
-                    &errors
+                    &*errors
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
             }
@@ -139,8 +144,10 @@ pub(crate) async fn run(
     for t in tasks {
         let _ = t.await;
     }
+    let per_topic: Vec<u64> = acked.iter().map(|n| n.load(Ordering::Relaxed)).collect();
     Sent {
-        published: published.load(Ordering::Relaxed),
+        published: per_topic.iter().sum(),
         errors: errors.load(Ordering::Relaxed),
+        per_topic,
     }
 }

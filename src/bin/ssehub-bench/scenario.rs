@@ -468,13 +468,14 @@ async fn idle(args: &Args) -> anyhow::Result<serde_json::Value> {
     )
 }
 
-/// What a publishing step sends, and how many deliveries a publish makes.
+/// What a publishing step sends, and to how many subscribers.
 struct Load<'a> {
     target: &'a Target,
     seqs: &'a Arc<Sequences>,
     topics: &'a [String],
     size: usize,
-    expected_per_publish: f64,
+    /// How many subscribers receive a publish to each of `topics` (same order).
+    audience: &'a [u64],
 }
 
 impl<'a> Load<'a> {
@@ -484,15 +485,20 @@ impl<'a> Load<'a> {
         seqs: &'a Arc<Sequences>,
         topic: &'a String,
         size: usize,
-        subscribers: usize,
+        subscribers: &'a u64,
     ) -> Load<'a> {
         Load {
             target,
             seqs,
             topics: std::slice::from_ref(topic),
             size,
-            expected_per_publish: subscribers as f64,
+            audience: std::slice::from_ref(subscribers),
         }
+    }
+
+    /// Deliveries an average publish makes (for the progress bar).
+    fn mean_audience(&self) -> f64 {
+        self.audience.iter().sum::<u64>() as f64 / self.audience.len().max(1) as f64
     }
 }
 
@@ -508,7 +514,7 @@ async fn step(
         seqs,
         topics,
         size,
-        expected_per_publish,
+        audience,
     } = *load;
     let (start, _) = workers.snapshot().await?;
     let s0 = sample(&args.server_pid);
@@ -531,12 +537,19 @@ async fn step(
             sent = &mut publishing => break sent,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {
                 let t = workers.total().await?;
-                pb.set_position(((t.received - start.received) as f64 / expected_per_publish.max(1.0)) as u64);
+                pb.set_position(((t.received - start.received) as f64 / load.mean_audience().max(1.0)) as u64);
             }
         }
     };
-    // Let deliveries drain (bounded).
-    let want = start.received + (sent.published as f64 * expected_per_publish) as u64;
+    // Exactly what the acknowledged publishes owe the subscribers; let
+    // deliveries drain (bounded).
+    let owed: u64 = sent
+        .per_topic
+        .iter()
+        .zip(audience)
+        .map(|(n, a)| n * a)
+        .sum();
+    let want = start.received + owed;
     let drain_deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let t = workers.total().await?;
@@ -553,12 +566,12 @@ async fn step(
     let cpu = s1.cpu_s - s0.cpu_s;
     let lat = latency(&hist);
     let line = json!({ "rate": rate, "payload": size, "published": sent.published, "publish_errors": sent.errors,
-        "delivered": delivered, "expected": want - start.received, "deliveries_per_s": delivered as f64 / elapsed,
+        "delivered": delivered, "expected": want - start.received, "missing": want.saturating_sub(end.received), "deliveries_per_s": delivered as f64 / elapsed,
         "gaps": end.gaps - start.gaps, "dups": end.dups - start.dups, "latency": lat,
         "server_cpu_s": cpu, "server_cpu_us_per_delivery": if delivered > 0 { cpu * 1e6 / delivered as f64 } else { 0.0 },
         "server_rss_kib": s1.rss_kib });
     eprintln!(
-        "{}: {rate:>7}/s x {size:>5} B: {delivered} deliveries ({:.0}/s), p50 {} ms p99 {} ms p99.9 {} ms max {} ms, gaps {} dups {}, server CPU {cpu:.2} s, RSS {} KiB",
+        "{}: {rate:>7}/s x {size:>5} B: {delivered} deliveries of {owed} owed ({:.0}/s), p50 {} ms p99 {} ms p99.9 {} ms max {} ms, gaps {} dups {}, server CPU {cpu:.2} s, RSS {} KiB",
         args.label, line["deliveries_per_s"].as_f64().unwrap_or(0.0), lat["p50_ms"], lat["p99_ms"], lat["p999_ms"], lat["max_ms"], line["gaps"], line["dups"], s1.rss_kib
     );
     Ok(line)
@@ -605,7 +618,7 @@ async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
             let line = step(
                 args,
                 &mut workers,
-                &Load::one_topic(&target, &seqs, &topic, size, args.subscribers),
+                &Load::one_topic(&target, &seqs, &topic, size, &(args.subscribers as u64)),
                 rate,
             )
             .await?;
@@ -628,12 +641,17 @@ async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
 
 async fn rooms(args: &Args) -> anyhow::Result<serde_json::Value> {
     let groups = (args.subscribers / 10).max(1);
+    // Topics and how many subscriptions select each: groups first, then one
+    // private topic per subscription.
     let mut topics: Vec<String> = (0..groups).map(|g| format!("group-{g}")).collect();
+    let mut audience = vec![0u64; groups];
     let paths = (0..args.subscribers)
         .map(|i| {
             let user = format!("user-{i}");
             let path = path_for(args, &user);
             topics.push(user);
+            audience.push(1);
+            audience[i % groups] += 1;
             // The group as a second query parameter (a second `topic` for a
             // Mercure hub; Nchan multiplexes channels from distinct names).
             let group = format!("group-{}", i % groups);
@@ -648,9 +666,6 @@ async fn rooms(args: &Args) -> anyhow::Result<serde_json::Value> {
     let mut workers = Workers::spawn(args, paths, 0).await?;
     connect_all(&mut workers, args.subscribers).await?;
     let (target, seqs) = (target(args)?, Arc::new(Sequences::default()));
-    // A random topic reaches 1 subscriber (private) or 10 (group): on average
-    // (users + 10 * groups) / topics deliveries per publish.
-    let expected = (args.subscribers + 10 * groups) as f64 / topics.len() as f64;
     let rate = *args.rates.first().unwrap_or(&100.0);
     let size = *args.payload.first().unwrap_or(&100);
     let line = step(
@@ -661,7 +676,7 @@ async fn rooms(args: &Args) -> anyhow::Result<serde_json::Value> {
             seqs: &seqs,
             topics: &topics,
             size,
-            expected_per_publish: expected,
+            audience: &audience,
         },
         rate,
     )
@@ -741,7 +756,7 @@ async fn slow(args: &Args) -> anyhow::Result<serde_json::Value> {
         let line = step(
             args,
             &mut workers,
-            &Load::one_topic(&target, &seqs, &topic, size, args.subscribers),
+            &Load::one_topic(&target, &seqs, &topic, size, &(args.subscribers as u64)),
             rate,
         )
         .await?;

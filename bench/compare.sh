@@ -8,6 +8,7 @@
 #   env: RUNS=3 SUBS=10000 IDLE_SUBS=15000 OUT=bench/results SERVERS="ssehub nchan floor"
 #        SSEHUB_ARGS="--store memory" (extra flags for ssehub serve, for A/B runs)
 #        P99_LIMIT=100 (fanout raises the rate until p99 passes it, in ms, or deliveries fall behind)
+#        RATES=5,10,20,50,100,200,400 (fanout's publish rates per second, rising)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -101,7 +102,7 @@ for scenario in $SCENARIOS; do
       [ "$name" = floor ] && [[ $scenario =~ ^(storm|rooms)$ ]] && continue
       case $scenario in
         idle) bench "$name" idle "$run" --subscribers "$IDLE_SUBS" --idle-seconds 20 ;;
-        fanout) bench "$name" fanout "$run" --subscribers "$SUBS" --payload 100,1024 --rates 5,10,20,50,100,200,400 --step-seconds 5 --p99-limit-ms "${P99_LIMIT:-100}" ;;
+        fanout) bench "$name" fanout "$run" --subscribers "$SUBS" --payload 100,1024 --rates "${RATES:-5,10,20,50,100,200,400}" --step-seconds 5 --p99-limit-ms "${P99_LIMIT:-100}" ;;
         # The latency target: 1,000 subscribers, 100 publishes per second.
         fanout-1k) bench "$name" fanout "$run" --subscribers 1000 --payload 100 --rates 100 --step-seconds 10 ;;
         storm) bench "$name" storm "$run" --subscribers "${STORM_SUBS:-15000}" --rates 10 --step-seconds 8 ;;

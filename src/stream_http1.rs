@@ -136,7 +136,16 @@ pub(crate) async fn serve_stream<IO, D>(
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v == "text/event-stream");
     let mut head = format!("HTTP/1.1 {}\r\n", parts.status).into_bytes();
+    // This path frames the body itself (length or chunks) and always closes.
+    let framing = [
+        http::header::CONTENT_LENGTH,
+        http::header::TRANSFER_ENCODING,
+        http::header::CONNECTION,
+    ];
     for (name, value) in &parts.headers {
+        if framing.contains(name) {
+            continue;
+        }
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());

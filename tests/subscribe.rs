@@ -358,3 +358,42 @@ async fn subscription_events_are_private() {
     let _sub = hub.subscribe_topics(&["urn:a"], &[]).await;
     nosy.assert_silent(SHORT).await;
 }
+
+/// Reads a whole HTTP/1.1 response to `request` from a raw socket (the hub
+/// closes the connection after an error).
+async fn raw_exchange(hub: &TestHub, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = hub.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
+        .await
+        .expect("the hub closes the connection after an error")
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn refused_subscription_has_one_framing_header() {
+    let hub = TestHub::default().await;
+    // No token and no --anonymous: 401, answered on the streaming path.
+    let response = raw_exchange(
+        &hub,
+        "GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 401 "), "{head}");
+    let named = |name: &str| {
+        head.lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with(name))
+            .collect::<Vec<_>>()
+    };
+    let lengths = named("content-length:");
+    assert_eq!(lengths.len(), 1, "one content-length in {head:?}");
+    assert_eq!(lengths[0][15..].trim(), body.len().to_string());
+    assert_eq!(named("connection:").len(), 1, "{head:?}");
+    assert!(named("transfer-encoding:").is_empty(), "{head:?}");
+    assert!(!body.is_empty(), "the error says what is wrong");
+}

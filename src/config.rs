@@ -259,12 +259,14 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-/// Hides the password of `scheme://user:password@host`.
+/// Hides the password of `scheme://user:password@host`. The host starts
+/// after the last `@`, so a password holding an (unescaped) `@` or `/` is
+/// hidden whole.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
             format!("{scheme}://{user}:***@{host}")
@@ -549,6 +551,51 @@ mod tests {
         assert!(c.anonymous);
         assert_eq!(c.cookie_name, "mercureAuthorization");
         assert_eq!(c.max_body, 1 << 20);
+    }
+
+    #[test]
+    fn redis_store_from_toml_with_defaults_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "store = \"redis://u:p@ss@127.0.0.1:6390/2\"\n").unwrap();
+        let c = Options::default()
+            .layered(Some(&path))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let Store::Redis(redis) = &c.store else {
+            panic!("a Redis store: {:?}", c.store)
+        };
+        assert_eq!(redis.url, "redis://u:p@ss@127.0.0.1:6390/2");
+        assert_eq!(redis.stream, "ssehub");
+        assert!(!redis.cluster);
+        assert_eq!(redis.redacted_url(), "redis://u:***@127.0.0.1:6390/2");
+        std::fs::write(
+            &path,
+            "store = \"rediss://h:1\"\nredis_stream = \"orders\"\nredis_cluster = true\n",
+        )
+        .unwrap();
+        let c = Options::default().layered(Some(&path)).unwrap().resolve();
+        let Store::Redis(redis) = c.unwrap().store else {
+            panic!("a Redis store")
+        };
+        assert_eq!((redis.stream.as_str(), redis.cluster), ("orders", true));
+        let refused = |store: &str, stream: Option<&str>, ca: Option<&str>| {
+            Options {
+                store: Some(store.into()),
+                redis_stream: stream.map(Into::into),
+                redis_ca_cert: ca.map(Into::into),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string()
+        };
+        let err = refused("redis://:secret@", None, None);
+        assert!(!err.contains("secret"), "{err}");
+        assert!(refused("redis://h:1", Some("a{b}"), None).contains("a{b}"));
+        assert!(refused("redis://h:1", None, Some("ca.pem")).contains("rediss://"));
+        assert!(refused("postgres://h", None, None).contains("postgres://h"));
     }
 
     #[test]

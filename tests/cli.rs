@@ -971,3 +971,73 @@ async fn sighup_reloads_the_certificate_and_keeps_streams() {
         "the stream opened before the reloads still delivers"
     );
 }
+
+/// `GET /healthz` on `addr` once it answers at all: status and body.
+async fn health(proc: &mut Proc, addr: SocketAddr) -> (StatusCode, String) {
+    let deadline = Instant::now() + READY;
+    loop {
+        assert!(
+            proc.try_exit().is_none(),
+            "ssehub exited\n{}",
+            proc.stderr()
+        );
+        if let Ok(res) = client().get(format!("http://{addr}/healthz")).send().await {
+            return (res.status(), res.text().await.unwrap());
+        }
+        assert!(Instant::now() < deadline, "/healthz never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_store_from_the_environment_starts_before_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = common::redis::Redis::start();
+    redis.stop();
+    let addr = free_addr();
+    let mut cmd = ssehub(dir.path(), &["serve", "--publisher-jwt-key", KEY]);
+    cmd.env("SSEHUB_LISTEN", addr.to_string())
+        .env("SSEHUB_STORE", redis.url())
+        .env("SSEHUB_REDIS_STREAM", "from-env");
+    let mut hub = Proc::spawn(cmd);
+    // Redis is down: the hub serves, says why it is not ready, and refuses
+    // publishes with the same reason.
+    let (status, body) = health(&mut hub, addr).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let unreachable = format!("Redis at {} is unreachable", redis.url());
+    assert!(body.contains(&unreachable), "{body}");
+    let (status, body) = publish(
+        addr,
+        Some(&key_publisher()),
+        &[("topic", DEMO_TOPIC), ("data", "x")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains(&format!("Redis at {}", redis.url())),
+        "{body}"
+    );
+    // Redis comes up: the hub follows it and appends to the stream the
+    // environment named.
+    redis.restart();
+    let deadline = Instant::now() + READY;
+    while health(&mut hub, addr).await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "not ready after Redis came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    publish_ok(addr, &key_publisher(), "after redis").await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let len: u64 = redis::cmd("XLEN")
+        .arg("{from-env}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        len, 1,
+        "the one acknowledged publish, in stream {{from-env}}"
+    );
+}

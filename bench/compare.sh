@@ -87,7 +87,7 @@ bench() {
   [ "$scenario" = rooms ] && sub=("${ROOMS[@]}")
   taskset -c 1 $BIN/ssehub-bench run --scenario "$scenario" --label "$name" --server-pid "$SERVER_PID" \
     "${sub[@]}" --pub-url "$PUB_URL" "${PUB_ARGS[@]}" --json "$OUT/$scenario-$name-$run.json" "$@" \
-    2> >(tr '\r' '\n' | grep -E "^($name|ssehub-bench|worker):" >&2) \
+    2> >(tr '\r' '\n' | grep -E "^(($name|ssehub-bench|worker):|publish to )" >&2) \
     || echo "$scenario, $name, run $run failed" >&2
   stop_server
   PORT=$((PORT + 1))

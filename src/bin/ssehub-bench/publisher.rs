@@ -48,10 +48,17 @@ impl Sequences {
     }
 }
 
+/// Attempts at one publish before its sequence number is given up: a
+/// failed publish is sent again with the same number (a subscriber that got
+/// it twice reports a duplicate), and one given up shows as a gap at every
+/// subscriber.
+const ATTEMPTS: usize = 3;
+
 /// Counts of one publishing run.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Sent {
     pub(crate) published: u64,
+    /// Failed attempts (each retried, up to [`ATTEMPTS`] per publish).
     pub(crate) errors: u64,
     /// Acknowledged publishes of each topic, in the order of `run`'s topics.
     pub(crate) per_topic: Vec<u64>,
@@ -129,15 +136,16 @@ pub(crate) async fn run(
                 let i = mine[rand::random::<usize>() % mine.len()];
                 let topic = &topics[i];
                 let seq = seqs.next(topic);
-                let counter = if target
-                    .publish(topic, payload::encode(topic, seq, size))
-                    .await
-                {
-                    &acked[i]
-                } else {
-                    &*errors
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+                for _ in 0..ATTEMPTS {
+                    if target
+                        .publish(topic, payload::encode(topic, seq, size))
+                        .await
+                    {
+                        acked[i].fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }));
     }

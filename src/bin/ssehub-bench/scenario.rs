@@ -413,8 +413,7 @@ fn target(args: &Args) -> anyhow::Result<Target> {
 fn path_for(args: &Args, topic: &str) -> String {
     let url = args.sub_url[0].replace(
         "{topic}",
-        &percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC)
-            .to_string(),
+        &percent_encoding::utf8_percent_encode(topic, QUERY_VALUE).to_string(),
     );
     let url = reqwest::Url::parse(&url).expect("checked --sub-url");
     match url.query() {

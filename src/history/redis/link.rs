@@ -6,7 +6,7 @@
 //! is back reconnects. The tail opens its own connection with [`Connector`].
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterConfig};
@@ -21,7 +21,7 @@ use crate::history::LogError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for a command's reply. An append with `appendfsync always`
 /// waits for Redis's fsync, well under this.
-pub(super) const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens connections to one Redis server or to a Redis Cluster.
 #[derive(Clone)]
@@ -127,12 +127,27 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// How long a failed connection attempt answers for the commands that come
+/// after it before one of them tries again: while Redis hangs, commands
+/// queued behind an attempt fail with its error instead of each waiting
+/// for an attempt of its own.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// The shared connection, or why there is none.
+enum Slot {
+    /// Not connected: the next command connects.
+    Empty,
+    Open(Conn),
+    /// The last attempt failed at this instant.
+    Failed(Instant, String),
+}
+
 /// One connection shared by every command of this node.
 pub(super) struct Link {
     connector: Connector,
     /// Where Redis is, password hidden, for error messages.
     name: String,
-    conn: Mutex<Option<Conn>>,
+    conn: Mutex<Slot>,
 }
 
 impl Link {
@@ -141,23 +156,32 @@ impl Link {
         Link {
             connector,
             name,
-            conn: Mutex::new(None),
+            conn: Mutex::new(Slot::Empty),
         }
     }
 
-    async fn connection(&self) -> Result<Conn, RedisError> {
+    async fn connection(&self) -> Result<Conn, String> {
         let mut slot = self.conn.lock().await;
-        if let Some(conn) = &*slot {
-            return Ok(conn.clone());
+        match &*slot {
+            Slot::Open(conn) => return Ok(conn.clone()),
+            Slot::Failed(at, error) if at.elapsed() < RETRY_AFTER => return Err(error.clone()),
+            _ => {}
         }
-        let conn = self.connector.connect(REPLY_TIMEOUT).await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
+        match self.connector.connect(REPLY_TIMEOUT).await {
+            Ok(conn) => {
+                *slot = Slot::Open(conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                *slot = Slot::Failed(Instant::now(), e.to_string());
+                Err(e.to_string())
+            }
+        }
     }
 
     /// Drops the connection; the next command opens a new one.
     pub(super) async fn forget(&self) {
-        *self.conn.lock().await = None;
+        *self.conn.lock().await = Slot::Empty;
     }
 
     /// Runs `op` on the connection; a broken connection is dropped so the
@@ -167,17 +191,17 @@ impl Link {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let result = match self.connection().await {
-            Ok(conn) => op(conn).await,
-            Err(e) => Err(e),
+        let unavailable = |e: &dyn std::fmt::Display| {
+            LogError::Unavailable(format!("Redis at {} failed to {what}: {e}", self.name))
         };
-        result.map_err(|e| {
+        let conn = self.connection().await.map_err(|e| unavailable(&e))?;
+        op(conn).await.map_err(|e| {
             if is_broken(&e) {
                 if let Ok(mut slot) = self.conn.try_lock() {
-                    *slot = None;
+                    *slot = Slot::Empty;
                 }
             }
-            LogError::Unavailable(format!("Redis at {} failed to {what}: {e}", self.name))
+            unavailable(&e)
         })
     }
 }

@@ -1604,6 +1604,10 @@ async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
         "A's subscription left the listing {:?} into the pause",
         paused.elapsed()
     );
+    // B claims A at its next refresh and announces the subscription
+    // inactive; A resumes only then (had it renewed first, B would have left
+    // it alone and nobody would announce anything).
+    let gone = watcher.wait(topic, false).await;
     a.proc.signal("-CONT");
 
     publish_ok(b, &[("topic", topic), ("data", "after the pause")]).await;
@@ -1619,8 +1623,7 @@ async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
     let listed_again = wait_listed(b, topic, 1, Duration::from_secs(15)).await;
     assert_eq!(listed_again, id, "the same subscription");
     println!("listed again {:?} after the pause ended", resumed.elapsed());
-    // B announced it inactive when A's lease lapsed; A announces it again.
-    let gone = watcher.wait(topic, false).await;
+    // A finds itself claimed and announces its subscription again.
     let back = watcher.wait(topic, true).await;
     assert_eq!(
         gone["id"], back["id"],

@@ -206,6 +206,13 @@ impl Link {
     }
 }
 
+/// Redis's clock, in milliseconds since the epoch (the nodes' own clocks
+/// may disagree; Redis's is the one they share).
+pub(super) async fn now_ms(conn: &mut Conn) -> Result<u64, RedisError> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs * 1000 + micros / 1000)
+}
+
 /// Whether `e` means the connection itself is unusable.
 fn is_broken(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()

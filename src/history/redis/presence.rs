@@ -4,22 +4,23 @@
 //! Each node writes the documents of its own subscriptions to a hash
 //! `{NAME}:subscriptions:NODE` (field: subscription id) and announces itself
 //! in the sorted set `{NAME}:nodes`, scored by the time its announcement
-//! lapses. A node that stops refreshing drops out of listings once that
-//! time passes; the first live node to notice claims it (removing it from
-//! the set is atomic, so one node does), publishes "inactive" events for its
-//! subscriptions and deletes its hash. A node that was only paused finds
+//! lapses (every time on Redis's clock, so the nodes' clocks need not agree).
+//! A node that stops refreshing drops out of listings once that time passes;
+//! the first live node to notice claims it (`claim.lua`: one step, so one
+//! node does, and only while the lease is still lapsed), publishes
+//! "inactive" events for its subscriptions and deletes its hash. A node that was only paused finds
 //! itself gone from the set when it renews, rewrites its hash and announces
 //! its subscriptions active again.
 
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
-use redis::RedisError;
+use redis::Script;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::link::{Conn, Link};
+use super::link::{now_ms, Link};
 use crate::fanout::{Fanout, Subscriber};
 use crate::history::LogError;
 use crate::subscriptions::{document, subscription_id, Directory};
@@ -54,6 +55,7 @@ struct Writer {
     prefix: String,
     local: Weak<Fanout>,
     announce: mpsc::UnboundedSender<Vec<Value>>,
+    claim: Script,
 }
 
 impl Presence {
@@ -74,6 +76,7 @@ impl Presence {
             prefix: prefix.clone(),
             local,
             announce,
+            claim: Script::new(include_str!("claim.lua")),
         };
         tokio::spawn(writer.run(rx));
         Presence {
@@ -103,9 +106,10 @@ impl Directory for Presence {
             let docs: Vec<Vec<String>> = self
                 .link
                 .run("list subscriptions", |mut conn| async move {
+                    let now = now_ms(&mut conn).await? as i64;
                     let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
                         .arg(&self.nodes)
-                        .arg(now_ms())
+                        .arg(now)
                         .arg("+inf")
                         .query_async(&mut conn)
                         .await?;
@@ -237,6 +241,7 @@ impl Writer {
         let (added, dead): (i64, Vec<String>) = self
             .link
             .run("renew this node's lease", |mut conn| async move {
+                let now = now_ms(&mut conn).await? as i64;
                 let mut pipe = redis::pipe();
                 pipe.atomic();
                 if rewrite {
@@ -246,12 +251,12 @@ impl Writer {
                     }
                 }
                 pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
-                pipe.zadd(&self.nodes, &self.node, now_ms() + lease_ms(LEASE));
+                pipe.zadd(&self.nodes, &self.node, now + lease_ms(LEASE));
                 let (added,): (i64,) = pipe.query_async(&mut conn).await?;
                 let dead = redis::cmd("ZRANGEBYSCORE")
                     .arg(&self.nodes)
                     .arg("-inf")
-                    .arg(format!("({}", now_ms()))
+                    .arg(format!("({now}"))
                     .query_async(&mut conn)
                     .await?;
                 Ok((added, dead))
@@ -267,12 +272,21 @@ impl Writer {
     /// subscriptions are announced inactive and its hash deleted.
     async fn claim(&self, node: String) -> Result<(), LogError> {
         let key = format!("{}{node}", self.prefix);
-        let docs = self
+        let docs: Vec<String> = self
             .link
             .run("claim a dead node", |mut conn| async move {
-                claim(&mut conn, &self.nodes, &node, &key).await
+                self.claim
+                    .key(&self.nodes)
+                    .key(&key)
+                    .arg(&node)
+                    .invoke_async(&mut conn)
+                    .await
             })
             .await?;
+        let docs: Vec<Value> = docs
+            .iter()
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect();
         if !docs.is_empty() {
             tracing::info!(
                 "a node left without closing its {} subscriptions; announcing them inactive",
@@ -291,37 +305,6 @@ impl Writer {
     }
 }
 
-/// Removes `node` from `nodes`; if this call removed it, returns and deletes
-/// its documents.
-async fn claim(
-    conn: &mut Conn,
-    nodes: &str,
-    node: &str,
-    key: &str,
-) -> Result<Vec<Value>, RedisError> {
-    let won: i64 = redis::cmd("ZREM")
-        .arg(nodes)
-        .arg(node)
-        .query_async(conn)
-        .await?;
-    if won == 0 {
-        return Ok(Vec::new());
-    }
-    let docs: Vec<String> = redis::cmd("HVALS").arg(key).query_async(conn).await?;
-    redis::cmd("DEL").arg(key).query_async::<()>(conn).await?;
-    Ok(docs
-        .iter()
-        .filter_map(|d| serde_json::from_str(d).ok())
-        .collect())
-}
-
 fn lease_ms(d: Duration) -> i64 {
     d.as_millis() as i64
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as i64
 }

@@ -12,7 +12,7 @@ use redis::{RedisError, Value};
 use tokio::sync::mpsc;
 
 use super::entry::{decode_entry, text};
-use super::link::{Conn, Connector, Link};
+use super::link::{now_ms, Conn, Connector, Link};
 use super::State;
 use crate::history::Event;
 
@@ -112,9 +112,9 @@ async fn follow(
 /// could not reach Redis then still reach the subscribers that connected
 /// meanwhile; a few older ones may be fanned out too, which is harmless.
 async fn start_id(conn: &mut Conn, since: Duration) -> Result<String, RedisError> {
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
-    let now_ms = secs * 1000 + micros / 1000;
-    let start = now_ms.saturating_sub(since.as_millis() as u64 + START_MARGIN_MS);
+    let start = now_ms(conn)
+        .await?
+        .saturating_sub(since.as_millis() as u64 + START_MARGIN_MS);
     Ok(format!("{start}-0"))
 }
 

@@ -81,8 +81,11 @@ pub(super) fn decode_entry(entry: Value) -> Result<Decoded, BadEntry> {
         return Err(bad("?", "not an [id, fields] pair"));
     };
     let mut parts = parts.into_iter();
-    let id = parts.next().and_then(text).ok_or(bad("?", "no id"))?;
-    let seq = position(&id).ok_or(bad(&id, "not a MS-N stream id"))?;
+    let id = parts
+        .next()
+        .and_then(text)
+        .ok_or_else(|| bad("?", "no id"))?;
+    let seq = position(&id).ok_or_else(|| bad(&id, "not a MS-N stream id"))?;
     let Some(Value::Array(flat)) = parts.next() else {
         return Err(bad(&id, "no field list"));
     };

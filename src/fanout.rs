@@ -230,13 +230,26 @@ impl Fanout {
     pub fn close(&self) {
         let mut r = self.registry.write();
         r.closed = true;
-        r.subscribers.clear();
-        r.by_topic.clear();
-        r.by_pattern.clear();
+        r.clear();
+    }
+
+    /// Ends every stream (their queues close, after what they already hold),
+    /// still taking new subscribers; returns how many were ended.
+    pub fn disconnect_all(&self) -> usize {
+        self.registry.write().clear()
     }
 }
 
 impl Registry {
+    /// Drops every subscriber; returns how many there were.
+    fn clear(&mut self) -> usize {
+        let n = self.subscribers.len();
+        self.subscribers.clear();
+        self.by_topic.clear();
+        self.by_pattern.clear();
+        n
+    }
+
     fn remove(&mut self, key: u64) -> bool {
         let Some(Entry { sub, .. }) = self.subscribers.remove(&key) else {
             return false;
@@ -331,6 +344,20 @@ mod tests {
         }
         assert!(!f.remove(&slow), "slow subscriber was already dropped");
         assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn disconnect_all_ends_queues_after_their_events_and_keeps_accepting() {
+        let cache = SelectorCache::new(64);
+        let f = Fanout::new(4);
+        let (_, mut rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
+        f.dispatch(&event(1, &["a"], false));
+        assert_eq!(f.disconnect_all(), 1);
+        assert_eq!(seqs(&mut rx), [1], "what was queued is still delivered");
+        assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
+        let (_, mut again) = f.register(reg(&cache, &["a"], &[])).unwrap();
+        f.dispatch(&event(2, &["a"], false));
+        assert_eq!(seqs(&mut again), [2]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{KeyError, Signer, Verifier};
 use crate::config::Config;
 use crate::fanout::Fanout;
-use crate::history::{Event, Log, LogError, Tail};
+use crate::history::{Event, Log, LogError, Tail, Tailed};
 use crate::proto::selector::SelectorCache;
 use crate::proto::update::Update;
 use crate::subscriptions::SubscriptionEvents;
@@ -158,11 +158,21 @@ impl Hub {
     }
 }
 
+/// Feeds the tail to the fan-out, in order. When the log reports events lost
+/// to this node, every subscriber is disconnected once the events before the
+/// loss are queued: each reconnects with its `Last-Event-ID`, and resumes
+/// from the history (all of it, when that id is no longer retained).
 async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>) {
     let mut batch = Vec::with_capacity(64);
     while tail.recv_many(&mut batch, 64).await > 0 {
-        for event in batch.drain(..) {
-            fanout.dispatch(&event);
+        for item in batch.drain(..) {
+            match item {
+                Tailed::Event(event) => fanout.dispatch(&event),
+                Tailed::Lost => {
+                    let n = fanout.disconnect_all();
+                    tracing::warn!("disconnected {n} subscribers so they resume from the history");
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use futures_util::future::{ready, BoxFuture, FutureExt};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::{Event, Log, LogError, Tail};
+use super::{Event, Log, LogError, Tail, Tailed};
 use crate::proto::update::Update;
 
 /// A log kept in memory, holding the newest `capacity` events.
@@ -20,7 +20,7 @@ struct Inner {
     events: VecDeque<Arc<Event>>,
     index: HashMap<String, u64>,
     next_seq: u64,
-    tail: mpsc::UnboundedSender<Arc<Event>>,
+    tail: mpsc::UnboundedSender<Tailed>,
 }
 
 impl MemoryLog {
@@ -59,7 +59,7 @@ impl Log for MemoryLog {
             inner.index.insert(event.update.id.clone(), event.seq);
             inner.events.push_back(event.clone());
             // Sent under the lock so the tail sees events in sequence order.
-            let _ = inner.tail.send(event.clone());
+            let _ = inner.tail.send(Tailed::Event(event.clone()));
             out.push(event);
         }
         while inner.events.len() > self.capacity {
@@ -135,7 +135,10 @@ mod tests {
         assert!(log.read_after(Some(4), 10).await.unwrap().is_empty());
         assert_eq!(log.last_id().as_deref(), Some("d"));
         for want in 1..=4 {
-            assert_eq!(tail.recv().await.unwrap().seq, want);
+            match tail.recv().await.unwrap() {
+                Tailed::Event(event) => assert_eq!(event.seq, want),
+                Tailed::Lost => panic!("one node loses nothing"),
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! A backend assigns each appended update a sequence number, keeps an index
 //! from event id to sequence number (finding an id never scans), serves pages
 //! of events after a sequence number, and feeds every appended event, in
-//! sequence order, to the hub's tail channel.
+//! sequence order, to the hub's tail channel (see [`Tailed`]).
 
 pub mod disk;
 mod memory;
@@ -43,8 +43,19 @@ impl Event {
     }
 }
 
+/// What the log's tail carries, in log order.
+#[derive(Debug)]
+pub enum Tailed {
+    /// An appended event.
+    Event(Arc<Event>),
+    /// Events between the previous item and the next one are lost to this
+    /// node: a log shared by several nodes trimmed them before this node
+    /// could read them. Its subscribers must then resume from the history.
+    Lost,
+}
+
 /// Receives every appended event in sequence order (the log's tail).
-pub type Tail = mpsc::UnboundedReceiver<Arc<Event>>;
+pub type Tail = mpsc::UnboundedReceiver<Tailed>;
 
 /// Why the log could not serve a request.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::history::{Event, LogError};
+use crate::history::{Event, LogError, Tailed};
 
 /// Where an append's outcome goes.
 pub(super) type Reply = oneshot::Sender<Result<Vec<Arc<Event>>, LogError>>;
@@ -46,7 +46,7 @@ impl Bell {
 
 /// A bell for the writer thread, and the task that answers it, feeding
 /// `tail`; the task ends once the bell is dropped.
-pub(super) fn open(tail: mpsc::UnboundedSender<Arc<Event>>) -> std::io::Result<Arc<Bell>> {
+pub(super) fn open(tail: mpsc::UnboundedSender<Tailed>) -> std::io::Result<Arc<Bell>> {
     let (ring, hear) = UnixStream::pair()?;
     ring.set_nonblocking(true)?;
     hear.set_nonblocking(true)?;
@@ -62,7 +62,7 @@ pub(super) fn open(tail: mpsc::UnboundedSender<Arc<Event>>) -> std::io::Result<A
 async fn answer(
     bell: Weak<Bell>,
     hear: tokio::net::UnixStream,
-    tail: mpsc::UnboundedSender<Arc<Event>>,
+    tail: mpsc::UnboundedSender<Tailed>,
 ) {
     let mut buf = [0u8; 256];
     loop {
@@ -95,7 +95,7 @@ async fn answer(
             }
         }
         for event in events {
-            let _ = tail.send(event);
+            let _ = tail.send(Tailed::Event(event));
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - `{NAME}:ids`: hash from event id to stream id, for resuming without a scan;
 //! - `{NAME}:ids:order`: the index's entries oldest first, so the append
 //!   script drops exactly the ids whose entries the stream trimmed;
+//! - `{NAME}:trimmed`: the stream id of the newest entry trimmed, so a node
+//!   that reconnects knows whether entries it had not read yet are gone;
 //! - `{NAME}:nodes` and `{NAME}:subscriptions:NODE`: the cluster's
 //!   directory of subscriptions (see [`presence`]).
 
@@ -41,6 +43,8 @@ struct Keys {
     index: String,
     /// The index's entries, oldest first.
     order: String,
+    /// The stream id of the newest entry trimmed.
+    trimmed: String,
 }
 
 impl Keys {
@@ -50,6 +54,7 @@ impl Keys {
             stream: format!("{{{name}}}"),
             index: format!("{{{name}}}:ids"),
             order: format!("{{{name}}}:ids:order"),
+            trimmed: format!("{{{name}}}:trimmed"),
         }
     }
 }
@@ -124,7 +129,7 @@ impl RedisLog {
         let link = Arc::new(Link::new(connector.clone(), name.clone()));
         tokio::spawn(tail::run(
             connector,
-            keys.stream.clone(),
+            keys.clone(),
             tx,
             state.clone(),
             link.clone(),
@@ -152,6 +157,7 @@ impl Log for RedisLog {
             call.key(&self.keys.stream)
                 .key(&self.keys.index)
                 .key(&self.keys.order)
+                .key(&self.keys.trimmed)
                 .arg(self.retention.max_count)
                 .arg(self.retention.max_age.map_or(String::new(), min_id))
                 .arg(updates.len());

@@ -13,7 +13,9 @@
 //!   reports the outage, subscribers stay connected;
 //! - private updates and publisher authorization across nodes;
 //! - the subscriptions API lists the whole cluster, and a dead node's entries
-//!   expire.
+//!   expire;
+//! - a node that could not follow the stream while it was trimmed past its
+//!   position ends its streams, and its subscribers resume from the history.
 //!
 //! `CLUSTER_SEED=N cargo test --test cluster` replays the random choices
 //! (which node, which topic) of a printed seed.
@@ -1629,4 +1631,118 @@ async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
         gone["id"], back["id"],
         "the same subscription, announced again"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 6. A node that fell behind the trimmed stream
+
+/// Node A stops reading the stream (SIGSTOP: its tail's `XREAD` is answered
+/// with the next entry, which stays unread in its socket) while B publishes
+/// well past `--history-size`, so the stream is trimmed past A's position;
+/// then every connection to Redis is cut (`CLIENT KILL`) and A runs again.
+/// A dispatches the entry it had, finds its connection broken, reconnects,
+/// sees the stream lost entries after its position, and ends its
+/// subscriber's stream after that entry; resuming with the last id received
+/// (no longer retained) replays the whole retained history as `earliest`,
+/// then live updates. B, which kept up, keeps its subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
+    const PUBLISHED: usize = 300;
+    let cluster = Cluster::start("trimmed", 2, &["--history-size", "20"]).await;
+    let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
+    let topic = "https://example.com/trimmed";
+    let sub_token = token(&[], &[topic], None);
+    let mut on_a = open(&a.url(), &[topic], Some(&sub_token), None).await;
+    let mut on_b = open(&b.url(), &[topic], Some(&sub_token), None).await;
+    publish_ok(b, &[("topic", topic), ("data", "0")]).await;
+    for sub in [&mut on_a, &mut on_b] {
+        assert_eq!(sub.next().await.data, "0", "{}", cluster.logs());
+    }
+
+    // A's tail is back in its blocking XREAD once it has read "0".
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.proc.signal("-STOP");
+    // One update alone (A's blocked XREAD is answered with it), then the
+    // rest in requests of 10, fewer than the history, each read by B before
+    // the next (B keeps up with the trimming, A never reads them).
+    publish_ok(b, &[("topic", topic), ("data", "1")]).await;
+    assert_eq!(on_b.next().await.data, "1");
+    for first in (2..PUBLISHED).step_by(10) {
+        let batch: Vec<Value> = (first..(first + 10).min(PUBLISHED))
+            .map(|i| serde_json::json!({"topic": topic, "data": i.to_string()}))
+            .collect();
+        let res = client()
+            .post(b.url())
+            .bearer_auth(publisher_token())
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        assert_eq!(status, StatusCode::OK, "{}", res.text().await.unwrap());
+        let seen = on_b.take_within(batch.len(), READY).await;
+        assert_eq!(seen.last().unwrap().data, batch.last().unwrap()["data"]);
+    }
+    let mut redis = redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // The retained entries: the last `length` published.
+    let length: usize = redis::cmd("XLEN")
+        .arg("{ssehub-trimmed}")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(length < PUBLISHED - 2, "the stream was trimmed: {length}");
+    // Every connection of both nodes (not this one): B's resume where they
+    // were, A's once it runs again.
+    let killed: usize = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(killed >= 2, "killed {killed} connections");
+    a.proc.signal("-CONT");
+
+    // A delivers what it had read, then ends the stream.
+    let mut got = Vec::new();
+    let ended = loop {
+        match on_a.next_event(READY).await {
+            Ok(event) => got.push((event.last_event_id, event.data)),
+            Err(why) => break why,
+        }
+    };
+    let data: Vec<&str> = got.iter().map(|(_, d)| d.as_str()).collect();
+    assert!(
+        matches!(ended, NoEvent::Ended | NoEvent::Failed(_)),
+        "A's subscriber: stream not ended ({ended:?}) after {data:?}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(data, ["1"], "A's subscriber before its stream ended");
+    a.proc
+        .wait_stderr("was trimmed past this node's position", READY);
+
+    // Resuming with the trimmed id replays everything retained.
+    let last = got[0].0.clone();
+    let mut resumed = open(&a.url(), &[topic], Some(&sub_token), Some(&last)).await;
+    assert_eq!(resumed.headers["last-event-id"], "earliest");
+    let retained = resumed.take_within(length, READY).await;
+    let want: Vec<String> = (PUBLISHED - length..PUBLISHED)
+        .map(|i| i.to_string())
+        .collect();
+    let replayed: Vec<&str> = retained.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(replayed, want, "replay of the retained history");
+
+    // Both nodes follow the stream again; B's subscriber was never ended.
+    publish_ok(b, &[("topic", topic), ("data", "after")]).await;
+    for (sub, what) in [(&mut resumed, "A's resumed"), (&mut on_b, "B's")] {
+        let event = sub
+            .next_event(READY)
+            .await
+            .unwrap_or_else(|why| panic!("{what} subscriber: {why:?}\n{}", cluster.logs()));
+        assert_eq!(event.data, "after", "{what} subscriber");
+    }
 }

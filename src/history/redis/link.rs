@@ -127,18 +127,15 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// How long a failed connection attempt answers for the commands that come
-/// after it before one of them tries again: while Redis hangs, commands
-/// queued behind an attempt fail with its error instead of each waiting
-/// for an attempt of its own.
-const RETRY_AFTER: Duration = Duration::from_millis(500);
-
 /// The shared connection, or why there is none.
 enum Slot {
     /// Not connected: the next command connects.
     Empty,
     Open(Conn),
-    /// The last attempt failed at this instant.
+    /// The last attempt failed at this instant. Commands that were already
+    /// waiting for it fail with its error instead of each making an attempt
+    /// of its own (while Redis hangs, they would queue one connect timeout
+    /// after another); later commands try again.
     Failed(Instant, String),
 }
 
@@ -161,10 +158,11 @@ impl Link {
     }
 
     async fn connection(&self) -> Result<Conn, String> {
+        let arrived = Instant::now();
         let mut slot = self.conn.lock().await;
         match &*slot {
             Slot::Open(conn) => return Ok(conn.clone()),
-            Slot::Failed(at, error) if at.elapsed() < RETRY_AFTER => return Err(error.clone()),
+            Slot::Failed(at, error) if *at >= arrived => return Err(error.clone()),
             _ => {}
         }
         match self.connector.connect(REPLY_TIMEOUT).await {

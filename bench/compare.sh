@@ -79,14 +79,17 @@ start_server() {
   return 1
 }
 
+# bench SERVER SCENARIO RUN [tool options]; DIR (default $OUT) is where the
+# JSON goes, so variants of one scenario (fanout-1k) keep their own files.
 bench() {
-  local name=$1 scenario=$2 run=$3; shift 3
+  local name=$1 scenario=$2 run=$3 dir=${DIR:-$OUT}; shift 3
+  mkdir -p "$dir"
   start_server "$name"
   echo "== $scenario, $name, run $run"
   local sub=(--sub-url "$SUB_URL")
   [ "$scenario" = rooms ] && sub=("${ROOMS[@]}")
   taskset -c 1 $BIN/ssehub-bench run --scenario "$scenario" --label "$name" --server-pid "$SERVER_PID" \
-    "${sub[@]}" --pub-url "$PUB_URL" "${PUB_ARGS[@]}" --json "$OUT/$scenario-$name-$run.json" "$@" \
+    "${sub[@]}" --pub-url "$PUB_URL" "${PUB_ARGS[@]}" --json "$dir/$scenario-$name-$run.json" "$@" \
     2> >(tr '\r' '\n' | grep -E "^(($name|ssehub-bench|worker):|publish to )" >&2) \
     || echo "$scenario, $name, run $run failed" >&2
   stop_server
@@ -104,7 +107,7 @@ for scenario in $SCENARIOS; do
         idle) bench "$name" idle "$run" --subscribers "$IDLE_SUBS" --idle-seconds 20 ;;
         fanout) bench "$name" fanout "$run" --subscribers "$SUBS" --payload 100,1024 --rates "${RATES:-5,10,20,50,100,200,400}" --step-seconds 5 --p99-limit-ms "${P99_LIMIT:-100}" ;;
         # The latency target: 1,000 subscribers, 100 publishes per second.
-        fanout-1k) bench "$name" fanout "$run" --subscribers 1000 --payload 100 --rates 100 --step-seconds 10 ;;
+        fanout-1k) DIR=$OUT/fanout-1k bench "$name" fanout "$run" --subscribers 1000 --payload 100 --rates 100 --step-seconds 10 ;;
         storm) bench "$name" storm "$run" --subscribers "${STORM_SUBS:-15000}" --rates 10 --step-seconds 8 ;;
         slow) bench "$name" slow "$run" --subscribers 1000 --stalled 50 --rates 100 --payload 1024 --step-seconds 10 ;;
         rooms) bench "$name" rooms "$run" --subscribers "$SUBS" --rates 500 --step-seconds 10 ;;

@@ -1683,17 +1683,9 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
         let seen = on_b.take_within(batch.len(), READY).await;
         assert_eq!(seen.last().unwrap().data, batch.last().unwrap()["data"]);
     }
-    let mut redis = redis::Client::open(cluster.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut redis = redis_connection(&cluster).await;
     // The retained entries: the last `length` published.
-    let length: usize = redis::cmd("XLEN")
-        .arg("{ssehub-trimmed}")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let length = stream_length(&mut redis, "trimmed").await;
     assert!(length < PUBLISHED - 2, "the stream was trimmed: {length}");
     // Every connection of both nodes (not this one): B's resume where they
     // were, A's once it runs again.
@@ -1745,4 +1737,74 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
             .unwrap_or_else(|why| panic!("{what} subscriber: {why:?}\n{}", cluster.logs()));
         assert_eq!(event.data, "after", "{what} subscriber");
     }
+}
+
+/// A node that stays connected but reads a publish request carrying more
+/// updates than the history after the stream already trimmed most of them
+/// (one script appends and trims): the entry numbers it reads skip, so it
+/// ends its subscriber's stream after what came before, and that subscriber
+/// resumes from the retained history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_larger_than_the_history_ends_streams_for_a_resume() {
+    const BATCH: usize = 300;
+    let cluster = Cluster::start("big-batch", 1, &["--history-size", "20"]).await;
+    let node = &cluster.nodes[0];
+    let topic = "https://example.com/big-batch";
+    let sub_token = token(&[], &[topic], None);
+    let mut sub = open(&node.url(), &[topic], Some(&sub_token), None).await;
+    let first = publish_ok(node, &[("topic", topic), ("data", "first")]).await;
+    assert_eq!(sub.next().await.data, "first", "{}", cluster.logs());
+
+    let batch: Vec<Value> = (0..BATCH)
+        .map(|i| serde_json::json!({"topic": topic, "data": i.to_string()}))
+        .collect();
+    let res = client()
+        .post(node.url())
+        .bearer_auth(publisher_token())
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let ended = sub.next_event(READY).await;
+    assert!(
+        matches!(ended, Err(NoEvent::Ended | NoEvent::Failed(_))),
+        "the stream ends instead of skipping the trimmed updates: {ended:?}\n{}",
+        cluster.logs()
+    );
+    node.proc
+        .wait_stderr("was trimmed past this node's position", READY);
+
+    let mut redis = redis_connection(&cluster).await;
+    let length = stream_length(&mut redis, "big-batch").await;
+    assert!(length < BATCH, "the stream was trimmed: {length}");
+    let mut resumed = open(&node.url(), &[topic], Some(&sub_token), Some(&first)).await;
+    assert_eq!(resumed.headers["last-event-id"], "earliest");
+    let replayed: Vec<String> = resumed
+        .take_within(length, READY)
+        .await
+        .into_iter()
+        .map(|e| e.data)
+        .collect();
+    let want: Vec<String> = (BATCH - length..BATCH).map(|i| i.to_string()).collect();
+    assert_eq!(replayed, want, "replay of the retained history");
+}
+
+/// A connection to the cluster's Redis, for looking at the stream.
+async fn redis_connection(cluster: &Cluster) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(cluster.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Entries in the stream of the cluster started for `test`.
+async fn stream_length(redis: &mut redis::aio::MultiplexedConnection, test: &str) -> usize {
+    redis::cmd("XLEN")
+        .arg(format!("{{ssehub-{test}}}"))
+        .query_async(redis)
+        .await
+        .unwrap()
 }

@@ -3,14 +3,15 @@
 --
 -- KEYS[1] the stream, KEYS[2] the index (hash: event id -> stream id),
 -- KEYS[3] the index order (list of "streamid eventid", oldest first),
--- KEYS[4] the stream id of the newest entry trimmed (Redis's own
--- max-deleted-entry-id counts XDEL only, not trimming).
+-- KEYS[4] the count of entries ever appended: each entry carries its number
+-- in field `n`, so a reader that sees a number skipped knows that entries
+-- were trimmed before it could read them.
 -- ARGV[1] MAXLEN (approximate: Redis trims whole nodes), ARGV[2] MINID for
 -- age retention (exact; reads skip expired entries between appends) or "",
 -- ARGV[3] the number of updates, then per update: its event id, its field
 -- count, and the fields and values.
 -- Returns the stream id of each update, in order.
-local stream, index, order, trimmed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, index, order, count_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local n = tonumber(ARGV[3])
 local at = 4
 local ids = {}
@@ -21,6 +22,8 @@ for u = 1, n do
   for f = 1, count do
     xadd[#xadd + 1] = ARGV[at + 1 + f]
   end
+  xadd[#xadd + 1] = 'n'
+  xadd[#xadd + 1] = redis.call('INCR', count_key)
   local stream_id = redis.call(unpack(xadd))
   redis.call('HSET', index, event_id, stream_id)
   redis.call('RPUSH', order, stream_id .. ' ' .. event_id)
@@ -32,18 +35,13 @@ if ARGV[2] ~= '' then
 end
 -- Trimming removes the oldest entries: drop as many from the index's front.
 local extra = redis.call('LLEN', order) - redis.call('XLEN', stream)
-local newest_trimmed
 for _ = 1, extra do
   local item = redis.call('LPOP', order)
   local space = string.find(item, ' ', 1, true)
   local event_id = string.sub(item, space + 1)
-  newest_trimmed = string.sub(item, 1, space - 1)
   -- A reused event id points at its newest entry; keep that mapping.
-  if redis.call('HGET', index, event_id) == newest_trimmed then
+  if redis.call('HGET', index, event_id) == string.sub(item, 1, space - 1) then
     redis.call('HDEL', index, event_id)
   end
-end
-if newest_trimmed then
-  redis.call('SET', trimmed, newest_trimmed)
 end
 return ids

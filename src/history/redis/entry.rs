@@ -3,7 +3,8 @@
 //!
 //! An entry keeps the update in readable fields (`redis-cli XRANGE` shows
 //! them as they were published): `id`, `topics` (a JSON array), `data`, and
-//! when set `private` (`1`), `type` and `retry`.
+//! when set `private` (`1`), `type` and `retry`. The append script adds `n`,
+//! the entry's number in the stream (1, 2, 3, ... with no gap).
 //!
 //! A stream id `MS-N` is a position `MS << 22 | N`: positions then order as
 //! stream ids do, and convert back without a lookup. `N` counts entries
@@ -121,6 +122,21 @@ pub(super) fn decode_entry(entry: Value) -> Result<Decoded, BadEntry> {
     Ok((seq, update))
 }
 
+/// The number (`n` field) of a `[id, [field, value, ...]]` entry, if it has
+/// one (entries appended by older versions have none).
+pub(super) fn entry_number(entry: &Value) -> Option<u64> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let Some(Value::Array(flat)) = parts.get(1) else {
+        return None;
+    };
+    flat.chunks_exact(2)
+        .find(|pair| matches!(&pair[0], Value::BulkString(name) if name == b"n"))
+        .and_then(|pair| text(pair[1].clone()))
+        .and_then(|n| n.parse().ok())
+}
+
 /// A bulk or simple string reply as text.
 pub(super) fn text(value: Value) -> Option<String> {
     match value {
@@ -173,8 +189,11 @@ mod tests {
             flat.push(bulk(name));
             flat.push(bulk(&value));
         }
-        let reply = Value::Array(vec![Value::Array(vec![bulk("9-3"), Value::Array(flat)])]);
-        let decoded = decode_entries(reply).unwrap();
+        let entry = |flat| Value::Array(vec![bulk("9-3"), Value::Array(flat)]);
+        assert_eq!(entry_number(&entry(flat.clone())), None, "no n field");
+        flat.extend([bulk("n"), bulk("42")]);
+        assert_eq!(entry_number(&entry(flat.clone())), Some(42));
+        let decoded = decode_entries(Value::Array(vec![entry(flat)])).unwrap();
         assert_eq!(decoded, vec![(position("9-3").unwrap(), update)]);
     }
 

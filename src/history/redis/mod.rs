@@ -8,8 +8,9 @@
 //! - `{NAME}:ids`: hash from event id to stream id, for resuming without a scan;
 //! - `{NAME}:ids:order`: the index's entries oldest first, so the append
 //!   script drops exactly the ids whose entries the stream trimmed;
-//! - `{NAME}:trimmed`: the stream id of the newest entry trimmed, so a node
-//!   that reconnects knows whether entries it had not read yet are gone;
+//! - `{NAME}:count`: entries ever appended; each entry carries its number
+//!   (field `n`), so a node whose next entry skips a number knows the
+//!   stream was trimmed past what it had read;
 //! - `{NAME}:nodes` and `{NAME}:subscriptions:NODE`: the cluster's
 //!   directory of subscriptions (see [`presence`]).
 
@@ -43,8 +44,8 @@ struct Keys {
     index: String,
     /// The index's entries, oldest first.
     order: String,
-    /// The stream id of the newest entry trimmed.
-    trimmed: String,
+    /// The count of entries ever appended.
+    count: String,
 }
 
 impl Keys {
@@ -54,7 +55,7 @@ impl Keys {
             stream: format!("{{{name}}}"),
             index: format!("{{{name}}}:ids"),
             order: format!("{{{name}}}:ids:order"),
-            trimmed: format!("{{{name}}}:trimmed"),
+            count: format!("{{{name}}}:count"),
         }
     }
 }
@@ -157,7 +158,7 @@ impl Log for RedisLog {
             call.key(&self.keys.stream)
                 .key(&self.keys.index)
                 .key(&self.keys.order)
-                .key(&self.keys.trimmed)
+                .key(&self.keys.count)
                 .arg(self.retention.max_count)
                 .arg(self.retention.max_age.map_or(String::new(), min_id))
                 .arg(updates.len());

@@ -3,9 +3,11 @@
 //!
 //! When Redis goes away the node reports not ready, reconnects with
 //! exponential backoff and resumes after the last stream id it processed, so
-//! no entry Redis accepted is skipped, unless the stream was trimmed past
-//! that id meanwhile (the append script records the newest entry it
-//! trimmed): then the tail reports [`Tailed::Lost`].
+//! no entry Redis accepted is skipped. Entries are numbered without gaps (the
+//! append script's `n` field): when the next entry a node reads skips
+//! numbers, the stream was trimmed past what the node had read (it was away,
+//! or stalled, longer than the history), and the tail reports
+//! [`Tailed::Lost`] before that entry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use redis::{RedisError, Value};
 use tokio::sync::mpsc;
 
-use super::entry::{decode_entry, text};
+use super::entry::{decode_entry, entry_number, text};
 use super::link::{now_ms, Conn, Connector, Link};
 use super::{Keys, State};
 use crate::history::{Event, Tailed};
@@ -36,10 +38,10 @@ pub(super) async fn run(
     link: Arc<Link>,
 ) {
     let opened = Instant::now();
-    let mut after: Option<String> = None;
+    let mut cursor = Cursor::default();
     let mut pause = BACKOFF.0;
     loop {
-        let error = match follow(&connector, opened, &keys, &mut after, &tx, &state).await {
+        let error = match follow(&connector, opened, &keys, &mut cursor, &tx, &state).await {
             Ok(()) => return,
             Err(e) => e,
         };
@@ -54,39 +56,33 @@ pub(super) async fn run(
     }
 }
 
-/// Connects, then reads entries after `after` (see [`start_id`] for the
+/// How far this node has read the stream.
+#[derive(Default)]
+struct Cursor {
+    /// The stream id of the last entry read.
+    id: Option<String>,
+    /// Its number (`n` field), if it had one.
+    number: Option<u64>,
+}
+
+/// Connects, then reads entries after the cursor (see [`start_id`] for the
 /// first connection) for as long as the connection works. `Ok` means the
-/// hub stopped. On a reconnection, if the stream lost entries after `after`,
-/// reports [`Tailed::Lost`] and goes on after the newest entry it lost.
+/// hub stopped.
 async fn follow(
     connector: &Connector,
     opened: Instant,
     keys: &Keys,
-    after: &mut Option<String>,
+    cursor: &mut Cursor,
     tx: &mpsc::UnboundedSender<Tailed>,
     state: &State,
 ) -> Result<(), RedisError> {
     let stream = &keys.stream;
     let mut conn = connector.connect(BLOCK + Duration::from_secs(5)).await?;
-    let mut from = match after.clone() {
-        Some(id) => match trimmed_after(&mut conn, keys, &id).await? {
-            Some(gone) => {
-                tracing::warn!(
-                    "Redis stream {stream} was trimmed past this node's position: entries after \
-                     {id} up to {gone} are gone ({} ms of updates); disconnecting this node's \
-                     subscribers so they resume from the history",
-                    stream_ms(&gone).saturating_sub(stream_ms(&id))
-                );
-                if tx.send(Tailed::Lost).is_err() {
-                    return Ok(());
-                }
-                gone
-            }
-            None => id,
-        },
+    let mut from = match cursor.id.clone() {
+        Some(id) => id,
         None => start_id(&mut conn, opened.elapsed()).await?,
     };
-    *after = Some(from.clone());
+    cursor.id = Some(from.clone());
     if state.set_ready() {
         tracing::info!("following Redis stream {stream} after {from}");
     }
@@ -106,6 +102,20 @@ async fn follow(
                 tracing::warn!("skipping a stream entry without an id");
                 continue;
             };
+            if let Some(n) = entry_number(&entry) {
+                let missed = skipped(cursor.number, n);
+                if missed > 0 {
+                    tracing::warn!(
+                        "Redis stream {stream} was trimmed past this node's position: the {missed} \
+                         entries after {from} are gone; disconnecting this node's subscribers so \
+                         they resume from the history"
+                    );
+                    if tx.send(Tailed::Lost).is_err() {
+                        return Ok(());
+                    }
+                }
+                cursor.number = Some(n);
+            }
             match decode_entry(entry) {
                 Ok((seq, update)) => {
                     state.saw(&update.id);
@@ -119,7 +129,7 @@ async fn follow(
                 Err(e) => tracing::warn!("skipping {e}"),
             }
             from = id;
-            *after = Some(from.clone());
+            cursor.id = Some(from.clone());
         }
         if tx.is_closed() {
             return Ok(());
@@ -139,35 +149,11 @@ async fn start_id(conn: &mut Conn, since: Duration) -> Result<String, RedisError
     Ok(format!("{start}-0"))
 }
 
-/// The newest entry trimmed from the stream (recorded at `keys.trimmed` by
-/// the append script) if it is after `after`: entries after `after` are
-/// then gone.
-async fn trimmed_after(
-    conn: &mut Conn,
-    keys: &Keys,
-    after: &str,
-) -> Result<Option<String>, RedisError> {
-    let trimmed: Option<String> = redis::cmd("GET")
-        .arg(&keys.trimmed)
-        .query_async(conn)
-        .await?;
-    Ok(
-        trimmed.filter(|gone| match (parse_id(gone), parse_id(after)) {
-            (Some(gone), Some(after)) => gone > after,
-            _ => false,
-        }),
-    )
-}
-
-/// Stream id `MS-N` as `(MS, N)`, which order as the ids do.
-fn parse_id(id: &str) -> Option<(u64, u64)> {
-    let (ms, n) = id.split_once('-')?;
-    Some((ms.parse().ok()?, n.parse().ok()?))
-}
-
-/// The milliseconds part of stream id `MS-N` (0 if it is not one).
-fn stream_ms(id: &str) -> u64 {
-    parse_id(id).map_or(0, |(ms, _)| ms)
+/// How many entries were skipped between the entry numbered `last` and
+/// the one numbered `n` (none when `last` is unknown, or when `n` does not
+/// follow it, as after Redis lost its newest entries in a crash).
+fn skipped(last: Option<u64>, n: u64) -> u64 {
+    last.map_or(0, |last| n.saturating_sub(last + 1))
 }
 
 /// The entries of an XREAD reply for one stream (nil when it timed out).
@@ -204,10 +190,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_ids_compare_as_numbers() {
-        assert!(parse_id("10-0") > parse_id("9-5"), "not as strings");
-        assert!(parse_id("5-10") > parse_id("5-9"));
-        assert_eq!(parse_id("5"), None);
-        assert_eq!(stream_ms("1700000000123-4"), 1_700_000_000_123);
+    fn skipped_entries_are_the_gap_in_numbers() {
+        assert_eq!(skipped(None, 7), 0, "nothing read yet");
+        assert_eq!(skipped(Some(6), 7), 0);
+        assert_eq!(skipped(Some(6), 10), 3);
+        assert_eq!(
+            skipped(Some(9), 3),
+            0,
+            "numbers went back: no gap to report"
+        );
     }
 }

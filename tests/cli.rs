@@ -1026,11 +1026,7 @@ async fn redis_store_from_the_environment_starts_before_redis() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     publish_ok(addr, &key_publisher(), "after redis").await;
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis.connection().await;
     let len: u64 = redis::cmd("XLEN")
         .arg("{from-env}")
         .query_async(&mut conn)

@@ -1668,22 +1668,12 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
     publish_ok(b, &[("topic", topic), ("data", "1")]).await;
     assert_eq!(on_b.next().await.data, "1");
     for first in (2..PUBLISHED).step_by(10) {
-        let batch: Vec<Value> = (first..(first + 10).min(PUBLISHED))
-            .map(|i| serde_json::json!({"topic": topic, "data": i.to_string()}))
-            .collect();
-        let res = client()
-            .post(b.url())
-            .bearer_auth(publisher_token())
-            .json(&batch)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        assert_eq!(status, StatusCode::OK, "{}", res.text().await.unwrap());
-        let seen = on_b.take_within(batch.len(), READY).await;
-        assert_eq!(seen.last().unwrap().data, batch.last().unwrap()["data"]);
+        let numbers = first..(first + 10).min(PUBLISHED);
+        publish_numbers(b, topic, numbers.clone()).await;
+        let seen = on_b.take_within(numbers.len(), READY).await;
+        assert_eq!(seen.last().unwrap().data, (numbers.end - 1).to_string());
     }
-    let mut redis = redis_connection(&cluster).await;
+    let mut redis = cluster.redis.connection().await;
     // The retained entries: the last `length` published.
     let length = stream_length(&mut redis, "trimmed").await;
     assert!(length < PUBLISHED - 2, "the stream was trimmed: {length}");
@@ -1755,17 +1745,7 @@ async fn a_batch_larger_than_the_history_ends_streams_for_a_resume() {
     let first = publish_ok(node, &[("topic", topic), ("data", "first")]).await;
     assert_eq!(sub.next().await.data, "first", "{}", cluster.logs());
 
-    let batch: Vec<Value> = (0..BATCH)
-        .map(|i| serde_json::json!({"topic": topic, "data": i.to_string()}))
-        .collect();
-    let res = client()
-        .post(node.url())
-        .bearer_auth(publisher_token())
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    publish_numbers(node, topic, 0..BATCH).await;
 
     let ended = sub.next_event(READY).await;
     assert!(
@@ -1776,7 +1756,7 @@ async fn a_batch_larger_than_the_history_ends_streams_for_a_resume() {
     node.proc
         .wait_stderr("was trimmed past this node's position", READY);
 
-    let mut redis = redis_connection(&cluster).await;
+    let mut redis = cluster.redis.connection().await;
     let length = stream_length(&mut redis, "big-batch").await;
     assert!(length < BATCH, "the stream was trimmed: {length}");
     let mut resumed = open(&node.url(), &[topic], Some(&sub_token), Some(&first)).await;
@@ -1791,15 +1771,6 @@ async fn a_batch_larger_than_the_history_ends_streams_for_a_resume() {
     assert_eq!(replayed, want, "replay of the retained history");
 }
 
-/// A connection to the cluster's Redis, for looking at the stream.
-async fn redis_connection(cluster: &Cluster) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(cluster.redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 /// Entries in the stream of the cluster started for `test`.
 async fn stream_length(redis: &mut redis::aio::MultiplexedConnection, test: &str) -> usize {
     redis::cmd("XLEN")
@@ -1807,4 +1778,21 @@ async fn stream_length(redis: &mut redis::aio::MultiplexedConnection, test: &str
         .query_async(redis)
         .await
         .unwrap()
+}
+
+/// Publishes `numbers` (as data) to `topic` on `node` in one request (a JSON
+/// array, appended atomically); asserts 200.
+async fn publish_numbers(node: &Node, topic: &str, numbers: std::ops::Range<usize>) {
+    let batch: Vec<Value> = numbers
+        .map(|i| serde_json::json!({"topic": topic, "data": i.to_string()}))
+        .collect();
+    let res = client()
+        .post(node.url())
+        .bearer_auth(publisher_token())
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    assert_eq!(status, StatusCode::OK, "{}", res.text().await.unwrap());
 }

@@ -49,14 +49,6 @@ async fn health(hub: &TestHub) -> StatusCode {
     }
 }
 
-async fn connect(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 /// Publishes `ids` as one JSON array (one atomic append) on topic `t`.
 async fn publish_batch(hub: &TestHub, ids: impl Iterator<Item = String>) {
     let batch: Vec<_> = ids
@@ -98,7 +90,7 @@ async fn the_id_index_follows_trimming_exactly() {
     for batch in 0..20 {
         publish_batch(&hub, (0..50).map(|i| format!("e-{}", batch * 50 + i))).await;
     }
-    let mut conn = connect(&redis.url()).await;
+    let mut conn = redis.connection().await;
     let (stream, index, order) = lengths(&mut conn).await;
     assert!(
         (100..1000).contains(&stream),
@@ -158,7 +150,7 @@ async fn age_retention_trims_and_reads_skip_expired_updates() {
     before.assert_silent(Duration::from_millis(300)).await;
     hub.publish_ok(&[("topic", "t"), ("id", "new"), ("data", "x")])
         .await;
-    let mut conn = connect(&redis.url()).await;
+    let mut conn = redis.connection().await;
     assert_eq!(lengths(&mut conn).await, (1, 1, 1), "trimmed at the append");
     let mut after = hub.resume(&["t"], "earliest").await;
     assert_eq!(after.next().await.last_event_id, "new");

@@ -154,6 +154,15 @@ impl Redis {
         format!("redis://{}", self.addr)
     }
 
+    /// A client connection, for looking at what the hub stored.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -57,11 +57,17 @@ const ATTEMPTS: usize = 3;
 /// Counts of one publishing run.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Sent {
-    pub(crate) published: u64,
     /// Failed attempts (each retried, up to [`ATTEMPTS`] per publish).
     pub(crate) errors: u64,
     /// Acknowledged publishes of each topic, in the order of `run`'s topics.
     pub(crate) per_topic: Vec<u64>,
+}
+
+impl Sent {
+    /// Acknowledged publishes, all topics together.
+    pub(crate) fn published(&self) -> u64 {
+        self.per_topic.iter().sum()
+    }
 }
 
 impl Target {
@@ -154,7 +160,6 @@ pub(crate) async fn run(
     }
     let per_topic: Vec<u64> = acked.iter().map(|n| n.load(Ordering::Relaxed)).collect();
     Sent {
-        published: per_topic.iter().sum(),
         errors: errors.load(Ordering::Relaxed),
         per_topic,
     }

@@ -474,7 +474,7 @@ struct Load<'a> {
     topics: &'a [String],
     size: usize,
     /// How many subscribers receive a publish to each of `topics` (same order).
-    audience: &'a [u64],
+    audience: Vec<u64>,
 }
 
 impl<'a> Load<'a> {
@@ -484,14 +484,14 @@ impl<'a> Load<'a> {
         seqs: &'a Arc<Sequences>,
         topic: &'a String,
         size: usize,
-        subscribers: &'a u64,
+        subscribers: usize,
     ) -> Load<'a> {
         Load {
             target,
             seqs,
             topics: std::slice::from_ref(topic),
             size,
-            audience: std::slice::from_ref(subscribers),
+            audience: vec![subscribers as u64],
         }
     }
 
@@ -513,7 +513,7 @@ async fn step(
         seqs,
         topics,
         size,
-        audience,
+        ref audience,
     } = *load;
     let (start, _) = workers.snapshot().await?;
     let s0 = sample(&args.server_pid);
@@ -564,7 +564,7 @@ async fn step(
     let delivered = end.received - start.received;
     let cpu = s1.cpu_s - s0.cpu_s;
     let lat = latency(&hist);
-    let line = json!({ "rate": rate, "payload": size, "published": sent.published, "publish_errors": sent.errors,
+    let line = json!({ "rate": rate, "payload": size, "published": sent.published(), "publish_errors": sent.errors,
         "delivered": delivered, "expected": want - start.received, "missing": want.saturating_sub(end.received), "deliveries_per_s": delivered as f64 / elapsed,
         "gaps": end.gaps - start.gaps, "dups": end.dups - start.dups, "latency": lat,
         "server_cpu_s": cpu, "server_cpu_us_per_delivery": if delivered > 0 { cpu * 1e6 / delivered as f64 } else { 0.0 },
@@ -617,7 +617,7 @@ async fn fanout(args: &Args) -> anyhow::Result<serde_json::Value> {
             let line = step(
                 args,
                 &mut workers,
-                &Load::one_topic(&target, &seqs, &topic, size, &(args.subscribers as u64)),
+                &Load::one_topic(&target, &seqs, &topic, size, args.subscribers),
                 rate,
             )
             .await?;
@@ -675,7 +675,7 @@ async fn rooms(args: &Args) -> anyhow::Result<serde_json::Value> {
             seqs: &seqs,
             topics: &topics,
             size,
-            audience: &audience,
+            audience,
         },
         rate,
     )
@@ -755,7 +755,7 @@ async fn slow(args: &Args) -> anyhow::Result<serde_json::Value> {
         let line = step(
             args,
             &mut workers,
-            &Load::one_topic(&target, &seqs, &topic, size, &(args.subscribers as u64)),
+            &Load::one_topic(&target, &seqs, &topic, size, args.subscribers),
             rate,
         )
         .await?;

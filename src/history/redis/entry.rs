@@ -131,10 +131,12 @@ pub(super) fn entry_number(entry: &Value) -> Option<u64> {
     let Some(Value::Array(flat)) = parts.get(1) else {
         return None;
     };
-    flat.chunks_exact(2)
-        .find(|pair| matches!(&pair[0], Value::BulkString(name) if name == b"n"))
-        .and_then(|pair| text(pair[1].clone()))
-        .and_then(|n| n.parse().ok())
+    flat.chunks_exact(2).find_map(|pair| match pair {
+        [Value::BulkString(name), Value::BulkString(n)] if name == b"n" => {
+            std::str::from_utf8(n).ok()?.parse().ok()
+        }
+        _ => None,
+    })
 }
 
 /// A bulk or simple string reply as text.

@@ -171,8 +171,9 @@ impl Link {
                 Ok(conn)
             }
             Err(e) => {
-                *slot = Slot::Failed(Instant::now(), e.to_string());
-                Err(e.to_string())
+                let error = e.to_string();
+                *slot = Slot::Failed(Instant::now(), error.clone());
+                Err(error)
             }
         }
     }

@@ -130,7 +130,7 @@ impl RedisLog {
         let link = Arc::new(Link::new(connector.clone(), name.clone()));
         tokio::spawn(tail::run(
             connector,
-            keys.clone(),
+            keys.stream.clone(),
             tx,
             state.clone(),
             link.clone(),

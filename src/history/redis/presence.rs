@@ -8,9 +8,9 @@
 //! A node that stops refreshing drops out of listings once that time passes;
 //! the first live node to notice claims it (`claim.lua`: one step, so one
 //! node does, and only while the lease is still lapsed), publishes
-//! "inactive" events for its subscriptions and deletes its hash. A node that was only paused finds
-//! itself gone from the set when it renews, rewrites its hash and announces
-//! its subscriptions active again.
+//! "inactive" events for its subscriptions and deletes its hash. A node
+//! that was only paused finds itself gone from the set when it renews,
+//! rewrites its hash and announces its subscriptions active again.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;

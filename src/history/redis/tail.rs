@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::entry::{decode_entry, entry_number, text};
 use super::link::{now_ms, Conn, Connector, Link};
-use super::{Keys, State};
+use super::State;
 use crate::history::{Event, Tailed};
 
 /// How long one XREAD blocks waiting for entries.
@@ -29,10 +29,10 @@ const START_MARGIN_MS: u64 = 1000;
 /// First and longest pause between reconnection attempts.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from_secs(2));
 
-/// Follows the stream of `keys` until the hub drops the tail's receiver.
+/// Follows `stream` until the hub drops the tail's receiver.
 pub(super) async fn run(
     connector: Connector,
-    keys: Keys,
+    stream: String,
     tx: mpsc::UnboundedSender<Tailed>,
     state: Arc<State>,
     link: Arc<Link>,
@@ -41,7 +41,7 @@ pub(super) async fn run(
     let mut cursor = Cursor::default();
     let mut pause = BACKOFF.0;
     loop {
-        let error = match follow(&connector, opened, &keys, &mut cursor, &tx, &state).await {
+        let error = match follow(&connector, opened, &stream, &mut cursor, &tx, &state).await {
             Ok(()) => return,
             Err(e) => e,
         };
@@ -71,12 +71,11 @@ struct Cursor {
 async fn follow(
     connector: &Connector,
     opened: Instant,
-    keys: &Keys,
+    stream: &str,
     cursor: &mut Cursor,
     tx: &mpsc::UnboundedSender<Tailed>,
     state: &State,
 ) -> Result<(), RedisError> {
-    let stream = &keys.stream;
     let mut conn = connector.connect(BLOCK + Duration::from_secs(5)).await?;
     let mut from = match cursor.id.clone() {
         Some(id) => id,

@@ -39,7 +39,7 @@ mkdir -p "$OUT"
 command -v redis-server >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
 }
-cargo build --release --quiet --bin ssehub --bin ssehub-bench
+cargo build --release --quiet --workspace
 BIN=${CARGO_TARGET_DIR:-target}/release
 TMP=$(mktemp -d)
 PIDS=()

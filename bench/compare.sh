@@ -25,7 +25,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 if ((${#need[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-cargo build --release --quiet --bin ssehub --bin ssehub-bench
+cargo build --release --quiet --workspace
 BIN=target/release
 TMP=$(mktemp -d)
 SERVER_PID=

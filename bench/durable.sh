@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v h2load >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client; }
-cargo build --release --quiet --bin ssehub --example replay_bench
+cargo build --release --quiet --workspace
 
 PORT=${PORT:-18181}
 DATA=$(mktemp -d)
@@ -41,11 +41,11 @@ publish_many 900000 >/dev/null
 marker bench-100k
 publish_many 100000 >/dev/null
 echo "== replay of 100,000 events to one reconnecting client (3 runs)"
-for _ in 1 2 3; do target/release/examples/replay_bench "$URL" urn:bench bench-100k 100000 "$SUB"; done
+for _ in 1 2 3; do target/release/ssehub-bench replay "$URL" urn:bench bench-100k 100000 "$SUB"; done
 echo "== resume from an id 1,000,000 events back: time to the first event (3 runs)"
-for _ in 1 2 3; do target/release/examples/replay_bench "$URL" urn:bench bench-start 1 "$SUB"; done
+for _ in 1 2 3; do target/release/ssehub-bench replay "$URL" urn:bench bench-start 1 "$SUB"; done
 echo "== kill -9 and restart with $(du -sh "$DATA/hub/log" | cut -f1) of history"
 kill -9 $HUB_PID; wait $HUB_PID 2>/dev/null || true
 t0=$(date +%s%N); start_hub; t1=$(date +%s%N)
 echo "ready after $(( (t1 - t0) / 1000000 )) ms, RSS $(( $(awk '/VmRSS/ {print $2}' /proc/$HUB_PID/status) / 1024 )) MiB"
-target/release/examples/replay_bench "$URL" urn:bench bench-start 1 "$SUB"
+target/release/ssehub-bench replay "$URL" urn:bench bench-start 1 "$SUB"

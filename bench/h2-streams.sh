@@ -4,7 +4,7 @@
 # server's RSS and the cost of each extra stream. Server on CPU 0, load on 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin ssehub --bin ssehub-bench
+cargo build --release --quiet --workspace
 BIN=target/release
 TMP=$(mktemp -d)
 HUB=

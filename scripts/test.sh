@@ -15,10 +15,10 @@ step "cargo fmt"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --locked
+cargo test --workspace --locked
 
 step "end-to-end (eventsource, eventsource-parser, Chromium)"
 bash e2e/run.sh

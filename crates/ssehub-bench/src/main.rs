@@ -13,6 +13,7 @@ mod http1;
 mod payload;
 mod proc_stats;
 mod publisher;
+mod replay;
 mod scenario;
 mod worker;
 
@@ -42,6 +43,9 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         queue: usize,
     },
+    /// Measure one reconnecting client's replay: time to the response
+    /// headers, to the first replayed event, and to the last of N events.
+    Replay(replay::Args),
     /// Internal: a worker process (spawned by `run`; its spec is the first line on stdin).
     #[command(hide = true)]
     Worker,
@@ -57,6 +61,13 @@ fn main() -> std::process::ExitCode {
     };
     match cli.command {
         Command::Run(args) => match runtime().block_on(scenario::run(*args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ssehub-bench: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Replay(args) => match runtime().block_on(replay::run(args)) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ssehub-bench: {e:#}");

@@ -204,7 +204,7 @@ const DISPATCH_BATCH: usize = QUEUE_SIZE / 2;
 /// A fan-out registry with its subscribers' receivers.
 struct Fixture {
     fanout: Fanout,
-    receivers: Vec<ssehub::queue::Receiver<Delivery>>,
+    receivers: Vec<ssehub::fanout::queue::Receiver<Delivery>>,
     /// Indices of the receivers that the benchmarked event reaches (the only
     /// ones that need draining).
     reached: Vec<usize>,

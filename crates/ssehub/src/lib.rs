@@ -13,7 +13,6 @@ pub mod http;
 pub mod http3;
 pub mod hub;
 pub mod proto;
-pub mod queue;
 pub mod server;
 mod stream_http1;
 pub mod subscriptions;

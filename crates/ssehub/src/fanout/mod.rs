@@ -7,6 +7,8 @@
 //! stream, and the client resumes from history. Nothing blocks on a slow
 //! subscriber and no queue grows without bound.
 
+pub mod queue;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,7 +18,6 @@ use serde_json::Value;
 
 use crate::history::Event;
 use crate::proto::claims::{can_receive, SelectorSet};
-use crate::queue;
 
 /// What a subscriber's queue carries.
 #[derive(Debug, Clone)]

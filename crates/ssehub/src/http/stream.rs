@@ -17,7 +17,7 @@ use tokio::time::Sleep;
 use crate::fanout::{Delivery, Subscriber};
 use crate::history::{Event, LogError};
 use crate::hub::Hub;
-use crate::queue;
+use crate::fanout::queue;
 
 /// The comment written at open and as heartbeat: a static, so no allocation.
 const EMPTY_COMMENT: &[u8] = b":\n\n";

@@ -150,7 +150,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// Waits for SIGTERM or SIGINT; reloads the certificate on SIGHUP meanwhile.
-async fn wait_for_signal(tls: Option<&crate::tls::Tls>) {
+async fn wait_for_signal(tls: Option<&crate::server::tls::Tls>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     let mut hangup = signal(SignalKind::hangup()).expect("installing a SIGHUP handler");
@@ -158,7 +158,7 @@ async fn wait_for_signal(tls: Option<&crate::tls::Tls>) {
         tokio::select! {
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
-            _ = hangup.recv() => match tls.map(crate::tls::Tls::reload) {
+            _ = hangup.recv() => match tls.map(crate::server::tls::Tls::reload) {
                 Some(Ok(f)) => tracing::info!("certificate reloaded: SHA-256 {}, SPKI {}", f.sha256, f.spki_sha256),
                 Some(Err(e)) => tracing::error!("certificate not reloaded, keeping the current one: {e:#}"),
                 None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),

@@ -958,7 +958,7 @@ async fn sighup_reloads_the_certificate_and_keeps_streams() {
     // A new pair is picked up.
     std::fs::remove_file(tls_dir.join("cert.pem")).unwrap();
     std::fs::remove_file(tls_dir.join("key.pem")).unwrap();
-    ssehub::tls::CertFiles::resolve(None, None, &dir.path().join("ssehub-data")).unwrap();
+    ssehub::server::tls::CertFiles::resolve(None, None, &dir.path().join("ssehub-data")).unwrap();
     hub.signal("-HUP");
     let log = hub.wait_stderr("certificate reloaded", READY);
     assert_ne!(printed(&log, "certificate reloaded: SHA-256 "), first);

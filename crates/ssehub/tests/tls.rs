@@ -422,7 +422,7 @@ async fn certificate_reload_keeps_open_streams() {
     let files = tls.files().clone();
     std::fs::remove_file(&files.cert).unwrap();
     std::fs::remove_file(&files.key).unwrap();
-    ssehub::tls::CertFiles::resolve(
+    ssehub::server::tls::CertFiles::resolve(
         None,
         None,
         Path::new(files.cert.parent().unwrap().parent().unwrap()),

@@ -9,10 +9,11 @@ use bytes::{Buf, Bytes};
 use h3::server::RequestResolver;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::tls::Tls;
+use super::drain::{stopped, Done};
+use super::tls::Tls;
 
 /// QUIC keep-alive: idle streams survive NATs and the idle timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -41,7 +42,7 @@ pub async fn serve(
     endpoint: quinn::Endpoint,
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
-    done: mpsc::Sender<()>,
+    done: Done,
 ) {
     loop {
         tokio::select! {
@@ -51,7 +52,7 @@ pub async fn serve(
                 }
                 None => return,
             },
-            _ = crate::server::stopped(&mut stop) => return,
+            _ = stopped(&mut stop) => return,
         }
     }
 }
@@ -60,7 +61,7 @@ async fn connection(
     incoming: quinn::Incoming,
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
-    done: mpsc::Sender<()>,
+    done: Done,
 ) {
     let peer = incoming.remote_address();
     let conn = match incoming.await {
@@ -84,7 +85,7 @@ async fn connection(
                 Ok(None) => return,
                 Err(e) => return tracing::debug!(%peer, "HTTP/3 connection ended: {e}"),
             },
-            _ = crate::server::stopped(&mut stop), if !draining => {
+            _ = stopped(&mut stop), if !draining => {
                 // GOAWAY: finish what is open, take nothing new.
                 draining = true;
                 let _ = h3.shutdown(0).await;
@@ -96,7 +97,7 @@ async fn connection(
 async fn request(
     resolver: RequestResolver<H3Conn, Bytes>,
     router: axum::Router,
-    _done: mpsc::Sender<()>,
+    _done: Done,
 ) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,

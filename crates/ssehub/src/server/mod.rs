@@ -2,6 +2,11 @@
 //! ALPN) and QUIC (HTTP/3), every connection setting explicit, and one drain
 //! at shutdown.
 
+mod drain;
+mod http1_stream;
+pub mod http3;
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +24,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Config, Store};
 use crate::history::{redis, DiskLog, Log, MemoryLog, RedisLog, Retention, Tail};
 use crate::hub::{Hub, Keys};
-use crate::stream_http1::Sniffed;
-use crate::tls::{CertFiles, Tls};
+use drain::{stopped, Done};
+use http1_stream::Sniffed;
+use tls::{CertFiles, Tls};
 
 /// Time a client has to send its request headers (HTTP/1.1).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,14 +41,6 @@ const STREAM_WINDOW: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 1 << 20;
 /// Largest request header block accepted over HTTP/2.
 const MAX_HEADER_LIST: u32 = 64 << 10;
-
-/// Resolves once the stop signal is set (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// Signals that every connection task ended: each holds a clone.
-type Done = mpsc::Sender<()>;
 
 /// A hub serving on its bound addresses.
 pub struct RunningHub {
@@ -82,7 +80,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
             .with_context(|| format!("cannot listen on {tls_listen} (--tls-listen)"))?;
         let bound = listener.local_addr()?;
         if config.http3 {
-            quic = Some(crate::http3::endpoint(
+            quic = Some(http3::endpoint(
                 bound,
                 &state,
                 config.max_concurrent_streams,
@@ -198,7 +196,7 @@ async fn serve(
     }
     if let Some(endpoint) = quic {
         let router = crate::http::router(hub.clone(), alt_svc);
-        tokio::spawn(crate::http3::serve(
+        tokio::spawn(http3::serve(
             endpoint,
             router,
             stop.clone(),
@@ -279,9 +277,9 @@ async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match crate::stream_http1::sniff(io, HEADER_READ_TIMEOUT).await {
+    match http1_stream::sniff(io, HEADER_READ_TIMEOUT).await {
         Ok(Sniffed::Stream(io, request)) => {
-            crate::stream_http1::serve_stream(io, request, serving.router, serving.done).await
+            http1_stream::serve_stream(io, request, serving.router, serving.done).await
         }
         // Boxed: hyper's connection state is only allocated for hyper's connections.
         Ok(Sniffed::Other(io)) => Box::pin(serve_hyper(io, peer, serving)).await,

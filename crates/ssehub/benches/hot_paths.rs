@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Bencher, Criterion, Throughput};
 
 use ssehub::fanout::{Delivery, Fanout, Registration};
-use ssehub::history::Event;
 use ssehub::proto::claims::SelectorSet;
+use ssehub::proto::event::Event;
 use ssehub::proto::selector::{Selector, SelectorCache};
 use ssehub::proto::sse::{encode_event, EventFields, Parser};
 use ssehub::proto::update::{Update, UpdateRequest};

@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::*;
 use reqwest::StatusCode;
 use ssehub::history::disk::{OpenError, FORMAT};
-use ssehub::history::{DiskLog, Event, Log, Retention, Tail};
+use ssehub::history::{DiskLog, Log, Retention, Tail};
+use ssehub::proto::event::Event;
 use ssehub::proto::update::{Update, UpdateRequest};
 
 fn update(i: usize, data_len: usize) -> Update {

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::history::Event;
 use crate::proto::claims::{can_receive, SelectorSet};
+use crate::proto::event::Event;
 
 /// What a subscriber's queue carries.
 #[derive(Debug, Clone)]

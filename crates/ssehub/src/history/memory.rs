@@ -7,7 +7,8 @@ use futures_util::future::{ready, BoxFuture, FutureExt};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::{Event, Log, LogError, Tail, Tailed};
+use super::{Log, LogError, Tail, Tailed};
+use crate::proto::event::Event;
 use crate::proto::update::Update;
 
 /// A log kept in memory, holding the newest `capacity` events.

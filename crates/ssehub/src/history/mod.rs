@@ -11,37 +11,18 @@ pub mod redis;
 
 use std::sync::{Arc, Weak};
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::fanout::Fanout;
+use crate::proto::event::Event;
 use crate::proto::update::Update;
 use crate::subscriptions::Directory;
 
 pub use disk::{DiskLog, Retention};
 pub use memory::MemoryLog;
 pub use redis::RedisLog;
-
-/// An update as logged: its position and its SSE frame, encoded once.
-#[derive(Debug)]
-pub struct Event {
-    /// Position in the log; strictly increasing in append order.
-    pub seq: u64,
-    /// The update.
-    pub update: Update,
-    /// The encoded SSE frame shared by every subscriber.
-    pub frame: Bytes,
-}
-
-impl Event {
-    /// Wraps an update at position `seq`, encoding its frame.
-    pub fn new(seq: u64, update: Update) -> Event {
-        let frame = update.encode();
-        Event { seq, update, frame }
-    }
-}
 
 /// What the log's tail carries, in log order.
 #[derive(Debug)]

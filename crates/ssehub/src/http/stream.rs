@@ -14,10 +14,11 @@ use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use crate::fanout::{Delivery, Subscriber};
-use crate::history::{Event, LogError};
-use crate::hub::Hub;
 use crate::fanout::queue;
+use crate::fanout::{Delivery, Subscriber};
+use crate::history::LogError;
+use crate::hub::Hub;
+use crate::proto::event::Event;
 
 /// The comment written at open and as heartbeat: a static, so no allocation.
 const EMPTY_COMMENT: &[u8] = b":\n\n";

@@ -2,6 +2,7 @@
 //! model and the authorization rules.
 
 pub mod claims;
+pub mod event;
 pub mod selector;
 pub mod sse;
 pub mod update;

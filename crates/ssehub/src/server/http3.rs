@@ -94,11 +94,7 @@ async fn connection(
     }
 }
 
-async fn request(
-    resolver: RequestResolver<H3Conn, Bytes>,
-    router: axum::Router,
-    _done: Done,
-) {
+async fn request(resolver: RequestResolver<H3Conn, Bytes>, router: axum::Router, _done: Done) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
         Err(e) => return tracing::debug!("bad HTTP/3 request: {e}"),

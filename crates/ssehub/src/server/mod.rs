@@ -196,12 +196,7 @@ async fn serve(
     }
     if let Some(endpoint) = quic {
         let router = crate::http::router(hub.clone(), alt_svc);
-        tokio::spawn(http3::serve(
-            endpoint,
-            router,
-            stop.clone(),
-            done.clone(),
-        ));
+        tokio::spawn(http3::serve(endpoint, router, stop.clone(), done.clone()));
     }
     drop(done);
     stopped(&mut stop).await;

@@ -15,7 +15,8 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::history::{Event, LogError, Tailed};
+use crate::history::{LogError, Tailed};
+use crate::proto::event::Event;
 
 /// Where an append's outcome goes.
 pub(super) type Reply = oneshot::Sender<Result<Vec<Arc<Event>>, LogError>>;

@@ -23,7 +23,8 @@ use futures_util::future::{BoxFuture, FutureExt};
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Event, Log, LogError, Tail};
+use super::{Log, LogError, Tail};
+use crate::proto::event::Event;
 use crate::proto::update::Update;
 use record::{decode, Decoded};
 use segment::Segment;

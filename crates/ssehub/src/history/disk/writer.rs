@@ -10,7 +10,8 @@ use super::handoff::{Bell, Done, Reply};
 use super::record::{decode, encode, Decoded};
 use super::segment::Segment;
 use super::{now_ms, Shared, State, RECENT};
-use crate::history::{Event, LogError};
+use crate::history::LogError;
+use crate::proto::event::Event;
 use crate::proto::update::Update;
 
 /// An append waiting for its commit.

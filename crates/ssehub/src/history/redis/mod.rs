@@ -28,9 +28,10 @@ use parking_lot::Mutex;
 use redis::{Script, Value};
 use tokio::sync::mpsc;
 
-use super::{Event, Log, LogError, Tail};
+use super::{Log, LogError, Tail};
 use crate::config::RedisStore;
 use crate::fanout::Fanout;
+use crate::proto::event::Event;
 use crate::proto::update::Update;
 use crate::subscriptions::Directory;
 use link::{Connector, Link};

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use super::entry::{decode_entry, entry_number, text};
 use super::link::{now_ms, Conn, Connector, Link};
 use super::State;
-use crate::history::{Event, Tailed};
+use crate::history::Tailed;
+use crate::proto::event::Event;
 
 /// How long one XREAD blocks waiting for entries.
 const BLOCK: Duration = Duration::from_secs(5);

@@ -1,0 +1,24 @@
+//! An update as the log holds it: its position and its SSE frame.
+
+use bytes::Bytes;
+
+use super::update::Update;
+
+/// An update as logged: its position and its SSE frame, encoded once.
+#[derive(Debug)]
+pub struct Event {
+    /// Position in the log; strictly increasing in append order.
+    pub seq: u64,
+    /// The update.
+    pub update: Update,
+    /// The encoded SSE frame shared by every subscriber.
+    pub frame: Bytes,
+}
+
+impl Event {
+    /// Wraps an update at position `seq`, encoding its frame.
+    pub fn new(seq: u64, update: Update) -> Event {
+        let frame = update.encode();
+        Event { seq, update, frame }
+    }
+}

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
 use crate::config::{Config, HumanDuration, Options, Store};
-use crate::hub::{Keys, GENERATED_SECRET_FILE};
+use crate::keys::{Keys, GENERATED_SECRET_FILE};
 use crate::proto::claims::MercureClaim;
 
 /// A Server-Sent Events push hub speaking the Mercure protocol.

@@ -23,7 +23,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Store};
 use crate::history::{redis, DiskLog, Log, MemoryLog, RedisLog, Retention, Tail};
-use crate::hub::{Hub, Keys};
+use crate::hub::Hub;
+use crate::keys::Keys;
 use drain::{stopped, Done};
 use http1_stream::Sniffed;
 use tls::{CertFiles, Tls};

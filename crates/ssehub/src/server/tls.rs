@@ -101,6 +101,13 @@ fn generate_if_missing(dir: &Path) -> Result<CertFiles, TlsError> {
         move |source| TlsError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // A pair cut short by a crash (a key without its certificate) is made anew.
+    for leftover in [&files.key, &files.cert] {
+        match std::fs::remove_file(leftover) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(leftover)(e)),
+            _ => {}
+        }
+    }
     let names = vec![
         "localhost".to_string(),
         "127.0.0.1".to_string(),
@@ -108,21 +115,10 @@ fn generate_if_missing(dir: &Path) -> Result<CertFiles, TlsError> {
     ];
     let generated =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_private(&files.key, &generated.key_pair.serialize_pem()).map_err(io(&files.key))?;
+    crate::files::create_private(&files.key, generated.key_pair.serialize_pem().as_bytes())
+        .map_err(io(&files.key))?;
     std::fs::write(&files.cert, generated.cert.pem()).map_err(io(&files.cert))?;
     Ok(files)
-}
-
-fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(pem.as_bytes())
 }
 
 /// Serves the current certificate; swapped in place on reload, so new

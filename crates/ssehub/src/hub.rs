@@ -1,21 +1,18 @@
 //! The hub: the log, the fan-out fed by the log's tail, and the keys.
 
-use std::sync::{Arc, Weak};
-
-use serde_json::Value;
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
 use crate::auth::{KeyError, Verifier};
 use crate::config::Config;
 use crate::fanout::Fanout;
-use crate::history::{Log, LogError, Tail, Tailed};
+use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
 use crate::keys::Keys;
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
 use crate::proto::update::Update;
-use crate::subscriptions::SubscriptionEvents;
+use crate::subscriptions::{self, SubscriptionEvents};
 
 /// Compiled selectors kept; each is compiled once and shared.
 const SELECTOR_CACHE_SIZE: usize = 10_000;
@@ -40,14 +37,10 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts a hub on `log`: its tail feeds the fan-out, and one shared
+    /// Starts a hub on `store`: its tail feeds the fan-out, and one shared
     /// ticker writes heartbeats to every idle stream.
-    pub fn start(
-        config: Config,
-        keys: &Keys,
-        log: Arc<dyn Log>,
-        tail: Tail,
-    ) -> Result<Arc<Hub>, KeyError> {
+    pub fn start(config: Config, keys: &Keys, store: Store) -> Result<Arc<Hub>, KeyError> {
+        let Store { log, tail, cluster } = store;
         let publisher = Verifier::new(&keys.publisher, config.publisher_jwt_alg)?;
         let subscriber = Verifier::new(&keys.subscriber, config.subscriber_jwt_alg)?;
         let fanout = Arc::new(Fanout::new(config.queue_size));
@@ -55,12 +48,16 @@ impl Hub {
         if !config.heartbeat.is_zero() {
             tasks.push(tokio::spawn(heartbeat(fanout.clone(), config.heartbeat)));
         }
-        let (announce, documents) = mpsc::unbounded_channel();
-        let directory = log.directory(Arc::downgrade(&fanout), announce);
-        let hub = Arc::new_cyclic(|hub| Hub {
-            subscription_events: config
-                .subscriptions
-                .then(|| SubscriptionEvents::new(hub.clone(), directory)),
+        let subscription_events = config.subscriptions.then(|| {
+            let directory = cluster.map(|cluster| {
+                // Ends when the directory is dropped with the hub.
+                drop(tokio::spawn(announce(log.clone(), cluster.announcements)));
+                cluster.directory
+            });
+            SubscriptionEvents::new(log.clone(), fanout.clone(), directory)
+        });
+        Ok(Arc::new(Hub {
+            subscription_events,
             config,
             log,
             fanout,
@@ -68,13 +65,7 @@ impl Hub {
             publisher,
             subscriber,
             tasks,
-        });
-        if hub.subscription_events.is_some() {
-            let announcer = tokio::spawn(announce_documents(Arc::downgrade(&hub), documents));
-            // The hub holds its tasks; this one ends when the hub is gone.
-            drop(announcer);
-        }
-        Ok(hub)
+        }))
     }
 
     /// Appends updates to the log; fan-out follows from the tail.
@@ -112,12 +103,9 @@ async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>) {
 
 /// Publishes the subscription events the cluster's directory asks for (the
 /// subscriptions of nodes that died, or of this node after its lease lapsed).
-async fn announce_documents(hub: Weak<Hub>, mut documents: mpsc::UnboundedReceiver<Vec<Value>>) {
-    while let Some(docs) = documents.recv().await {
-        let Some(hub) = hub.upgrade() else { return };
-        if let Some(events) = &hub.subscription_events {
-            events.publish(docs);
-        }
+async fn announce(log: Arc<dyn Log>, mut announcements: Announcements) {
+    while let Some(documents) = announcements.recv().await {
+        subscriptions::publish(&log, documents);
     }
 }
 

@@ -1,16 +1,13 @@
 //! The subscriptions API's events: a private update per topic at each
 //! subscribe and unsubscribe, on `/.well-known/mercure/subscriptions/{topic}/{subscriber}`.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
-use futures_util::future::BoxFuture;
-
-use crate::fanout::Subscriber;
-use crate::history::LogError;
-use crate::hub::Hub;
+use crate::fanout::{Fanout, Subscriber};
+use crate::history::{Directory, Log, LogError};
 use crate::proto::update::{generate_id, Update};
 
 /// Path of the subscriptions API and prefix of its topics.
@@ -46,64 +43,40 @@ pub fn document(sub: &Subscriber, topic: &str, active: bool) -> Value {
     })
 }
 
-/// Where the subscriptions API finds active subscriptions when several
-/// nodes share the store: each node records its own, and lists everyone's.
-pub trait Directory: Send + Sync + 'static {
-    /// Records that `sub` became active or inactive on this node.
-    fn record(&self, sub: &Subscriber, active: bool);
-
-    /// The document of every active subscription on every live node.
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Value>, LogError>>;
-}
-
 /// Publishes subscription events through the log, like any update, and
 /// answers the subscriptions API.
 pub struct SubscriptionEvents {
-    hub: Weak<Hub>,
+    log: Arc<dyn Log>,
+    fanout: Arc<Fanout>,
     directory: Option<Arc<dyn Directory>>,
 }
 
 impl SubscriptionEvents {
-    /// Events for the hub behind `hub`; `directory` is the cluster's, if any.
-    pub fn new(hub: Weak<Hub>, directory: Option<Arc<dyn Directory>>) -> SubscriptionEvents {
-        SubscriptionEvents { hub, directory }
+    /// Events appended to `log` for the subscribers of `fanout`; `directory`
+    /// is the cluster's, if the store is shared by several nodes.
+    pub fn new(
+        log: Arc<dyn Log>,
+        fanout: Arc<Fanout>,
+        directory: Option<Arc<dyn Directory>>,
+    ) -> SubscriptionEvents {
+        SubscriptionEvents {
+            log,
+            fanout,
+            directory,
+        }
     }
 
     /// Announces that `sub` became active or inactive, in the background.
-    pub fn announce(&self, sub: &Arc<Subscriber>, active: bool) {
-        if let Some(directory) = &self.directory {
-            directory.record(sub, active);
-        }
-        self.publish(
-            sub.topics
-                .iter()
-                .map(|topic| document(sub, topic, active))
-                .collect(),
-        );
-    }
-
-    /// Publishes one subscription event per document, in the background
-    /// (also for subscriptions of a node that died, marked inactive).
-    pub fn publish(&self, documents: Vec<Value>) {
-        let Some(hub) = self.hub.upgrade() else {
-            return;
-        };
-        let updates: Vec<Update> = documents
-            .into_iter()
-            .map(|doc| Update {
-                id: generate_id(),
-                topics: vec![doc["id"].as_str().unwrap_or_default().to_string()],
-                data: doc.to_string(),
-                private: true,
-                event_type: None,
-                retry: None,
-            })
+    pub fn announce(&self, sub: &Subscriber, active: bool) {
+        let documents: Vec<Value> = sub
+            .topics
+            .iter()
+            .map(|topic| document(sub, topic, active))
             .collect();
-        tokio::spawn(async move {
-            if let Err(e) = hub.publish(updates).await {
-                tracing::warn!("could not publish a subscription event: {e}");
-            }
-        });
+        if let Some(directory) = &self.directory {
+            directory.record(documents.clone());
+        }
+        publish(&self.log, documents);
     }
 
     /// Every active subscription's document: the cluster's, or this node's.
@@ -111,14 +84,33 @@ impl SubscriptionEvents {
         if let Some(directory) = &self.directory {
             return directory.list().await;
         }
-        let Some(hub) = self.hub.upgrade() else {
-            return Ok(Vec::new());
-        };
-        Ok(hub
+        Ok(self
             .fanout
             .subscribers()
             .iter()
             .flat_map(|s| s.topics.iter().map(|t| document(s, t, true)))
             .collect())
     }
+}
+
+/// Publishes one subscription event per document, in the background (also
+/// for the subscriptions of a node that died, marked inactive).
+pub fn publish(log: &Arc<dyn Log>, documents: Vec<Value>) {
+    let updates: Vec<Update> = documents
+        .into_iter()
+        .map(|doc| Update {
+            id: generate_id(),
+            topics: vec![doc["id"].as_str().unwrap_or_default().to_string()],
+            data: doc.to_string(),
+            private: true,
+            event_type: None,
+            retry: None,
+        })
+        .collect();
+    let log = log.clone();
+    tokio::spawn(async move {
+        if let Err(e) = log.append(updates).await {
+            tracing::warn!("could not publish a subscription event: {e}");
+        }
+    });
 }

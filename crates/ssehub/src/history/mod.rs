@@ -7,21 +7,21 @@
 
 pub mod disk;
 mod memory;
+mod open;
 pub mod redis;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::fanout::Fanout;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
-use crate::subscriptions::Directory;
 
 pub use disk::{DiskLog, Retention};
 pub use memory::MemoryLog;
+pub use open::{open, Cluster, Store};
 pub use redis::RedisLog;
 
 /// What the log's tail carries, in log order.
@@ -37,6 +37,11 @@ pub enum Tailed {
 
 /// Receives every appended event in sequence order (the log's tail).
 pub type Tail = mpsc::UnboundedReceiver<Tailed>;
+
+/// Receives the subscription documents a cluster's directory asks this node
+/// to publish as subscription events: those of a node that died (marked
+/// inactive), or this node's own after its lease lapsed.
+pub type Announcements = mpsc::UnboundedReceiver<Vec<Value>>;
 
 /// Why the log could not serve a request.
 #[derive(Debug, thiserror::Error)]
@@ -70,17 +75,16 @@ pub trait Log: Send + Sync + 'static {
     fn readiness(&self) -> Result<(), String> {
         Ok(())
     }
+}
 
-    /// The directory of subscriptions shared by the nodes of a cluster, for
-    /// stores that several nodes share: `local` is this node's fan-out, and
-    /// `announce` takes subscription documents to publish as subscription
-    /// events (those of a node that died, marked inactive).
-    fn directory(
-        &self,
-        local: Weak<Fanout>,
-        announce: mpsc::UnboundedSender<Vec<Value>>,
-    ) -> Option<Arc<dyn Directory>> {
-        let _ = (local, announce);
-        None
-    }
+/// The directory of subscriptions shared by the nodes of a cluster, for the
+/// subscriptions API: each node records its own subscriptions' documents
+/// (JSON-LD, each with its `id` and `active`), and lists everyone's.
+pub trait Directory: Send + Sync + 'static {
+    /// Records documents of this node's subscriptions: added when `active`
+    /// is true, removed when it is false.
+    fn record(&self, documents: Vec<Value>);
+
+    /// The document of every active subscription on every live node.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Value>, LogError>>;
 }

@@ -21,8 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Config, Store};
-use crate::history::{redis, DiskLog, Log, MemoryLog, RedisLog, Retention, Tail};
+use crate::config::Config;
 use crate::hub::Hub;
 use crate::keys::Keys;
 use drain::{stopped, Done};
@@ -91,9 +90,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         tls_addr = Some(bound);
         tls = Some(state);
     }
-    let (log, tail) = open_log(&config)?;
+    let store = crate::history::open(&config)?;
     let alt_svc = quic.as_ref().and(tls_addr).map(|a| a.port());
-    let hub = Hub::start(config, &keys, log, tail)?;
+    let hub = Hub::start(config, &keys, store)?;
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(serve(listeners, quic, hub.clone(), alt_svc, stopped));
     Ok(RunningHub {
@@ -104,33 +103,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         keys,
         stop,
         task,
-    })
-}
-
-/// Opens the configured history store.
-fn open_log(config: &Config) -> anyhow::Result<(Arc<dyn Log>, Tail)> {
-    Ok(match &config.store {
-        Store::Redis(store) => {
-            let retention = redis::Retention {
-                max_count: config.history_size,
-                max_age: config.history_ttl,
-            };
-            let (log, tail) = RedisLog::open(store, retention)?;
-            (Arc::new(log), tail)
-        }
-        Store::Memory => {
-            let (log, tail) = MemoryLog::new(config.history_size);
-            (Arc::new(log), tail)
-        }
-        Store::Disk => {
-            let retention = Retention {
-                max_count: config.history_size,
-                max_bytes: config.history_bytes,
-                max_age: config.history_ttl,
-            };
-            let (log, tail) = DiskLog::open(&config.data_dir, retention)?;
-            (Arc::new(log), tail)
-        }
     })
 }
 

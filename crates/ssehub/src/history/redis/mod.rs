@@ -20,7 +20,7 @@ mod presence;
 mod tail;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt};
@@ -28,12 +28,10 @@ use parking_lot::Mutex;
 use redis::{Script, Value};
 use tokio::sync::mpsc;
 
-use super::{Log, LogError, Tail};
+use super::{Announcements, Directory, Log, LogError, Tail};
 use crate::config::RedisStore;
-use crate::fanout::Fanout;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
-use crate::subscriptions::Directory;
 use link::{Connector, Link};
 
 /// The names of the keys the log uses for stream `name`.
@@ -147,6 +145,13 @@ impl RedisLog {
         };
         Ok((log, rx))
     }
+
+    /// The cluster's directory of subscriptions, kept in this log's Redis,
+    /// and the subscription documents it asks this node to announce.
+    pub fn directory(&self) -> (Arc<dyn Directory>, Announcements) {
+        let (presence, announcements) = presence::Presence::start(self.link.clone(), &self.stream);
+        (Arc::new(presence), announcements)
+    }
 }
 
 impl Log for RedisLog {
@@ -250,19 +255,6 @@ impl Log for RedisLog {
 
     fn last_id(&self) -> Option<String> {
         self.state.last_id.lock().clone()
-    }
-
-    fn directory(
-        &self,
-        local: Weak<Fanout>,
-        announce: mpsc::UnboundedSender<Vec<serde_json::Value>>,
-    ) -> Option<Arc<dyn Directory>> {
-        Some(Arc::new(presence::Presence::start(
-            self.link.clone(),
-            &self.stream,
-            local,
-            announce,
-        )))
     }
 
     fn readiness(&self) -> Result<(), String> {

@@ -12,7 +12,8 @@
 //! that was only paused finds itself gone from the set when it renews,
 //! rewrites its hash and announces its subscriptions active again.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
@@ -21,9 +22,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::link::{now_ms, Link};
-use crate::fanout::{Fanout, Subscriber};
-use crate::history::LogError;
-use crate::subscriptions::{document, subscription_id, Directory};
+use crate::history::{Announcements, Directory, LogError};
 
 /// How long a node stays listed without refreshing.
 const LEASE: Duration = Duration::from_secs(15);
@@ -33,11 +32,9 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// can still read it to announce its subscriptions as inactive.
 const GRACE: Duration = Duration::from_secs(60);
 
-/// A change to this node's entries.
-enum Change {
-    Set(String, String),
-    Remove(String),
-}
+/// A change to this node's entries: a subscription document, added when
+/// its `active` is true, removed when it is false.
+type Change = Value;
 
 /// This node's view of the directory.
 pub(super) struct Presence {
@@ -53,51 +50,47 @@ struct Writer {
     node: String,
     nodes: String,
     prefix: String,
-    local: Weak<Fanout>,
+    /// This node's subscriptions by id, kept from the changes, so the hash
+    /// can be rewritten whole after Redis comes back.
+    local: HashMap<String, Value>,
     announce: mpsc::UnboundedSender<Vec<Value>>,
     claim: Script,
 }
 
 impl Presence {
-    /// Starts the directory of stream `name` for this node.
-    pub(super) fn start(
-        link: Arc<Link>,
-        name: &str,
-        local: Weak<Fanout>,
-        announce: mpsc::UnboundedSender<Vec<Value>>,
-    ) -> Presence {
+    /// Starts the directory of stream `name` for this node; the documents
+    /// of subscriptions to announce (those of a node that died, marked
+    /// inactive, or this node's own after its lease lapsed) come out of the
+    /// returned receiver. The background writer ends when this is dropped.
+    pub(super) fn start(link: Arc<Link>, name: &str) -> (Presence, Announcements) {
         let nodes = format!("{{{name}}}:nodes");
         let prefix = format!("{{{name}}}:subscriptions:");
         let (changes, rx) = mpsc::unbounded_channel();
+        let (announce, announcements) = mpsc::unbounded_channel();
         let writer = Writer {
             link: link.clone(),
             node: hex::encode(rand::random::<[u8; 8]>()),
             nodes: nodes.clone(),
             prefix: prefix.clone(),
-            local,
+            local: HashMap::new(),
             announce,
             claim: Script::new(include_str!("claim.lua")),
         };
         tokio::spawn(writer.run(rx));
-        Presence {
+        let presence = Presence {
             link,
             nodes,
             prefix,
             changes,
-        }
+        };
+        (presence, announcements)
     }
 }
 
 impl Directory for Presence {
-    fn record(&self, sub: &Subscriber, active: bool) {
-        for topic in &sub.topics {
-            let id = subscription_id(topic, &sub.id);
-            let change = if active {
-                Change::Set(id, document(sub, topic, true).to_string())
-            } else {
-                Change::Remove(id)
-            };
-            let _ = self.changes.send(change);
+    fn record(&self, documents: Vec<Value>) {
+        for document in documents {
+            let _ = self.changes.send(document);
         }
     }
 
@@ -137,7 +130,7 @@ impl Writer {
 
     /// Applies changes as they come and refreshes the lease; after any
     /// failure, rewrites the whole hash from the fan-out once Redis answers.
-    async fn run(self, mut changes: mpsc::UnboundedReceiver<Change>) {
+    async fn run(mut self, mut changes: mpsc::UnboundedReceiver<Change>) {
         let mut tick = tokio::time::interval(REFRESH);
         let mut batch = Vec::new();
         let mut stale = true;
@@ -148,6 +141,7 @@ impl Writer {
                     if n == 0 {
                         return;
                     }
+                    self.remember(&batch);
                     // A stale hash is rewritten whole: the changes are in it.
                     if !stale {
                         stale = self.apply(&mut batch).await.is_err();
@@ -158,9 +152,6 @@ impl Writer {
                     }
                 }
                 _ = tick.tick() => {}
-            }
-            if self.local.strong_count() == 0 {
-                return;
             }
             stale = match self.renew(stale, &mut registered).await {
                 Ok(()) => false,
@@ -186,36 +177,31 @@ impl Writer {
             tracing::warn!(
                 "this node's directory lease had lapsed; its subscriptions are listed and announced again"
             );
-            let docs = self.local_documents().into_iter().map(|(_, d)| d).collect();
-            let _ = self.announce.send(docs);
+            let _ = self.announce.send(self.local.values().cloned().collect());
         }
         *registered = true;
         Ok(())
     }
 
-    /// The subscription id and document of every local subscription.
-    fn local_documents(&self) -> Vec<(String, Value)> {
-        let Some(fanout) = self.local.upgrade() else {
-            return Vec::new();
-        };
-        fanout
-            .subscribers()
-            .iter()
-            .flat_map(|s| {
-                s.topics
-                    .iter()
-                    .map(|t| (subscription_id(t, &s.id), document(s, t, true)))
-            })
-            .collect()
+    /// Applies `batch` to this node's own copy of its entries.
+    fn remember(&mut self, batch: &[Change]) {
+        for doc in batch {
+            let id = id_of(doc);
+            if doc["active"].as_bool().unwrap_or(false) {
+                self.local.insert(id.to_string(), doc.clone());
+            } else {
+                self.local.remove(id);
+            }
+        }
     }
 
     async fn apply(&self, batch: &mut [Change]) -> Result<(), LogError> {
         let key = self.key();
         let mut pipe = redis::pipe();
-        for change in batch.iter() {
-            match change {
-                Change::Set(id, doc) => pipe.hset(&key, id, doc).ignore(),
-                Change::Remove(id) => pipe.hdel(&key, id).ignore(),
+        for doc in batch.iter() {
+            match doc["active"].as_bool().unwrap_or(false) {
+                true => pipe.hset(&key, id_of(doc), doc.to_string()).ignore(),
+                false => pipe.hdel(&key, id_of(doc)).ignore(),
             };
         }
         pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
@@ -231,9 +217,9 @@ impl Writer {
     async fn refresh(&self, rewrite: bool) -> Result<bool, LogError> {
         let key = self.key();
         let docs: Vec<(String, String)> = if rewrite {
-            self.local_documents()
-                .into_iter()
-                .map(|(id, doc)| (id, doc.to_string()))
+            self.local
+                .iter()
+                .map(|(id, doc)| (id.clone(), doc.to_string()))
                 .collect()
         } else {
             Vec::new()
@@ -303,6 +289,11 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// The subscription id a document describes.
+fn id_of(doc: &Value) -> &str {
+    doc["id"].as_str().unwrap_or_default()
 }
 
 fn lease_ms(d: Duration) -> i64 {

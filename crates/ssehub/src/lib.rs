@@ -15,4 +15,5 @@ pub mod hub;
 pub mod keys;
 pub mod proto;
 pub mod server;
+pub mod subscribe;
 pub mod subscriptions;

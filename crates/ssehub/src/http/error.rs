@@ -4,6 +4,7 @@ use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
 
 use crate::auth::TokenError;
+use crate::fanout::Closed;
 use crate::history::LogError;
 use crate::proto::update::UpdateError;
 
@@ -33,6 +34,15 @@ pub enum ApiError {
     /// The store cannot accept writes (503).
     #[error(transparent)]
     Unavailable(#[from] LogError),
+    /// The hub is shutting down and takes no new subscriptions (503).
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+}
+
+impl From<Closed> for ApiError {
+    fn from(_: Closed) -> Self {
+        ApiError::ShuttingDown
+    }
 }
 
 impl From<UpdateError> for ApiError {
@@ -56,7 +66,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

@@ -3,7 +3,6 @@
 mod error;
 mod publish;
 mod request;
-mod stream;
 mod subscribe;
 mod subscriptions;
 
@@ -17,7 +16,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
-pub use subscribe::{EARLIEST, MAX_TOPICS};
+pub use subscribe::MAX_TOPICS;
 
 use crate::hub::Hub;
 use crate::subscriptions::SUBSCRIPTIONS_PATH;

@@ -1,7 +1,7 @@
-//! `GET /.well-known/mercure`: open an SSE stream on any number of topics.
+//! `GET /.well-known/mercure`: the subscribe request read from HTTP (topics,
+//! token, cursor) and answered with the stream of [`crate::subscribe`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -10,16 +10,12 @@ use http::{header, HeaderValue, Method, StatusCode};
 
 use super::error::ApiError;
 use super::request::{find_token, Query};
-use super::stream::{Start, SubscriptionBody};
-use crate::fanout::Registration;
 use crate::hub::Hub;
-use crate::proto::claims::{Claims, SelectorSet};
+use crate::proto::claims::Claims;
+use crate::subscribe::{self, Start};
 
 /// Most topic selectors one subscription may carry.
 pub const MAX_TOPICS: usize = 1000;
-
-/// The cursor value asking for the whole history.
-pub const EARLIEST: &str = "earliest";
 
 /// Handles a subscribe request (GET or HEAD).
 pub(super) async fn subscribe(
@@ -59,47 +55,16 @@ pub(super) async fn subscribe(
 
     // Everything that can fail happens before registering, so a refused
     // request never leaves a subscriber behind.
-    let start = match cursor {
-        None => Start::Live,
-        Some(id) => {
-            let position = match id.as_str() {
-                EARLIEST => None,
-                id => hub.log.position(id).await?,
-            };
-            let reported = if position.is_some() {
-                id.as_str()
-            } else {
-                EARLIEST
-            };
-            let value = HeaderValue::from_bytes(reported.as_bytes()).map_err(|_| {
-                ApiError::BadRequest("invalid Last-Event-ID: control characters".into())
-            })?;
-            res = res
-                .header("last-event-id", value.clone())
-                .header("mercure-last-event-id", value);
-            Start::After(position)
-        }
-    };
-    let deadline = claims.exp.and_then(deadline_of);
-
-    // Register before reading history: every event is then either in the
-    // replay or queued live (or both, and the body drops the duplicate).
-    let (sub, rx) = hub
-        .fanout
-        .register(Registration {
-            subscribed: SelectorSet::compile(&hub.selectors, &topics),
-            allowed: SelectorSet::compile(
-                &hub.selectors,
-                claims.mercure.subscribe.as_deref().unwrap_or_default(),
-            ),
-            topics,
-            payload: claims.mercure.payload.clone(),
-        })
-        .map_err(|e| ApiError::Unavailable(crate::history::LogError::Unavailable(e.to_string())))?;
-    if let Some(events) = &hub.subscription_events {
-        events.announce(&sub, true);
+    let start = Start::resolve(hub.log.as_ref(), cursor).await?;
+    if let Start::After { reported, .. } = &start {
+        let value = HeaderValue::from_bytes(reported.as_bytes()).map_err(|_| {
+            ApiError::BadRequest("invalid Last-Event-ID: control characters".into())
+        })?;
+        res = res
+            .header("last-event-id", value.clone())
+            .header("mercure-last-event-id", value);
     }
-    let body = SubscriptionBody::new(hub.clone(), sub, rx, start, deadline);
+    let body = subscribe::subscribe(&hub, topics, &claims, start)?;
     Ok(res.body(Body::new(body)).expect("valid response"))
 }
 
@@ -112,14 +77,4 @@ fn authenticate(hub: &Hub, req: &Request, query: &Query) -> Result<Claims, ApiEr
             "subscribing requires a token (Authorization header, authorization query parameter or cookie), or a hub started with --anonymous".into(),
         )),
     }
-}
-
-/// The instant a token expiring at Unix time `exp` stops being valid; none
-/// when that is too far away to represent.
-fn deadline_of(exp: u64) -> Option<tokio::time::Instant> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let left = Duration::from_secs(exp).saturating_sub(now);
-    tokio::time::Instant::now().checked_add(left)
 }

@@ -75,7 +75,7 @@ async fn list(
     let last_event_id = hub
         .log
         .last_id()
-        .unwrap_or_else(|| super::subscribe::EARLIEST.to_string());
+        .unwrap_or_else(|| crate::subscribe::EARLIEST.to_string());
     if subscriber.is_some() {
         let mut doc = docs
             .pop()

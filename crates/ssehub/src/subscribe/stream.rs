@@ -14,6 +14,7 @@ use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
+use super::Start;
 use crate::fanout::queue;
 use crate::fanout::{Delivery, Subscriber};
 use crate::history::LogError;
@@ -26,17 +27,8 @@ const EMPTY_COMMENT: &[u8] = b":\n\n";
 /// Events read from the log per page during replay.
 const REPLAY_PAGE: usize = 512;
 
-/// Where a stream starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Start {
-    /// Live updates only.
-    Live,
-    /// Replay every retained event after this position (`None`: all), then live.
-    After(Option<u64>),
-}
-
 /// A subscription's SSE response body. Dropping it unsubscribes.
-pub(super) struct SubscriptionBody {
+pub struct SubscriptionBody {
     hub: Arc<Hub>,
     sub: Arc<Subscriber>,
     rx: queue::Receiver<Delivery>,
@@ -67,13 +59,13 @@ impl SubscriptionBody {
             Start::Live => (None, 0),
             // A node of a cluster may not have fanned out the client's last
             // event yet: live events up to it are skipped too.
-            Start::After(after) => (
+            Start::After { position, .. } => (
                 Some(Replay {
-                    after,
+                    after: position,
                     page: VecDeque::new(),
                     next: None,
                 }),
-                after.unwrap_or(0),
+                position.unwrap_or(0),
             ),
         };
         SubscriptionBody {

@@ -1,0 +1,89 @@
+//! Subscribing, whatever the transport: the client's cursor resolved to a
+//! position in the log, the registration in the fan-out, and the stream that
+//! replays the history after the cursor and then follows live updates, with
+//! no gap and no duplicate between the two.
+
+mod stream;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use stream::SubscriptionBody;
+
+use crate::fanout::{Closed, Registration};
+use crate::history::{Log, LogError};
+use crate::hub::Hub;
+use crate::proto::claims::{Claims, SelectorSet};
+
+/// The cursor value asking for the whole history.
+pub const EARLIEST: &str = "earliest";
+
+/// Where a stream starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Live updates only.
+    Live,
+    /// Replay every retained event after `position` (`None`: all of them),
+    /// then live ones.
+    After {
+        /// The position of the client's last event, if retained.
+        position: Option<u64>,
+        /// The cursor reported back to the client: its id when retained,
+        /// [`EARLIEST`] otherwise (the history it missed may be gone).
+        reported: String,
+    },
+}
+
+impl Start {
+    /// Resolves the client's cursor (`Last-Event-ID`), if it sent one.
+    pub async fn resolve(log: &dyn Log, cursor: Option<String>) -> Result<Start, LogError> {
+        let Some(id) = cursor else {
+            return Ok(Start::Live);
+        };
+        let position = match id.as_str() {
+            EARLIEST => None,
+            id => log.position(id).await?,
+        };
+        let reported = match position {
+            Some(_) => id,
+            None => EARLIEST.to_string(),
+        };
+        Ok(Start::After { position, reported })
+    }
+}
+
+/// Registers a subscription to `topics` for a subscriber holding `claims`
+/// and returns its stream. Registration comes before the history is read:
+/// every event is then either in the replay or queued live (or both, and
+/// the stream drops the copy). The stream ends when the token expires.
+pub fn subscribe(
+    hub: &Arc<Hub>,
+    topics: Vec<String>,
+    claims: &Claims,
+    start: Start,
+) -> Result<SubscriptionBody, Closed> {
+    let (sub, rx) = hub.fanout.register(Registration {
+        subscribed: SelectorSet::compile(&hub.selectors, &topics),
+        allowed: SelectorSet::compile(
+            &hub.selectors,
+            claims.mercure.subscribe.as_deref().unwrap_or_default(),
+        ),
+        topics,
+        payload: claims.mercure.payload.clone(),
+    })?;
+    if let Some(events) = &hub.subscription_events {
+        events.announce(&sub, true);
+    }
+    let deadline = claims.exp.and_then(deadline_of);
+    Ok(SubscriptionBody::new(hub.clone(), sub, rx, start, deadline))
+}
+
+/// The instant a token expiring at Unix time `exp` stops being valid; none
+/// when that is too far away to represent.
+fn deadline_of(exp: u64) -> Option<tokio::time::Instant> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = Duration::from_secs(exp).saturating_sub(now);
+    tokio::time::Instant::now().checked_add(left)
+}

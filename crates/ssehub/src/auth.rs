@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::proto::claims::{Claims, MercureClaim};
+use crate::proto::claims::{Claims, ClaimsError, MercureClaim};
 
 /// Why a key could not be loaded (a configuration error, stops start-up).
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +40,14 @@ pub enum KeyError {
 
 /// Why a presented token was refused (answered with 401).
 #[derive(Debug, thiserror::Error)]
-#[error("invalid token: {0}")]
-pub struct TokenError(String);
+pub enum TokenError {
+    /// The signature, algorithm, expiry or form of the token is wrong.
+    #[error("invalid token: {0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    /// The token is valid but its claims cannot be used.
+    #[error("invalid token: {0}")]
+    Claims(#[from] ClaimsError),
+}
 
 /// Parses an algorithm name such as `HS256`.
 pub fn parse_algorithm(name: &str) -> Result<Algorithm, KeyError> {
@@ -135,9 +141,8 @@ impl Verifier {
 
     /// Verifies a compact JWS and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)
-            .map_err(|e| TokenError(e.to_string()))?;
-        Claims::from_payload(&data.claims).map_err(TokenError)
+        let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)?;
+        Ok(Claims::from_payload(&data.claims)?)
     }
 }
 

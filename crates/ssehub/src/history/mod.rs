@@ -43,12 +43,66 @@ pub type Tail = mpsc::UnboundedReceiver<Tailed>;
 /// inactive), or this node's own after its lease lapsed.
 pub type Announcements = mpsc::UnboundedReceiver<Vec<Value>>;
 
-/// Why the log could not serve a request.
-#[derive(Debug, thiserror::Error)]
+/// Why the log could not serve a request (each is answered with 503).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LogError {
-    /// The backend cannot take writes right now (answered with 503).
+    /// Reading or writing the history's files failed.
+    #[error("the history store is unavailable: {what}: {source}")]
+    Io {
+        /// What was being done, e.g. "could not write the history, update not stored".
+        what: &'static str,
+        /// The error of the operating system (shared by every request of a
+        /// failed group commit).
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The disk holding the history is full; writes succeed again once
+    /// space is freed.
+    #[error("the history store is unavailable: the disk is full, update not stored: {0}")]
+    Full(#[source] Arc<std::io::Error>),
+    /// Redis failed to carry out a command, or could not be reached.
+    #[error("the history store is unavailable: Redis at {at} failed to {what}: {source}")]
+    Redis {
+        /// Where Redis is, password hidden.
+        at: String,
+        /// What was asked of it, e.g. "append".
+        what: &'static str,
+        /// Redis's error, or the connection's.
+        #[source]
+        source: Arc<::redis::RedisError>,
+    },
+    /// The thread writing the history has stopped (the hub is shutting down,
+    /// or it failed).
+    #[error("the history store is unavailable: the history writer has stopped")]
+    WriterStopped,
+    /// Stored history could not be decoded: a record failed its checksum, or
+    /// a shared store holds entries this version cannot read.
     #[error("the history store is unavailable: {0}")]
-    Unavailable(String),
+    Corrupt(String),
+}
+
+impl LogError {
+    /// An I/O failure while doing `what`: [`LogError::Full`] when the disk
+    /// is full, [`LogError::Io`] otherwise.
+    pub fn io(what: &'static str, source: std::io::Error) -> LogError {
+        match source.kind() {
+            std::io::ErrorKind::StorageFull => LogError::Full(Arc::new(source)),
+            _ => LogError::Io {
+                what,
+                source: Arc::new(source),
+            },
+        }
+    }
+}
+
+/// Why a store cannot take writes right now (`/healthz` answers 503).
+#[derive(Debug, thiserror::Error)]
+#[error("{store} is unreachable: {problem}")]
+pub struct NotReady {
+    /// The store, e.g. "Redis at 127.0.0.1:6379".
+    pub store: String,
+    /// The last error seen.
+    pub problem: String,
 }
 
 /// An append-only, bounded log of updates.
@@ -72,7 +126,7 @@ pub trait Log: Send + Sync + 'static {
     fn last_id(&self) -> Option<String>;
 
     /// Whether the store can take writes now; the reason when it cannot.
-    fn readiness(&self) -> Result<(), String> {
+    fn readiness(&self) -> Result<(), NotReady> {
         Ok(())
     }
 }

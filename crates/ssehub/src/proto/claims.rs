@@ -24,6 +24,17 @@ pub struct MercureClaim {
     pub payload: Option<Value>,
 }
 
+/// Why a token's claims cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimsError {
+    /// The `mercure` claim is not an object of lists of strings.
+    #[error("malformed \"mercure\" claim: {0}")]
+    Mercure(#[source] serde_json::Error),
+    /// `exp` is not a non-negative number.
+    #[error("malformed \"exp\" claim")]
+    Exp,
+}
+
 /// The claims of a verified token that the hub uses.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Claims {
@@ -35,12 +46,11 @@ pub struct Claims {
 
 impl Claims {
     /// Extracts the claims from a decoded JWT payload.
-    pub fn from_payload(payload: &Value) -> Result<Claims, String> {
+    pub fn from_payload(payload: &Value) -> Result<Claims, ClaimsError> {
         let claim = payload.get(CLAIM).or_else(|| payload.get(NAMESPACED_CLAIM));
         let mercure = match claim {
             None | Some(Value::Null) => MercureClaim::default(),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| format!("malformed \"mercure\" claim: {e}"))?,
+            Some(v) => serde_json::from_value(v.clone()).map_err(ClaimsError::Mercure)?,
         };
         let exp = match payload.get("exp") {
             None | Some(Value::Null) => None,
@@ -48,7 +58,7 @@ impl Claims {
             // kept, so a token never lives longer than it says.
             Some(v) => match v.as_f64() {
                 Some(exp) if exp >= 0.0 => Some(exp as u64),
-                _ => return Err("malformed \"exp\" claim".into()),
+                _ => return Err(ClaimsError::Exp),
             },
         };
         Ok(Claims { mercure, exp })

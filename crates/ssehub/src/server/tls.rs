@@ -204,7 +204,8 @@ fn load_certified(files: &CertFiles) -> Result<(Arc<CertifiedKey>, Fingerprints)
     let leaf = chain
         .first()
         .ok_or_else(|| invalid("certificate", &files.cert, "no CERTIFICATE block".into()))?;
-    let fingerprints = fingerprints_of(leaf).map_err(|m| invalid("certificate", &files.cert, m))?;
+    let fingerprints =
+        fingerprints_of(leaf).map_err(|e| invalid("certificate", &files.cert, e.to_string()))?;
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| invalid("private key", &files.key, e.to_string()))?;
     let signing = default_provider()
@@ -223,9 +224,11 @@ fn load_certified(files: &CertFiles) -> Result<(Arc<CertifiedKey>, Fingerprints)
 }
 
 /// The certificate's SHA-256 fingerprint and SPKI hash.
-pub fn fingerprints_of(der: &CertificateDer<'_>) -> Result<Fingerprints, String> {
+fn fingerprints_of(
+    der: &CertificateDer<'_>,
+) -> Result<Fingerprints, x509_parser::nom::Err<x509_parser::error::X509Error>> {
     use ring::digest::{digest, SHA256};
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)?;
     let spki = digest(&SHA256, cert.tbs_certificate.subject_pki.raw);
     let whole = digest(&SHA256, der);
     let sha256 = whole

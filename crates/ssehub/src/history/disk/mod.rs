@@ -259,7 +259,7 @@ fn decode_events(bytes: &[u8]) -> Result<Vec<Arc<Event>>, LogError> {
                 at += used;
             }
             _ => {
-                return Err(LogError::Unavailable(
+                return Err(LogError::Corrupt(
                     "a history record failed its checksum on read".into(),
                 ))
             }
@@ -277,7 +277,7 @@ impl Shared {
         for seg in st.segments.iter().filter(|s| s.next_seq() > from) {
             let start = seg.offset_of(from.max(seg.first_seq));
             let read = Segment::read(&seg.file, start, seg.len)
-                .map_err(|e| LogError::Unavailable(e.to_string()))
+                .map_err(|e| LogError::io("cannot read the history", e))
                 .and_then(|bytes| decode_events(&bytes));
             match read {
                 Ok(events) => recent.extend(events),
@@ -328,8 +328,8 @@ async fn read_located(located: Located) -> Result<Vec<Arc<Event>>, LogError> {
         Located::File { file, from, to } => {
             let bytes = tokio::task::spawn_blocking(move || Segment::read(&file, from, to))
                 .await
-                .map_err(|e| LogError::Unavailable(e.to_string()))?
-                .map_err(|e| LogError::Unavailable(format!("cannot read the history: {e}")))?;
+                .map_err(|e| LogError::io("cannot read the history", std::io::Error::other(e)))?
+                .map_err(|e| LogError::io("cannot read the history", e))?;
             decode_events(&bytes)
         }
     }
@@ -341,9 +341,9 @@ impl Log for DiskLog {
         let request = writer::Request { updates, reply };
         let sent = self.requests.as_ref().map(|r| r.send(request));
         async move {
-            let stopped = || LogError::Unavailable("the history writer has stopped".into());
-            sent.ok_or_else(stopped)?.map_err(|_| stopped())?;
-            done.await.map_err(|_| stopped())?
+            sent.ok_or(LogError::WriterStopped)?
+                .map_err(|_| LogError::WriterStopped)?;
+            done.await.map_err(|_| LogError::WriterStopped)?
         }
         .boxed()
     }

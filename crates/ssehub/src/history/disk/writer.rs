@@ -57,9 +57,11 @@ pub(super) fn run(shared: Arc<Shared>, incoming: Receiver<Request>, bell: Arc<Be
             }
             Err(e) => {
                 tracing::error!("{e}");
-                bell.ring(batch.drain(..).map(|request| {
-                    Done::Failed(request.reply, LogError::Unavailable(e.to_string()))
-                }));
+                bell.ring(
+                    batch
+                        .drain(..)
+                        .map(|request| Done::Failed(request.reply, e.clone())),
+                );
             }
         }
     }
@@ -67,7 +69,11 @@ pub(super) fn run(shared: Arc<Shared>, incoming: Receiver<Request>, bell: Arc<Be
 
 impl Shared {
     /// Writes every update of `batch` with one write and one fdatasync.
-    fn commit(&self, batch: &mut [Request], buf: &mut Vec<u8>) -> Result<Vec<Arc<Event>>, String> {
+    fn commit(
+        &self,
+        batch: &mut [Request],
+        buf: &mut Vec<u8>,
+    ) -> Result<Vec<Arc<Event>>, LogError> {
         let now = now_ms();
         let (file, base, first_seq) = {
             let mut st = self.state.write();
@@ -89,8 +95,9 @@ impl Shared {
         if let Err(e) = written {
             // Nothing of a failed commit may become visible, now or after a restart.
             let _ = file.set_len(base).and_then(|()| file.sync_data());
-            return Err(format!(
-                "could not write the history, update not stored: {e}"
+            return Err(LogError::io(
+                "could not write the history, update not stored",
+                e,
             ));
         }
 
@@ -140,7 +147,7 @@ impl Shared {
     }
 
     /// Starts a new segment when the active one is full or old.
-    fn rotate_if_needed(&self, st: &mut State, now: u64) -> Result<(), String> {
+    fn rotate_if_needed(&self, st: &mut State, now: u64) -> Result<(), LogError> {
         let limit_bytes = (self.retention.max_bytes / 8).clamp(64 << 10, MAX_SEGMENT_BYTES);
         let limit_count = (self.retention.max_count / 8).max(64);
         let full = match st.segments.back() {
@@ -161,9 +168,12 @@ impl Shared {
         Ok(())
     }
 
-    fn start_segment(&self, st: &mut State, now: u64) -> Result<(), String> {
+    fn start_segment(&self, st: &mut State, now: u64) -> Result<(), LogError> {
         let seg = Segment::create(&self.dir, st.next_seq, now).map_err(|e| {
-            format!("could not start a new history segment, update not stored: {e}")
+            LogError::io(
+                "could not start a new history segment, update not stored",
+                e,
+            )
         })?;
         st.segments.push_back(seg);
         Ok(())

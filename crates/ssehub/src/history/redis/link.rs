@@ -6,6 +6,7 @@
 //! is back reconnects. The tail opens its own connection with [`Connector`].
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -34,9 +35,9 @@ pub(super) enum Connector {
 
 impl Connector {
     /// A connector for `store`, trusting its CA file if one is configured.
-    pub(super) fn new(store: &RedisStore) -> Result<Connector, LogError> {
+    pub(super) fn new(store: &RedisStore) -> anyhow::Result<Connector> {
         let refused = |e: &dyn std::fmt::Display| {
-            LogError::Unavailable(format!("cannot use Redis at {}: {e}", store.redacted_url()))
+            anyhow::anyhow!("cannot use Redis at {}: {e}", store.redacted_url())
         };
         let certs = match &store.ca_cert {
             Some(path) => Some(redis::TlsCertificates {
@@ -136,7 +137,7 @@ enum Slot {
     /// waiting for it fail with its error instead of each making an attempt
     /// of its own (while Redis hangs, they would queue one connect timeout
     /// after another); later commands try again.
-    Failed(Instant, String),
+    Failed(Instant, Arc<RedisError>),
 }
 
 /// One connection shared by every command of this node.
@@ -157,7 +158,7 @@ impl Link {
         }
     }
 
-    async fn connection(&self) -> Result<Conn, String> {
+    async fn connection(&self) -> Result<Conn, Arc<RedisError>> {
         let arrived = Instant::now();
         let mut slot = self.conn.lock().await;
         match &*slot {
@@ -171,7 +172,7 @@ impl Link {
                 Ok(conn)
             }
             Err(e) => {
-                let error = e.to_string();
+                let error = Arc::new(e);
                 *slot = Slot::Failed(Instant::now(), error.clone());
                 Err(error)
             }
@@ -185,22 +186,24 @@ impl Link {
 
     /// Runs `op` on the connection; a broken connection is dropped so the
     /// next call reconnects.
-    pub(super) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, LogError>
+    pub(super) async fn run<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, LogError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let unavailable = |e: &dyn std::fmt::Display| {
-            LogError::Unavailable(format!("Redis at {} failed to {what}: {e}", self.name))
+        let failed = |source| LogError::Redis {
+            at: self.name.clone(),
+            what,
+            source,
         };
-        let conn = self.connection().await.map_err(|e| unavailable(&e))?;
+        let conn = self.connection().await.map_err(failed)?;
         op(conn).await.map_err(|e| {
             if is_broken(&e) {
                 if let Ok(mut slot) = self.conn.try_lock() {
                     *slot = Slot::Empty;
                 }
             }
-            unavailable(&e)
+            failed(Arc::new(e))
         })
     }
 }

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use redis::{Script, Value};
 use tokio::sync::mpsc;
 
-use super::{Announcements, Directory, Log, LogError, Tail};
+use super::{Announcements, Directory, Log, LogError, NotReady, Tail};
 use crate::config::RedisStore;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
@@ -120,7 +120,7 @@ pub struct RedisLog {
 impl RedisLog {
     /// Connects lazily to `store` and starts following its stream; the node
     /// reports not ready until the first connection succeeds.
-    pub fn open(store: &RedisStore, retention: Retention) -> Result<(RedisLog, Tail), LogError> {
+    pub fn open(store: &RedisStore, retention: Retention) -> anyhow::Result<(RedisLog, Tail)> {
         let connector = Connector::new(store)?;
         let keys = Keys::new(&store.stream);
         let state = Arc::new(State::new());
@@ -186,7 +186,7 @@ impl Log for RedisLog {
                 .zip(ids)
                 .map(|(update, id)| {
                     let seq = entry::position(&id).ok_or_else(|| {
-                        LogError::Unavailable(format!("Redis returned an unusable stream id {id}"))
+                        LogError::Corrupt(format!("Redis returned an unusable stream id {id}"))
                     })?;
                     Ok(Arc::new(Event::new(seq, update)))
                 })
@@ -242,9 +242,8 @@ impl Log for RedisLog {
                         .await
                 })
                 .await?;
-            let entries = entry::decode_entries(reply).map_err(|e| {
-                LogError::Unavailable(format!("the stream at {} holds {e}", self.name))
-            })?;
+            let entries = entry::decode_entries(reply)
+                .map_err(|e| LogError::Corrupt(format!("the stream at {} holds {e}", self.name)))?;
             Ok(entries
                 .into_iter()
                 .map(|(seq, update)| Arc::new(Event::new(seq, update)))
@@ -257,15 +256,14 @@ impl Log for RedisLog {
         self.state.last_id.lock().clone()
     }
 
-    fn readiness(&self) -> Result<(), String> {
+    fn readiness(&self) -> Result<(), NotReady> {
         if self.state.is_ready() {
             return Ok(());
         }
-        Err(format!(
-            "Redis at {} is unreachable: {}",
-            self.name,
-            self.state.problem.lock()
-        ))
+        Err(NotReady {
+            store: format!("Redis at {}", self.name),
+            problem: self.state.problem.lock().clone(),
+        })
     }
 }
 

@@ -2,34 +2,41 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{ready, BoxFuture, FutureExt};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
-use super::{Log, LogError, Tail, Tailed};
+use super::{Log, LogError, Retention, Tail, Tailed};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 
-/// A log kept in memory, holding the newest `capacity` events.
+/// A log kept in memory, within its [`Retention`] (count, bytes of the
+/// encoded frames, age).
 pub struct MemoryLog {
     inner: Mutex<Inner>,
-    capacity: usize,
+    retention: Retention,
 }
 
 struct Inner {
-    events: VecDeque<Arc<Event>>,
+    /// Retained events, oldest first, with the time each was appended.
+    events: VecDeque<(Arc<Event>, SystemTime)>,
+    /// Bytes of the retained events' frames.
+    bytes: u64,
     index: HashMap<String, u64>,
     next_seq: u64,
     tail: mpsc::UnboundedSender<Tailed>,
 }
 
 impl MemoryLog {
-    /// A log retaining `capacity` events, and the tail that receives appends.
-    pub fn new(capacity: usize) -> (MemoryLog, Tail) {
+    /// A log retaining what `retention` allows, and the tail that receives
+    /// appends.
+    pub fn new(retention: Retention) -> (MemoryLog, Tail) {
         let (tail, rx) = mpsc::unbounded_channel();
         let inner = Inner {
             events: VecDeque::new(),
+            bytes: 0,
             index: HashMap::new(),
             next_seq: 1,
             tail,
@@ -37,43 +44,70 @@ impl MemoryLog {
         (
             MemoryLog {
                 inner: Mutex::new(inner),
-                capacity,
+                retention,
             },
             rx,
         )
+    }
+
+    /// The events still retained at `now`, the expired ones dropped first.
+    fn retained(&self, now: SystemTime) -> MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock();
+        if let Some(age) = self.retention.max_age {
+            let oldest = now.checked_sub(age).unwrap_or(UNIX_EPOCH);
+            while inner.events.front().is_some_and(|(_, at)| *at < oldest) {
+                inner.drop_oldest();
+            }
+        }
+        inner
     }
 }
 
 impl Inner {
     fn first_seq(&self) -> u64 {
-        self.events.front().map_or(self.next_seq, |e| e.seq)
+        self.events.front().map_or(self.next_seq, |(e, _)| e.seq)
+    }
+
+    /// Drops the oldest event and its index entry (unless a newer event
+    /// reused its id).
+    fn drop_oldest(&mut self) {
+        let Some((old, _)) = self.events.pop_front() else {
+            return;
+        };
+        self.bytes -= old.frame.len() as u64;
+        if self.index.get(&old.update.id) == Some(&old.seq) {
+            self.index.remove(&old.update.id);
+        }
     }
 }
 
 impl Log for MemoryLog {
     fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
-        let mut inner = self.inner.lock();
+        let now = SystemTime::now();
+        let mut inner = self.retained(now);
         let mut out = Vec::with_capacity(updates.len());
         for update in updates {
             let event = Arc::new(Event::new(inner.next_seq, update));
             inner.next_seq += 1;
             inner.index.insert(event.update.id.clone(), event.seq);
-            inner.events.push_back(event.clone());
+            inner.bytes += event.frame.len() as u64;
+            inner.events.push_back((event.clone(), now));
             // Sent under the lock so the tail sees events in sequence order.
             let _ = inner.tail.send(Tailed::Event(event.clone()));
             out.push(event);
         }
-        while inner.events.len() > self.capacity {
-            let old = inner.events.pop_front().expect("len > capacity >= 1");
-            if inner.index.get(&old.update.id) == Some(&old.seq) {
-                inner.index.remove(&old.update.id);
-            }
+        let limits = &self.retention;
+        while inner.events.len() > limits.max_count
+            || (inner.bytes > limits.max_bytes && inner.events.len() > 1)
+        {
+            inner.drop_oldest();
         }
         ready(Ok(out)).boxed()
     }
 
     fn position<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<u64>, LogError>> {
-        ready(Ok(self.inner.lock().index.get(id).copied())).boxed()
+        let position = self.retained(SystemTime::now()).index.get(id).copied();
+        ready(Ok(position)).boxed()
     }
 
     fn read_after(
@@ -81,7 +115,7 @@ impl Log for MemoryLog {
         after: Option<u64>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
-        let inner = self.inner.lock();
+        let inner = self.retained(SystemTime::now());
         let first = inner.first_seq();
         let start = after.map_or(first, |s| (s + 1).max(first));
         let skip = usize::try_from(start - first).unwrap_or(usize::MAX);
@@ -90,13 +124,17 @@ impl Log for MemoryLog {
             .iter()
             .skip(skip)
             .take(limit)
-            .cloned()
+            .map(|(event, _)| event.clone())
             .collect();
         ready(Ok(page)).boxed()
     }
 
     fn last_id(&self) -> Option<String> {
-        self.inner.lock().events.back().map(|e| e.update.id.clone())
+        self.inner
+            .lock()
+            .events
+            .back()
+            .map(|(e, _)| e.update.id.clone())
     }
 }
 
@@ -121,7 +159,11 @@ mod tests {
 
     #[tokio::test]
     async fn appends_indexes_and_evicts() {
-        let (log, mut tail) = MemoryLog::new(3);
+        let (log, mut tail) = MemoryLog::new(Retention {
+            max_count: 3,
+            max_bytes: u64::MAX,
+            max_age: None,
+        });
         log.append(["a", "b", "c", "d"].map(update).to_vec())
             .await
             .unwrap();
@@ -141,5 +183,37 @@ mod tests {
                 Tailed::Lost => panic!("one node loses nothing"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn drops_what_is_older_than_the_age_limit() {
+        let (log, _tail) = MemoryLog::new(Retention {
+            max_count: 100,
+            max_bytes: u64::MAX,
+            max_age: Some(std::time::Duration::from_millis(200)),
+        });
+        log.append(vec![update("old")]).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        log.append(vec![update("new")]).await.unwrap();
+        assert_eq!(log.position("old").await.unwrap(), None, "expired");
+        assert_eq!(ids(&log.read_after(None, 10).await.unwrap()), ["new"]);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            log.read_after(None, 10).await.unwrap().is_empty(),
+            "reads skip what expired since the last append"
+        );
+        assert_eq!(log.position("new").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn keeps_within_the_byte_limit_but_always_the_newest() {
+        let (log, _tail) = MemoryLog::new(Retention {
+            max_count: 100,
+            max_bytes: 1,
+            max_age: None,
+        });
+        log.append(["a", "b"].map(update).to_vec()).await.unwrap();
+        assert_eq!(ids(&log.read_after(None, 10).await.unwrap()), ["b"]);
+        assert_eq!(log.position("a").await.unwrap(), None);
     }
 }

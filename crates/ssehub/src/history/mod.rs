@@ -11,6 +11,7 @@ mod open;
 pub mod redis;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value;
@@ -19,10 +20,29 @@ use tokio::sync::mpsc;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 
-pub use disk::{DiskLog, Retention};
+pub use disk::DiskLog;
 pub use memory::MemoryLog;
 pub use open::{open, Cluster, Store};
 pub use redis::RedisLog;
+
+/// How much history to keep, the same rule for every store; whichever limit
+/// is hit first applies. A store keeps the newest update whatever its size.
+///
+/// - disk: all three, exactly (retention moves the first retained position
+///   and deletes whole segments before it);
+/// - memory: all three, the bytes being those of the encoded frames;
+/// - Redis: the count (`XADD MAXLEN ~`, so a few more may stay) and the age
+///   (`XTRIM MINID` at each append, and skipped by reads in between), not
+///   the bytes: Redis's own `maxmemory` bounds those.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Most updates kept.
+    pub max_count: usize,
+    /// Most bytes of history kept.
+    pub max_bytes: u64,
+    /// Oldest update kept, if limited by age.
+    pub max_age: Option<Duration>,
+}
 
 /// What the log's tail carries, in log order.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{disk, redis, Announcements, Directory, DiskLog, Log, MemoryLog, RedisLog, Tail};
+use super::{Announcements, Directory, DiskLog, Log, MemoryLog, RedisLog, Retention, Tail};
 use crate::config::{self, Config};
 
 /// An opened store.
@@ -27,12 +27,13 @@ pub struct Cluster {
 
 /// Opens the store `config` names.
 pub fn open(config: &Config) -> anyhow::Result<Store> {
+    let retention = Retention {
+        max_count: config.history_size,
+        max_bytes: config.history_bytes,
+        max_age: config.history_ttl,
+    };
     let (log, tail, cluster): (Arc<dyn Log>, _, _) = match &config.store {
         config::Store::Redis(store) => {
-            let retention = redis::Retention {
-                max_count: config.history_size,
-                max_age: config.history_ttl,
-            };
             let (log, tail) = RedisLog::open(store, retention)?;
             let cluster = config.subscriptions.then(|| {
                 let (directory, announcements) = log.directory();
@@ -44,15 +45,10 @@ pub fn open(config: &Config) -> anyhow::Result<Store> {
             (Arc::new(log), tail, cluster)
         }
         config::Store::Memory => {
-            let (log, tail) = MemoryLog::new(config.history_size);
+            let (log, tail) = MemoryLog::new(retention);
             (Arc::new(log), tail, None)
         }
         config::Store::Disk => {
-            let retention = disk::Retention {
-                max_count: config.history_size,
-                max_bytes: config.history_bytes,
-                max_age: config.history_ttl,
-            };
             let (log, tail) = DiskLog::open(&config.data_dir, retention)?;
             (Arc::new(log), tail, None)
         }

@@ -17,13 +17,13 @@ use std::fs::File;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt};
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Log, LogError, Tail};
+use super::{Log, LogError, Retention, Tail};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 use record::{decode, Decoded};
@@ -31,17 +31,6 @@ use segment::Segment;
 
 /// Name and version of the on-disk format, written in `log/FORMAT`.
 pub const FORMAT: &str = "ssehub-log 1";
-
-/// How much history to keep; whichever limit is hit first applies.
-#[derive(Debug, Clone)]
-pub struct Retention {
-    /// Most updates kept.
-    pub max_count: usize,
-    /// Most bytes of records kept.
-    pub max_bytes: u64,
-    /// Oldest update kept, if limited by age.
-    pub max_age: Option<Duration>,
-}
 
 /// Why the log could not be opened (stops start-up).
 #[derive(Debug, thiserror::Error)]

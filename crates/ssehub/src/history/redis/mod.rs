@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use redis::{Script, Value};
 use tokio::sync::mpsc;
 
-use super::{Announcements, Directory, Log, LogError, NotReady, Tail};
+use super::{Announcements, Directory, Log, LogError, NotReady, Retention, Tail};
 use crate::config::RedisStore;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
@@ -94,16 +94,6 @@ impl State {
     fn saw(&self, id: &str) {
         *self.last_id.lock() = Some(id.to_string());
     }
-}
-
-/// Retention applied at each append.
-#[derive(Debug, Clone, Copy)]
-pub struct Retention {
-    /// Entries kept (`XADD MAXLEN ~`: Redis trims whole nodes, so a few more may stay).
-    pub max_count: usize,
-    /// Age after which entries are trimmed (`XTRIM MINID` at each append,
-    /// and skipped by reads in between), if limited.
-    pub max_age: Option<Duration>,
 }
 
 /// A log in a Redis stream shared by every node.

@@ -244,7 +244,7 @@ impl Fixture {
             event_type: Some(EVENT_TYPE.to_owned()),
             ..UpdateRequest::default()
         }
-        .validate()
+        .validate(String::new)
         .expect("valid update");
         Fixture {
             fanout,

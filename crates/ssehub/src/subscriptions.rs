@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::fanout::{Fanout, Subscriber};
 use crate::history::{Directory, Log, LogError};
-use crate::proto::update::{generate_id, Update};
+use crate::proto::update::Update;
 
 /// Path of the subscriptions API and prefix of its topics.
 pub const SUBSCRIPTIONS_PATH: &str = "/.well-known/mercure/subscriptions";
@@ -99,7 +99,7 @@ pub fn publish(log: &Arc<dyn Log>, documents: Vec<Value>) {
     let updates: Vec<Update> = documents
         .into_iter()
         .map(|doc| Update {
-            id: generate_id(),
+            id: log.new_id(),
             topics: vec![doc["id"].as_str().unwrap_or_default().to_string()],
             data: doc.to_string(),
             private: true,

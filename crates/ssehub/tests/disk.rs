@@ -21,7 +21,7 @@ fn update(i: usize, data_len: usize) -> Update {
         data: "x".repeat(data_len),
         ..Default::default()
     }
-    .validate()
+    .validate(String::new)
     .unwrap()
 }
 

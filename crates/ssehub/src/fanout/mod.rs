@@ -129,7 +129,7 @@ impl Fanout {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscriber {
             key,
-            id: crate::proto::update::generate_id(),
+            id: format!("urn:uuid:{}", uuid::Uuid::now_v7()),
             topics: reg.topics,
             payload: reg.payload,
             subscribed: reg.subscribed,
@@ -300,7 +300,7 @@ mod tests {
             private,
             ..Default::default()
         }
-        .validate()
+        .validate(String::new)
         .unwrap();
         Arc::new(Event::new(seq, update))
     }

@@ -8,7 +8,7 @@ use futures_util::future::{ready, BoxFuture, FutureExt};
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
-use super::{Log, LogError, Retention, Tail, Tailed};
+use super::{IdGenerator, Log, LogError, Retention, Tail, Tailed};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 
@@ -17,6 +17,7 @@ use crate::proto::update::Update;
 pub struct MemoryLog {
     inner: Mutex<Inner>,
     retention: Retention,
+    ids: IdGenerator,
 }
 
 struct Inner {
@@ -45,6 +46,7 @@ impl MemoryLog {
             MemoryLog {
                 inner: Mutex::new(inner),
                 retention,
+                ids: IdGenerator::default(),
             },
             rx,
         )
@@ -136,6 +138,10 @@ impl Log for MemoryLog {
             .back()
             .map(|(e, _)| e.update.id.clone())
     }
+
+    fn new_id(&self) -> String {
+        self.ids.next()
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +155,7 @@ mod tests {
             id: Some(id.into()),
             ..Default::default()
         }
-        .validate()
+        .validate(String::new)
         .unwrap()
     }
 

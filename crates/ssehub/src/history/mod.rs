@@ -6,6 +6,7 @@
 //! sequence order, to the hub's tail channel (see [`Tailed`]).
 
 pub mod disk;
+mod ids;
 mod memory;
 mod open;
 pub mod redis;
@@ -21,6 +22,7 @@ use crate::proto::event::Event;
 use crate::proto::update::Update;
 
 pub use disk::DiskLog;
+pub use ids::IdGenerator;
 pub use memory::MemoryLog;
 pub use open::{open, Cluster, Store};
 pub use redis::RedisLog;
@@ -144,6 +146,10 @@ pub trait Log: Send + Sync + 'static {
 
     /// The id of the newest event, if any.
     fn last_id(&self) -> Option<String>;
+
+    /// A new event id, for an update published without one; ids generated
+    /// by a log sort in generation order, also across restarts.
+    fn new_id(&self) -> String;
 
     /// Whether the store can take writes now; the reason when it cannot.
     fn readiness(&self) -> Result<(), NotReady> {

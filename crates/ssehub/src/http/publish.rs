@@ -45,7 +45,7 @@ pub(super) async fn publish(
     let publish = SelectorSet::compile(&hub.selectors, claims.as_deref().unwrap_or_default());
     let updates = requests
         .into_iter()
-        .map(|r| authorize(&publish, r.validate()?))
+        .map(|r| authorize(&publish, r.validate(|| hub.log.new_id())?))
         .collect::<Result<Vec<Update>, ApiError>>()?;
     let events = hub.publish(updates).await?;
 

@@ -23,7 +23,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Log, LogError, Retention, Tail};
+use super::{IdGenerator, Log, LogError, Retention, Tail};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 use record::{decode, Decoded};
@@ -62,6 +62,7 @@ pub struct DiskLog {
     /// `None` once closed; dropping the sender stops the writer.
     requests: Option<std::sync::mpsc::Sender<writer::Request>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    ids: IdGenerator,
 }
 
 impl Drop for DiskLog {
@@ -167,7 +168,8 @@ impl DiskLog {
                 break;
             }
         }
-        crate::proto::update::raise_id_floor(last_ms);
+        let ids = IdGenerator::default();
+        ids.raise_floor(last_ms);
         let events = state.next_seq - state.first_seq;
         tracing::info!(
             "history: {events} updates in {} segment(s) under {}",
@@ -197,6 +199,7 @@ impl DiskLog {
                 shared,
                 requests: Some(requests),
                 writer: Some(writer),
+                ids,
             },
             rx,
         ))
@@ -371,5 +374,9 @@ impl Log for DiskLog {
             .recent
             .back()
             .map(|e| e.update.id.clone())
+    }
+
+    fn new_id(&self) -> String {
+        self.ids.next()
     }
 }

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use redis::{Script, Value};
 use tokio::sync::mpsc;
 
-use super::{Announcements, Directory, Log, LogError, NotReady, Retention, Tail};
+use super::{Announcements, Directory, IdGenerator, Log, LogError, NotReady, Retention, Tail};
 use crate::config::RedisStore;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
@@ -105,6 +105,7 @@ pub struct RedisLog {
     state: Arc<State>,
     name: String,
     stream: String,
+    ids: IdGenerator,
 }
 
 impl RedisLog {
@@ -132,6 +133,7 @@ impl RedisLog {
             append: Script::new(include_str!("append.lua")),
             state,
             name,
+            ids: IdGenerator::default(),
         };
         Ok((log, rx))
     }
@@ -244,6 +246,10 @@ impl Log for RedisLog {
 
     fn last_id(&self) -> Option<String> {
         self.state.last_id.lock().clone()
+    }
+
+    fn new_id(&self) -> String {
+        self.ids.next()
     }
 
     fn readiness(&self) -> Result<(), NotReady> {

@@ -6,9 +6,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{ready, BoxFuture, FutureExt};
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::mpsc;
 
-use super::{IdGenerator, Log, LogError, Retention, Tail, Tailed};
+use super::ids::IdGenerator;
+use super::log::{Log, LogError, Retention};
+use super::tail::{tail, Tail, TailSender, Tailed};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 
@@ -27,14 +28,14 @@ struct Inner {
     bytes: u64,
     index: HashMap<String, u64>,
     next_seq: u64,
-    tail: mpsc::UnboundedSender<Tailed>,
+    tail: TailSender,
 }
 
 impl MemoryLog {
     /// A log retaining what `retention` allows, and the tail that receives
     /// appends.
     pub fn new(retention: Retention) -> (MemoryLog, Tail) {
-        let (tail, rx) = mpsc::unbounded_channel();
+        let (tail, rx) = tail();
         let inner = Inner {
             events: VecDeque::new(),
             bytes: 0,
@@ -95,7 +96,7 @@ impl Log for MemoryLog {
             inner.bytes += event.frame.len() as u64;
             inner.events.push_back((event.clone(), now));
             // Sent under the lock so the tail sees events in sequence order.
-            let _ = inner.tail.send(Tailed::Event(event.clone()));
+            inner.tail.send(Tailed::Event(event.clone()));
             out.push(event);
         }
         let limits = &self.retention;

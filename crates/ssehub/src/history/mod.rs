@@ -3,168 +3,21 @@
 //! A backend assigns each appended update a sequence number, keeps an index
 //! from event id to sequence number (finding an id never scans), serves pages
 //! of events after a sequence number, and feeds every appended event, in
-//! sequence order, to the hub's tail channel (see [`Tailed`]).
+//! sequence order, to the hub's tail (see [`Tailed`]). [`open`] opens the
+//! configured one.
 
 pub mod disk;
 mod ids;
+pub mod log;
 mod memory;
 mod open;
 pub mod redis;
-
-use std::sync::Arc;
-use std::time::Duration;
-
-use futures_util::future::BoxFuture;
-use serde_json::Value;
-use tokio::sync::mpsc;
-
-use crate::proto::event::Event;
-use crate::proto::update::Update;
+pub mod tail;
 
 pub use disk::DiskLog;
 pub use ids::IdGenerator;
+pub use log::{Announcements, Directory, Log, LogError, NotReady, Retention};
 pub use memory::MemoryLog;
 pub use open::{open, Cluster, Store};
 pub use redis::RedisLog;
-
-/// How much history to keep, the same rule for every store; whichever limit
-/// is hit first applies. A store keeps the newest update whatever its size.
-///
-/// - disk: all three, exactly (retention moves the first retained position
-///   and deletes whole segments before it);
-/// - memory: all three, the bytes being those of the encoded frames;
-/// - Redis: the count (`XADD MAXLEN ~`, so a few more may stay) and the age
-///   (`XTRIM MINID` at each append, and skipped by reads in between), not
-///   the bytes: Redis's own `maxmemory` bounds those.
-#[derive(Debug, Clone)]
-pub struct Retention {
-    /// Most updates kept.
-    pub max_count: usize,
-    /// Most bytes of history kept.
-    pub max_bytes: u64,
-    /// Oldest update kept, if limited by age.
-    pub max_age: Option<Duration>,
-}
-
-/// What the log's tail carries, in log order.
-#[derive(Debug)]
-pub enum Tailed {
-    /// An appended event.
-    Event(Arc<Event>),
-    /// Events between the previous item and the next one are lost to this
-    /// node: a log shared by several nodes trimmed them before this node
-    /// could read them. Its subscribers must then resume from the history.
-    Lost,
-}
-
-/// Receives every appended event in sequence order (the log's tail).
-pub type Tail = mpsc::UnboundedReceiver<Tailed>;
-
-/// Receives the subscription documents a cluster's directory asks this node
-/// to publish as subscription events: those of a node that died (marked
-/// inactive), or this node's own after its lease lapsed.
-pub type Announcements = mpsc::UnboundedReceiver<Vec<Value>>;
-
-/// Why the log could not serve a request (each is answered with 503).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum LogError {
-    /// Reading or writing the history's files failed.
-    #[error("the history store is unavailable: {what}: {source}")]
-    Io {
-        /// What was being done, e.g. "could not write the history, update not stored".
-        what: &'static str,
-        /// The error of the operating system (shared by every request of a
-        /// failed group commit).
-        #[source]
-        source: Arc<std::io::Error>,
-    },
-    /// The disk holding the history is full; writes succeed again once
-    /// space is freed.
-    #[error("the history store is unavailable: the disk is full, update not stored: {0}")]
-    Full(#[source] Arc<std::io::Error>),
-    /// Redis failed to carry out a command, or could not be reached.
-    #[error("the history store is unavailable: Redis at {at} failed to {what}: {source}")]
-    Redis {
-        /// Where Redis is, password hidden.
-        at: String,
-        /// What was asked of it, e.g. "append".
-        what: &'static str,
-        /// Redis's error, or the connection's.
-        #[source]
-        source: Arc<::redis::RedisError>,
-    },
-    /// The thread writing the history has stopped (the hub is shutting down,
-    /// or it failed).
-    #[error("the history store is unavailable: the history writer has stopped")]
-    WriterStopped,
-    /// Stored history could not be decoded: a record failed its checksum, or
-    /// a shared store holds entries this version cannot read.
-    #[error("the history store is unavailable: {0}")]
-    Corrupt(String),
-}
-
-impl LogError {
-    /// An I/O failure while doing `what`: [`LogError::Full`] when the disk
-    /// is full, [`LogError::Io`] otherwise.
-    pub fn io(what: &'static str, source: std::io::Error) -> LogError {
-        match source.kind() {
-            std::io::ErrorKind::StorageFull => LogError::Full(Arc::new(source)),
-            _ => LogError::Io {
-                what,
-                source: Arc::new(source),
-            },
-        }
-    }
-}
-
-/// Why a store cannot take writes right now (`/healthz` answers 503).
-#[derive(Debug, thiserror::Error)]
-#[error("{store} is unreachable: {problem}")]
-pub struct NotReady {
-    /// The store, e.g. "Redis at 127.0.0.1:6379".
-    pub store: String,
-    /// The last error seen.
-    pub problem: String,
-}
-
-/// An append-only, bounded log of updates.
-pub trait Log: Send + Sync + 'static {
-    /// Appends updates in order; returns once they are stored (durably, for
-    /// durable backends), with their assigned positions.
-    fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>>;
-
-    /// The position of the event with this id, if it is still retained.
-    fn position<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<u64>, LogError>>;
-
-    /// Up to `limit` events after position `after` (from the oldest retained
-    /// event when `None`), in order.
-    fn read_after(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>>;
-
-    /// The id of the newest event, if any.
-    fn last_id(&self) -> Option<String>;
-
-    /// A new event id, for an update published without one; ids generated
-    /// by a log sort in generation order, also across restarts.
-    fn new_id(&self) -> String;
-
-    /// Whether the store can take writes now; the reason when it cannot.
-    fn readiness(&self) -> Result<(), NotReady> {
-        Ok(())
-    }
-}
-
-/// The directory of subscriptions shared by the nodes of a cluster, for the
-/// subscriptions API: each node records its own subscriptions' documents
-/// (JSON-LD, each with its `id` and `active`), and lists everyone's.
-pub trait Directory: Send + Sync + 'static {
-    /// Records documents of this node's subscriptions: added when `active`
-    /// is true, removed when it is false.
-    fn record(&self, documents: Vec<Value>);
-
-    /// The document of every active subscription on every live node.
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Value>, LogError>>;
-}
+pub use tail::{Tail, Tailed};

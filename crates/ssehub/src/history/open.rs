@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
-use super::{Announcements, Directory, DiskLog, Log, MemoryLog, RedisLog, Retention, Tail};
+use super::disk::DiskLog;
+use super::log::{Announcements, Directory, Log, Retention};
+use super::memory::MemoryLog;
+use super::redis::RedisLog;
+use super::tail::Tail;
 use crate::config::{self, Config};
 
 /// An opened store.

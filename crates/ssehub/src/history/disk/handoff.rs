@@ -13,9 +13,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use crate::history::{LogError, Tailed};
+use crate::history::log::LogError;
+use crate::history::tail::{TailSender, Tailed};
 use crate::proto::event::Event;
 
 /// Where an append's outcome goes.
@@ -47,7 +48,7 @@ impl Bell {
 
 /// A bell for the writer thread, and the task that answers it, feeding
 /// `tail`; the task ends once the bell is dropped.
-pub(super) fn open(tail: mpsc::UnboundedSender<Tailed>) -> std::io::Result<Arc<Bell>> {
+pub(super) fn open(tail: TailSender) -> std::io::Result<Arc<Bell>> {
     let (ring, hear) = UnixStream::pair()?;
     ring.set_nonblocking(true)?;
     hear.set_nonblocking(true)?;
@@ -60,11 +61,7 @@ pub(super) fn open(tail: mpsc::UnboundedSender<Tailed>) -> std::io::Result<Arc<B
     Ok(bell)
 }
 
-async fn answer(
-    bell: Weak<Bell>,
-    hear: tokio::net::UnixStream,
-    tail: mpsc::UnboundedSender<Tailed>,
-) {
+async fn answer(bell: Weak<Bell>, hear: tokio::net::UnixStream, tail: TailSender) {
     let mut buf = [0u8; 256];
     loop {
         if hear.readable().await.is_err() {
@@ -96,7 +93,7 @@ async fn answer(
             }
         }
         for event in events {
-            let _ = tail.send(Tailed::Event(event));
+            tail.send(Tailed::Event(event));
         }
     }
 }

@@ -21,9 +21,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt};
 use parking_lot::RwLock;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::{IdGenerator, Log, LogError, Retention, Tail};
+use super::ids::IdGenerator;
+use super::log::{Log, LogError, Retention};
+use super::tail::{tail, Tail};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 use record::{decode, Decoded};
@@ -186,8 +188,11 @@ impl DiskLog {
         });
         shared.maintain(now_ms());
         shared.load_recent();
-        let (tail, rx) = mpsc::unbounded_channel();
+        let (tail, rx) = tail();
         let bell = handoff::open(tail).map_err(io_error(data_dir))?;
+        // Unbounded, but each request is a publish awaiting its answer: it
+        // holds no more requests than publishes are in flight, which the
+        // connections and their streams bound.
         let (requests, incoming) = std::sync::mpsc::channel();
         let worker = shared.clone();
         let writer = std::thread::Builder::new()

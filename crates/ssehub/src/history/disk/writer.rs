@@ -10,7 +10,7 @@ use super::handoff::{Bell, Done, Reply};
 use super::record::{decode, encode, Decoded};
 use super::segment::Segment;
 use super::{now_ms, Shared, State, RECENT};
-use crate::history::LogError;
+use crate::history::log::LogError;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 

@@ -16,7 +16,7 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFutur
 use tokio::sync::Mutex;
 
 use crate::config::RedisStore;
-use crate::history::LogError;
+use crate::history::log::LogError;
 
 /// Longest wait for a TCP (and TLS) connection to Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

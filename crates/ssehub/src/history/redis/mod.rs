@@ -26,9 +26,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::future::{BoxFuture, FutureExt};
 use parking_lot::Mutex;
 use redis::{Script, Value};
-use tokio::sync::mpsc;
 
-use super::{Announcements, Directory, IdGenerator, Log, LogError, NotReady, Retention, Tail};
+use super::ids::IdGenerator;
+use super::log::{Announcements, Directory, Log, LogError, NotReady, Retention};
+use super::tail::{tail, Tail};
 use crate::config::RedisStore;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
@@ -115,7 +116,7 @@ impl RedisLog {
         let connector = Connector::new(store)?;
         let keys = Keys::new(&store.stream);
         let state = Arc::new(State::new());
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = tail();
         let name = store.redacted_url();
         let link = Arc::new(Link::new(connector.clone(), name.clone()));
         tokio::spawn(tail::run(

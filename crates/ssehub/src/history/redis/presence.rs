@@ -17,12 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
+use parking_lot::Mutex;
 use redis::Script;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::link::{now_ms, Link};
-use crate::history::{Announcements, Directory, LogError};
+use crate::history::log::{Announcements, Directory, LogError};
 
 /// How long a node stays listed without refreshing.
 const LEASE: Duration = Duration::from_secs(15);
@@ -32,16 +33,40 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// can still read it to announce its subscriptions as inactive.
 const GRACE: Duration = Duration::from_secs(60);
 
-/// A change to this node's entries: a subscription document, added when
-/// its `active` is true, removed when it is false.
-type Change = Value;
+/// Lists of subscription documents waiting to be announced. Each comes from
+/// a dead node claimed or a lapsed lease (at most a few per refresh); when
+/// they are this many behind, the writer waits for the hub to publish them.
+const ANNOUNCE_QUEUE: usize = 16;
+
+/// This node's subscriptions, as the background writer must reflect them in
+/// Redis. Both maps hold at most one entry per subscription id, so they are
+/// bounded by this node's subscriptions (and those that just ended).
+#[derive(Default)]
+struct Entries {
+    /// Every active subscription of this node, by id: the hash is rewritten
+    /// from it, whole, after Redis comes back.
+    all: HashMap<String, Value>,
+    /// What changed since the writer last wrote: a document to set, or
+    /// `None` to remove.
+    changed: HashMap<String, Option<Value>>,
+    /// The directory was dropped: the writer stops.
+    closed: bool,
+}
+
+/// What the directory and its writer share.
+#[derive(Default)]
+struct Shared {
+    entries: Mutex<Entries>,
+    /// Wakes the writer after a change.
+    wake: Notify,
+}
 
 /// This node's view of the directory.
 pub(super) struct Presence {
     link: Arc<Link>,
     nodes: String,
     prefix: String,
-    changes: mpsc::UnboundedSender<Change>,
+    shared: Arc<Shared>,
 }
 
 /// Everything the background writer needs.
@@ -50,10 +75,8 @@ struct Writer {
     node: String,
     nodes: String,
     prefix: String,
-    /// This node's subscriptions by id, kept from the changes, so the hash
-    /// can be rewritten whole after Redis comes back.
-    local: HashMap<String, Value>,
-    announce: mpsc::UnboundedSender<Vec<Value>>,
+    shared: Arc<Shared>,
+    announce: mpsc::Sender<Vec<Value>>,
     claim: Script,
 }
 
@@ -65,33 +88,51 @@ impl Presence {
     pub(super) fn start(link: Arc<Link>, name: &str) -> (Presence, Announcements) {
         let nodes = format!("{{{name}}}:nodes");
         let prefix = format!("{{{name}}}:subscriptions:");
-        let (changes, rx) = mpsc::unbounded_channel();
-        let (announce, announcements) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        let (announce, announcements) = mpsc::channel(ANNOUNCE_QUEUE);
         let writer = Writer {
             link: link.clone(),
             node: hex::encode(rand::random::<[u8; 8]>()),
             nodes: nodes.clone(),
             prefix: prefix.clone(),
-            local: HashMap::new(),
+            shared: shared.clone(),
             announce,
             claim: Script::new(include_str!("claim.lua")),
         };
-        tokio::spawn(writer.run(rx));
+        tokio::spawn(writer.run());
         let presence = Presence {
             link,
             nodes,
             prefix,
-            changes,
+            shared,
         };
         (presence, announcements)
     }
 }
 
+impl Drop for Presence {
+    fn drop(&mut self) {
+        self.shared.entries.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
 impl Directory for Presence {
     fn record(&self, documents: Vec<Value>) {
-        for document in documents {
-            let _ = self.changes.send(document);
+        {
+            let mut entries = self.shared.entries.lock();
+            for doc in documents {
+                let id = id_of(&doc).to_string();
+                if doc["active"].as_bool().unwrap_or(false) {
+                    entries.all.insert(id.clone(), doc.clone());
+                    entries.changed.insert(id, Some(doc));
+                } else {
+                    entries.all.remove(&id);
+                    entries.changed.insert(id, None);
+                }
+            }
         }
+        self.shared.wake.notify_one();
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Value>, LogError>> {
@@ -129,24 +170,26 @@ impl Writer {
     }
 
     /// Applies changes as they come and refreshes the lease; after any
-    /// failure, rewrites the whole hash from the fan-out once Redis answers.
-    async fn run(mut self, mut changes: mpsc::UnboundedReceiver<Change>) {
+    /// failure, rewrites the whole hash from this node's entries once Redis
+    /// answers. Ends when the directory is dropped.
+    async fn run(self) {
         let mut tick = tokio::time::interval(REFRESH);
-        let mut batch = Vec::new();
         let mut stale = true;
         let mut registered = false;
         loop {
             tokio::select! {
-                n = changes.recv_many(&mut batch, 1024) => {
-                    if n == 0 {
+                () = self.shared.wake.notified() => {
+                    let (changed, closed) = {
+                        let mut entries = self.shared.entries.lock();
+                        (std::mem::take(&mut entries.changed), entries.closed)
+                    };
+                    if closed {
                         return;
                     }
-                    self.remember(&batch);
                     // A stale hash is rewritten whole: the changes are in it.
                     if !stale {
-                        stale = self.apply(&mut batch).await.is_err();
+                        stale = self.apply(changed).await.is_err();
                     }
-                    batch.clear();
                     if !stale {
                         continue;
                     }
@@ -177,31 +220,20 @@ impl Writer {
             tracing::warn!(
                 "this node's directory lease had lapsed; its subscriptions are listed and announced again"
             );
-            let _ = self.announce.send(self.local.values().cloned().collect());
+            let documents = self.shared.entries.lock().all.values().cloned().collect();
+            let _ = self.announce.send(documents).await;
         }
         *registered = true;
         Ok(())
     }
 
-    /// Applies `batch` to this node's own copy of its entries.
-    fn remember(&mut self, batch: &[Change]) {
-        for doc in batch {
-            let id = id_of(doc);
-            if doc["active"].as_bool().unwrap_or(false) {
-                self.local.insert(id.to_string(), doc.clone());
-            } else {
-                self.local.remove(id);
-            }
-        }
-    }
-
-    async fn apply(&self, batch: &mut [Change]) -> Result<(), LogError> {
+    async fn apply(&self, changed: HashMap<String, Option<Value>>) -> Result<(), LogError> {
         let key = self.key();
         let mut pipe = redis::pipe();
-        for doc in batch.iter() {
-            match doc["active"].as_bool().unwrap_or(false) {
-                true => pipe.hset(&key, id_of(doc), doc.to_string()).ignore(),
-                false => pipe.hdel(&key, id_of(doc)).ignore(),
+        for (id, doc) in changed {
+            match doc {
+                Some(doc) => pipe.hset(&key, id, doc.to_string()).ignore(),
+                None => pipe.hdel(&key, id).ignore(),
             };
         }
         pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
@@ -217,7 +249,10 @@ impl Writer {
     async fn refresh(&self, rewrite: bool) -> Result<bool, LogError> {
         let key = self.key();
         let docs: Vec<(String, String)> = if rewrite {
-            self.local
+            self.shared
+                .entries
+                .lock()
+                .all
                 .iter()
                 .map(|(id, doc)| (id.clone(), doc.to_string()))
                 .collect()
@@ -285,7 +320,7 @@ impl Writer {
                     doc
                 })
                 .collect();
-            let _ = self.announce.send(inactive);
+            let _ = self.announce.send(inactive).await;
         }
         Ok(())
     }

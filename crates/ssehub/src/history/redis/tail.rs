@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::{RedisError, Value};
-use tokio::sync::mpsc;
 
 use super::entry::{decode_entry, entry_number, text};
 use super::link::{now_ms, Conn, Connector, Link};
 use super::State;
-use crate::history::Tailed;
+use crate::history::tail::{TailSender, Tailed};
 use crate::proto::event::Event;
 
 /// How long one XREAD blocks waiting for entries.
@@ -34,7 +33,7 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(50), Duration::from
 pub(super) async fn run(
     connector: Connector,
     stream: String,
-    tx: mpsc::UnboundedSender<Tailed>,
+    tx: TailSender,
     state: Arc<State>,
     link: Arc<Link>,
 ) {
@@ -74,7 +73,7 @@ async fn follow(
     opened: Instant,
     stream: &str,
     cursor: &mut Cursor,
-    tx: &mpsc::UnboundedSender<Tailed>,
+    tx: &TailSender,
     state: &State,
 ) -> Result<(), RedisError> {
     let mut conn = connector.connect(BLOCK + Duration::from_secs(5)).await?;
@@ -110,7 +109,7 @@ async fn follow(
                          entries after {from} are gone; disconnecting this node's subscribers so \
                          they resume from the history"
                     );
-                    if tx.send(Tailed::Lost).is_err() {
+                    if !tx.send(Tailed::Lost) {
                         return Ok(());
                     }
                 }
@@ -119,10 +118,7 @@ async fn follow(
             match decode_entry(entry) {
                 Ok((seq, update)) => {
                     state.saw(&update.id);
-                    if tx
-                        .send(Tailed::Event(Arc::new(Event::new(seq, update))))
-                        .is_err()
-                    {
+                    if !tx.send(Tailed::Event(Arc::new(Event::new(seq, update)))) {
                         return Ok(());
                     }
                 }

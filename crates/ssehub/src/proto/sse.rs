@@ -76,23 +76,6 @@ pub fn encode_event(fields: &EventFields<'_>) -> Bytes {
     Bytes::from(buf)
 }
 
-/// Encodes a comment frame `: text\n\n`, which clients ignore; used for the
-/// initial flush and for heartbeats that keep idle connections alive.
-///
-/// `text` must not contain CR or LF, or the remainder would be parsed as
-/// fields.
-pub fn encode_comment(text: &str) -> Bytes {
-    debug_assert!(
-        !text.bytes().any(|b| b == b'\r' || b == b'\n'),
-        "SSE comment must not contain CR or LF"
-    );
-    let mut buf = Vec::with_capacity(text.len() + 4);
-    buf.extend_from_slice(b": ");
-    buf.extend_from_slice(text.as_bytes());
-    buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
-}
-
 fn has_forbidden_field_byte(s: &str) -> bool {
     s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
@@ -547,10 +530,8 @@ mod tests {
     }
 
     #[test]
-    fn encode_comment_frame() {
-        assert_eq!(encode_comment("ping"), &b": ping\n\n"[..]);
-        assert_eq!(encode_comment(""), &b": \n\n"[..]);
-        let (events, parser) = parse_all(&encode_comment("ping"));
+    fn comment_frames_are_counted_not_dispatched() {
+        let (events, parser) = parse_all(b": ping\n\n");
         assert!(events.is_empty());
         assert_eq!(parser.comments(), 1);
     }

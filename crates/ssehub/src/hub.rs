@@ -54,17 +54,17 @@ pub const GENERATED_SECRET_FILE: &str = "jwt-secret";
 impl Keys {
     /// The configured keys, or a secret generated once in the data directory.
     pub fn load(config: &Config) -> Result<Keys, KeyError> {
-        let (publisher, generated) = match &config.publisher_jwt_key {
+        let (publisher, generated) = match &config.jwt.publisher_key {
             Some(key) => (key.clone(), false),
-            None if Signer::is_symmetric(config.publisher_jwt_alg) => {
+            None if Signer::is_symmetric(config.jwt.publisher_alg) => {
                 (load_or_create_secret(&config.data_dir)?, true)
             }
-            None => return Err(KeyError::Missing("publisher", config.publisher_jwt_alg)),
+            None => return Err(KeyError::Missing("publisher", config.jwt.publisher_alg)),
         };
-        let subscriber = match &config.subscriber_jwt_key {
+        let subscriber = match &config.jwt.subscriber_key {
             Some(key) => key.clone(),
-            None if generated && !Signer::is_symmetric(config.subscriber_jwt_alg) => {
-                return Err(KeyError::Missing("subscriber", config.subscriber_jwt_alg))
+            None if generated && !Signer::is_symmetric(config.jwt.subscriber_alg) => {
+                return Err(KeyError::Missing("subscriber", config.jwt.subscriber_alg))
             }
             None => publisher.clone(),
         };
@@ -115,17 +115,21 @@ impl Hub {
         log: Arc<dyn Log>,
         tail: Tail,
     ) -> Result<Arc<Hub>, KeyError> {
-        let publisher = Verifier::new(&keys.publisher, config.publisher_jwt_alg)?;
-        let subscriber = Verifier::new(&keys.subscriber, config.subscriber_jwt_alg)?;
-        let fanout = Arc::new(Fanout::new(config.queue_size));
+        let publisher = Verifier::new(&keys.publisher, config.jwt.publisher_alg)?;
+        let subscriber = Verifier::new(&keys.subscriber, config.jwt.subscriber_alg)?;
+        let fanout = Arc::new(Fanout::new(config.limits.queue_size));
         let mut tasks = vec![tokio::spawn(dispatch(tail, fanout.clone()))];
-        if !config.heartbeat.is_zero() {
-            tasks.push(tokio::spawn(heartbeat(fanout.clone(), config.heartbeat)));
+        if !config.stream.heartbeat.is_zero() {
+            tasks.push(tokio::spawn(heartbeat(
+                fanout.clone(),
+                config.stream.heartbeat,
+            )));
         }
         let (announce, documents) = mpsc::unbounded_channel();
         let directory = log.directory(Arc::downgrade(&fanout), announce);
         let hub = Arc::new_cyclic(|hub| Hub {
             subscription_events: config
+                .stream
                 .subscriptions
                 .then(|| SubscriptionEvents::new(hub.clone(), directory)),
             config,

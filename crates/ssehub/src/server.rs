@@ -64,16 +64,16 @@ pub struct RunningHub {
 /// starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
     let keys = Keys::load(&config)?;
-    let listener = TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let mut listeners = vec![(listener, None)];
     let (mut tls, mut tls_addr, mut quic) = (None, None, None);
-    if let Some(tls_listen) = config.tls_listen {
+    if let Some(tls_listen) = config.server.tls_listen {
         let files = CertFiles::resolve(
-            config.tls_cert.as_deref(),
-            config.tls_key.as_deref(),
+            config.tls.cert.as_deref(),
+            config.tls.key.as_deref(),
             &config.data_dir,
         )?;
         let state = Arc::new(Tls::load(files)?);
@@ -81,11 +81,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
             .await
             .with_context(|| format!("cannot listen on {tls_listen} (--tls-listen)"))?;
         let bound = listener.local_addr()?;
-        if config.http3 {
+        if config.server.http3 {
             quic = Some(crate::http3::endpoint(
                 bound,
                 &state,
-                config.max_concurrent_streams,
+                config.limits.max_concurrent_streams,
             )?);
         }
         listeners.push((listener, Some(TlsAcceptor::from(state.tcp_config()))));
@@ -110,24 +110,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
 
 /// Opens the configured history store.
 fn open_log(config: &Config) -> anyhow::Result<(Arc<dyn Log>, Tail)> {
-    Ok(match &config.store {
+    Ok(match &config.history.store {
         Store::Redis(store) => {
             let retention = redis::Retention {
-                max_count: config.history_size,
-                max_age: config.history_ttl,
+                max_count: config.history.size,
+                max_age: config.history.ttl,
             };
             let (log, tail) = RedisLog::open(store, retention)?;
             (Arc::new(log), tail)
         }
         Store::Memory => {
-            let (log, tail) = MemoryLog::new(config.history_size);
+            let (log, tail) = MemoryLog::new(config.history.size);
             (Arc::new(log), tail)
         }
         Store::Disk => {
             let retention = Retention {
-                max_count: config.history_size,
-                max_bytes: config.history_bytes,
-                max_age: config.history_ttl,
+                max_count: config.history.size,
+                max_bytes: config.history.bytes,
+                max_age: config.history.ttl,
             };
             let (log, tail) = DiskLog::open(&config.data_dir, retention)?;
             (Arc::new(log), tail)
@@ -154,7 +154,7 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(config.max_concurrent_streams)
+        .max_concurrent_streams(config.limits.max_concurrent_streams)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(MAX_HEADER_LIST)
@@ -209,13 +209,13 @@ async fn serve(
     stopped(&mut stop).await;
     // Ending every stream lets connections finish their responses.
     hub.shutdown();
-    if tokio::time::timeout(hub.config.shutdown_timeout, all_done.recv())
+    if tokio::time::timeout(hub.config.server.shutdown_timeout, all_done.recv())
         .await
         .is_err()
     {
         tracing::warn!(
             "some connections were still open after {:?}",
-            hub.config.shutdown_timeout
+            hub.config.server.shutdown_timeout
         );
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
-use crate::config::{defaults, Config, HumanDuration, Options, Store};
+use crate::config::{defaults, Config, HumanDuration, KeyOptions, Options, Store};
 use crate::hub::{Keys, GENERATED_SECRET_FILE};
 use crate::proto::claims::MercureClaim;
 
@@ -26,7 +26,7 @@ enum Command {
         #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        options: Options,
+        options: Box<Options>,
     },
     /// Print a JWT signed with the configured key.
     Token {
@@ -46,7 +46,7 @@ enum Command {
         #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        options: Options,
+        keys: KeyOptions,
     },
 }
 
@@ -63,7 +63,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, options } => {
             init_tracing();
-            options
+            (*options)
                 .layered(config.as_deref())
                 .and_then(Options::resolve)
                 .map_err(anyhow::Error::from)
@@ -75,10 +75,9 @@ pub fn main() -> ExitCode {
             exp,
             signing_key,
             config,
-            options,
-        } => options
-            .layered(config.as_deref())
-            .and_then(Options::resolve)
+            keys,
+        } => keys
+            .resolve_alone(config.as_deref())
             .map_err(anyhow::Error::from)
             .and_then(|config| {
                 let claim = MercureClaim {
@@ -277,7 +276,7 @@ mod tests {
         let line = [&["ssehub", "serve"][..], args].concat();
         let matches = command().try_get_matches_from(line).unwrap();
         match Cli::from_arg_matches(&matches).unwrap().command {
-            Command::Serve { options, .. } => options,
+            Command::Serve { options, .. } => *options,
             Command::Token { .. } => unreachable!("parsed serve"),
         }
     }
@@ -307,5 +306,29 @@ mod tests {
         }
         let all: Vec<&str> = defaults::ALL.iter().map(|s| s.flag).collect();
         assert_eq!(values, all, "every default is shown, once");
+    }
+
+    #[test]
+    fn token_takes_only_the_key_settings() {
+        let token = command().find_subcommand("token").unwrap().clone();
+        let flags: Vec<&str> = token
+            .get_arguments()
+            .filter_map(|arg| arg.get_long())
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                "publish",
+                "subscribe",
+                "exp",
+                "signing-key",
+                "config",
+                "data-dir",
+                "publisher-jwt-key",
+                "publisher-jwt-alg",
+                "subscriber-jwt-key",
+                "subscriber-jwt-alg",
+            ]
+        );
     }
 }

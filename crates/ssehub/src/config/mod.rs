@@ -156,9 +156,30 @@ impl Options {
     }
 }
 
+impl KeyOptions {
+    /// What `ssehub token` signs with: these settings layered like
+    /// [`Options::layered`] (the file may hold any setting; only these are
+    /// used) and resolved, every other setting at its default.
+    pub fn resolve_alone(self, config_file: Option<&Path>) -> Result<Config, ConfigError> {
+        let keys = Options {
+            keys: self,
+            ..Options::default()
+        }
+        .layered(config_file)?
+        .keys;
+        Options {
+            keys,
+            ..Options::default()
+        }
+        .resolve()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use jsonwebtoken::Algorithm;
 
     use super::*;
 
@@ -229,6 +250,29 @@ queue_size = 8
              history: HistoryConfig { store: Redis(RedisStore { url: \"rediss://h:1\", stream: \"r\", ca_cert: Some(\"ca.pem\"), cluster: true }), size: 3, bytes: 4, ttl: Some(5s) }, \
              limits: LimitsConfig { max_concurrent_streams: 6, max_body: 7, queue_size: 8 } }"
         );
+    }
+
+    #[test]
+    fn token_settings_read_a_shared_file_and_ignore_the_rest() {
+        let (_dir, path) = toml_file(
+            "listen = \"not an address\"\npublisher_jwt_alg = \"HS384\"\ndata_dir = \"d\"\n",
+        );
+        let flags = KeyOptions {
+            publisher_jwt_key: Some("k".into()),
+            ..KeyOptions::default()
+        };
+        let c = flags.clone().resolve_alone(Some(&path)).unwrap();
+        assert_eq!(c.jwt.publisher_key.as_deref(), Some("k"));
+        assert_eq!(c.jwt.publisher_alg, Algorithm::HS384);
+        assert_eq!(c.data_dir, Path::new("d"));
+        assert_eq!(
+            c.server.listen.port(),
+            8080,
+            "the file's listen is not used"
+        );
+        std::fs::write(&path, "publisher_jwt_alg = \"HS384\"\nlisen = 3\n").unwrap();
+        let err = flags.resolve_alone(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
     }
 
     #[test]

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
-use crate::config::{Config, HumanDuration, Options, Store};
+use crate::config::{defaults, Config, HumanDuration, KeyOptions, Options, Store};
 use crate::keys::{Keys, GENERATED_SECRET_FILE};
 use crate::proto::claims::MercureClaim;
 
@@ -26,7 +26,7 @@ enum Command {
         #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        options: Options,
+        options: Box<Options>,
     },
     /// Print a JWT signed with the configured key.
     Token {
@@ -46,17 +46,24 @@ enum Command {
         #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        options: Options,
+        keys: KeyOptions,
     },
+}
+
+/// The command line as parsed: [`Cli`], with every setting's default shown
+/// in its help.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommands(|sub| sub.mut_args(defaults::show))
 }
 
 /// Runs the command line; the exit code says whether it succeeded.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches())
+        .unwrap_or_else(|e| e.format(&mut command()).exit());
     let result = match cli.command {
         Command::Serve { config, options } => {
             init_tracing();
-            options
+            (*options)
                 .layered(config.as_deref())
                 .and_then(Options::resolve)
                 .map_err(anyhow::Error::from)
@@ -68,10 +75,9 @@ pub fn main() -> ExitCode {
             exp,
             signing_key,
             config,
-            options,
-        } => options
-            .layered(config.as_deref())
-            .and_then(Options::resolve)
+            keys,
+        } => keys
+            .resolve_alone(config.as_deref())
             .map_err(anyhow::Error::from)
             .and_then(|config| {
                 let claim = MercureClaim {
@@ -111,9 +117,9 @@ fn token(
 ) -> anyhow::Result<String> {
     let subscribe_only = claim.publish.is_none() && claim.subscribe.is_some();
     let alg = if subscribe_only {
-        config.subscriber_jwt_alg
+        config.jwt.subscriber_alg
     } else {
-        config.publisher_jwt_alg
+        config.jwt.publisher_alg
     };
     let signer = match signing_key {
         Some(private) => Signer::new(private, alg)?,
@@ -177,7 +183,11 @@ fn print_banner(running: &crate::server::RunningHub) {
     );
     if let (Some(addr), Some(tls)) = (running.tls_addr, &running.tls) {
         let f = tls.fingerprints();
-        let http3 = if config.http3 { ", HTTP/3 on UDP" } else { "" };
+        let http3 = if config.server.http3 {
+            ", HTTP/3 on UDP"
+        } else {
+            ""
+        };
         println!("listening on https://{addr} (HTTP/2, HTTP/1.1{http3})");
         let origin = if tls.files().generated {
             "self-signed for localhost, 127.0.0.1, ::1"
@@ -194,21 +204,21 @@ fn print_banner(running: &crate::server::RunningHub) {
             f.spki_sha256
         );
     }
-    match &config.store {
+    match &config.history.store {
         Store::Redis(redis) => println!(
             "history: Redis stream {{{}}} at {}, last ~{} updates (shared by every node)",
             redis.stream,
             redis.redacted_url(),
-            config.history_size
+            config.history.size
         ),
         Store::Memory => println!(
             "history: in memory (lost at restart), last {} updates",
-            config.history_size
+            config.history.size
         ),
         Store::Disk => println!(
             "history: on disk in {}, last {} updates",
             config.data_dir.join("log").display(),
-            config.history_size
+            config.history.size
         ),
     }
     if !running.keys.generated {
@@ -243,4 +253,82 @@ fn print_banner(running: &crate::server::RunningHub) {
     println!(
         "subscribe:\n  curl -N '{url}?topic=https://example.com/demo&authorization={subscriber}'"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flags whose `[default: ...]` describes what happens rather than
+    /// giving a value.
+    const DESCRIBED: [&str; 7] = [
+        "tls-cert",
+        "publisher-jwt-key",
+        "subscriber-jwt-key",
+        "subscriber-jwt-alg",
+        "cors-origins",
+        "publish-origins",
+        "redis-ca-cert",
+    ];
+
+    /// The options of `ssehub serve ARGS…`.
+    fn serve_options(args: &[&str]) -> Options {
+        let line = [&["ssehub", "serve"][..], args].concat();
+        let matches = command().try_get_matches_from(line).unwrap();
+        match Cli::from_arg_matches(&matches).unwrap().command {
+            Command::Serve { options, .. } => *options,
+            Command::Token { .. } => unreachable!("parsed serve"),
+        }
+    }
+
+    #[test]
+    fn every_default_in_help_is_what_config_resolves() {
+        let defaults = format!("{:?}", Options::default().resolve().unwrap());
+        let serve = command().find_subcommand("serve").unwrap().clone();
+        let mut values = Vec::new();
+        for arg in serve.get_arguments() {
+            let flag = arg.get_long().unwrap();
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let Some((_, shown)) = help.split_once("[default: ") else {
+                continue;
+            };
+            let value = shown.strip_suffix(']').unwrap();
+            if DESCRIBED.contains(&flag) {
+                continue;
+            }
+            let given = serve_options(&[&format!("--{flag}"), value]).resolve();
+            assert_eq!(
+                format!("{:?}", given.unwrap()),
+                defaults,
+                "--{flag} {value}"
+            );
+            values.push(flag);
+        }
+        let all: Vec<&str> = defaults::ALL.iter().map(|s| s.flag).collect();
+        assert_eq!(values, all, "every default is shown, once");
+    }
+
+    #[test]
+    fn token_takes_only_the_key_settings() {
+        let token = command().find_subcommand("token").unwrap().clone();
+        let flags: Vec<&str> = token
+            .get_arguments()
+            .filter_map(|arg| arg.get_long())
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                "publish",
+                "subscribe",
+                "exp",
+                "signing-key",
+                "config",
+                "data-dir",
+                "publisher-jwt-key",
+                "publisher-jwt-alg",
+                "subscriber-jwt-key",
+                "subscriber-jwt-alg",
+            ]
+        );
+    }
 }

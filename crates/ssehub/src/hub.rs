@@ -41,14 +41,17 @@ impl Hub {
     /// ticker writes heartbeats to every idle stream.
     pub fn start(config: Config, keys: &Keys, store: Store) -> Result<Arc<Hub>, KeyError> {
         let Store { log, tail, cluster } = store;
-        let publisher = Verifier::new(&keys.publisher, config.publisher_jwt_alg)?;
-        let subscriber = Verifier::new(&keys.subscriber, config.subscriber_jwt_alg)?;
-        let fanout = Arc::new(Fanout::new(config.queue_size));
+        let publisher = Verifier::new(&keys.publisher, config.jwt.publisher_alg)?;
+        let subscriber = Verifier::new(&keys.subscriber, config.jwt.subscriber_alg)?;
+        let fanout = Arc::new(Fanout::new(config.limits.queue_size));
         let mut tasks = vec![tokio::spawn(dispatch(tail, fanout.clone()))];
-        if !config.heartbeat.is_zero() {
-            tasks.push(tokio::spawn(heartbeat(fanout.clone(), config.heartbeat)));
+        if !config.stream.heartbeat.is_zero() {
+            tasks.push(tokio::spawn(heartbeat(
+                fanout.clone(),
+                config.stream.heartbeat,
+            )));
         }
-        let subscription_events = config.subscriptions.then(|| {
+        let subscription_events = config.stream.subscriptions.then(|| {
             let directory = cluster.map(|cluster| {
                 // Ends when the directory is dropped with the hub.
                 drop(tokio::spawn(announce(log.clone(), cluster.announcements)));

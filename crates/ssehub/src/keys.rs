@@ -22,17 +22,17 @@ pub struct Keys {
 impl Keys {
     /// The configured keys, or a secret generated once in the data directory.
     pub fn load(config: &Config) -> Result<Keys, KeyError> {
-        let (publisher, generated) = match &config.publisher_jwt_key {
+        let (publisher, generated) = match &config.jwt.publisher_key {
             Some(key) => (key.clone(), false),
-            None if Signer::is_symmetric(config.publisher_jwt_alg) => {
+            None if Signer::is_symmetric(config.jwt.publisher_alg) => {
                 (load_or_create_secret(&config.data_dir)?, true)
             }
-            None => return Err(KeyError::Missing("publisher", config.publisher_jwt_alg)),
+            None => return Err(KeyError::Missing("publisher", config.jwt.publisher_alg)),
         };
-        let subscriber = match &config.subscriber_jwt_key {
+        let subscriber = match &config.jwt.subscriber_key {
             Some(key) => key.clone(),
-            None if generated && !Signer::is_symmetric(config.subscriber_jwt_alg) => {
-                return Err(KeyError::Missing("subscriber", config.subscriber_jwt_alg))
+            None if generated && !Signer::is_symmetric(config.jwt.subscriber_alg) => {
+                return Err(KeyError::Missing("subscriber", config.jwt.subscriber_alg))
             }
             None => publisher.clone(),
         };

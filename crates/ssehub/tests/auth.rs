@@ -158,7 +158,7 @@ async fn no_token_is_401_unless_anonymous() {
     assert!(body.contains("requires a token"), "{body}");
     assert!(body.contains("--anonymous"), "{body}");
 
-    let hub = TestHub::start(|o| o.anonymous = Some(true)).await;
+    let hub = TestHub::start(|o| o.access.anonymous = Some(true)).await;
     let mut sub = open_ok(&hub, &[CANON], None, Via::Header).await;
     assert_eq!(sub.headers["content-type"], "text/event-stream");
     publish_private_then_public(&hub).await;
@@ -167,27 +167,27 @@ async fn no_token_is_401_unless_anonymous() {
 
 #[tokio::test]
 async fn private_updates_with_header_tokens() {
-    let hub = TestHub::start(|o| o.anonymous = Some(true)).await;
+    let hub = TestHub::start(|o| o.access.anonymous = Some(true)).await;
     check_private_routing(&hub, Via::Header).await;
 }
 
 #[tokio::test]
 async fn private_updates_with_query_tokens() {
-    let hub = TestHub::start(|o| o.anonymous = Some(true)).await;
+    let hub = TestHub::start(|o| o.access.anonymous = Some(true)).await;
     check_private_routing(&hub, Via::Query).await;
 }
 
 #[tokio::test]
 async fn private_updates_with_cookie_tokens() {
-    let hub = TestHub::start(|o| o.anonymous = Some(true)).await;
+    let hub = TestHub::start(|o| o.access.anonymous = Some(true)).await;
     check_private_routing(&hub, Via::Cookie("mercureAuthorization")).await;
 }
 
 #[tokio::test]
 async fn private_updates_with_custom_cookie_tokens() {
     let hub = TestHub::start(|o| {
-        o.anonymous = Some(true);
-        o.cookie_name = Some("hubToken".into());
+        o.access.anonymous = Some(true);
+        o.access.cookie_name = Some("hubToken".into());
     })
     .await;
     check_private_routing(&hub, Via::Cookie("hubToken")).await;
@@ -208,7 +208,7 @@ async fn private_updates_with_custom_cookie_tokens() {
 
 #[tokio::test]
 async fn invalid_tokens_are_401_even_when_anonymous() {
-    let hub = TestHub::start(|o| o.anonymous = Some(true)).await;
+    let hub = TestHub::start(|o| o.access.anonymous = Some(true)).await;
     let forged = Signer::new(OTHER_SECRET, jsonwebtoken::Algorithm::HS256)
         .unwrap()
         .sign(
@@ -245,7 +245,7 @@ async fn invalid_tokens_are_401_even_when_anonymous() {
 
 #[tokio::test]
 async fn separate_subscriber_key() {
-    let hub = TestHub::start(|o| o.subscriber_jwt_key = Some(OTHER_SECRET.into())).await;
+    let hub = TestHub::start(|o| o.keys.subscriber_jwt_key = Some(OTHER_SECRET.into())).await;
     let with_publisher_key = sub_token(&["*"]);
     let sub = open(&hub, &[CANON], Some(&with_publisher_key), Via::Header, &[]).await;
     assert_eq!(sub.status, StatusCode::UNAUTHORIZED);
@@ -321,7 +321,8 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 #[tokio::test]
 async fn cors_preflight_and_subscribe() {
     let hub =
-        TestHub::start(|o| o.cors_origins = Some("https://app.example".parse().unwrap())).await;
+        TestHub::start(|o| o.access.cors_origins = Some("https://app.example".parse().unwrap()))
+            .await;
     let preflight = |origin: &'static str| {
         hub.http
             .request(Method::OPTIONS, format!("{}?topic=x", hub.url()))
@@ -402,7 +403,7 @@ async fn cors_preflight_and_subscribe() {
 
 #[tokio::test]
 async fn head_answers_headers_only() {
-    let hub = TestHub::start(|o| o.anonymous = Some(true)).await;
+    let hub = TestHub::start(|o| o.access.anonymous = Some(true)).await;
     let res = tokio::time::timeout(
         Duration::from_secs(5),
         hub.http.head(format!("{}?topic=x", hub.url())).send(),
@@ -518,7 +519,7 @@ async fn fractional_exp_is_a_numeric_date() {
 
 #[tokio::test]
 async fn cors_wildcard_mirrors_the_origin() {
-    let hub = TestHub::start(|o| o.cors_origins = Some("*".parse().unwrap())).await;
+    let hub = TestHub::start(|o| o.access.cors_origins = Some("*".parse().unwrap())).await;
     for origin in ["https://one.example", "http://localhost:3000"] {
         let res = hub
             .http

@@ -262,15 +262,12 @@ async fn another_format_is_refused_not_overwritten() {
 async fn second_hub_on_the_same_directory_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = |listen: &str| {
-        ssehub::config::Options {
-            listen: Some(listen.into()),
-            tls_listen: Some("none".into()),
-            data_dir: Some(dir.path().to_path_buf()),
-            publisher_jwt_key: Some(SECRET.into()),
-            ..Default::default()
-        }
-        .resolve()
-        .unwrap()
+        let mut options = ssehub::config::Options::default();
+        options.server.listen = Some(listen.into());
+        options.server.tls_listen = Some("none".into());
+        options.keys.data_dir = Some(dir.path().to_path_buf());
+        options.keys.publisher_jwt_key = Some(SECRET.into());
+        options.resolve().unwrap()
     };
     let first = ssehub::server::start(config("127.0.0.1:0")).await.unwrap();
     let err = ssehub::server::start(config("127.0.0.1:0"))
@@ -323,7 +320,7 @@ async fn full_disk_answers_503_stores_nothing_half_and_recovers() {
     let data = fs.0.path().join("data");
     let filler = fs.0.path().join("filler");
     std::fs::create_dir(&data).unwrap();
-    let mut hub = TestHub::start(|o| o.data_dir = Some(data.clone())).await;
+    let mut hub = TestHub::start(|o| o.keys.data_dir = Some(data.clone())).await;
     // Leave little room for the log.
     std::fs::write(&filler, vec![0u8; 1700 << 10]).unwrap();
     let payload = "p".repeat(20_000);
@@ -358,6 +355,6 @@ async fn full_disk_answers_503_stores_nothing_half_and_recovers() {
     hub.shutdown().await;
     drop(hub);
 
-    let hub = TestHub::start(|o| o.data_dir = Some(data.clone())).await;
+    let hub = TestHub::start(|o| o.keys.data_dir = Some(data.clone())).await;
     assert_eq!(replayed(&hub).await, acknowledged, "after a restart too");
 }

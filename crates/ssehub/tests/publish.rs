@@ -571,7 +571,7 @@ async fn hub_topics_are_reserved_403() {
 
 #[tokio::test]
 async fn oversized_body_is_413_with_content_length() {
-    let hub = TestHub::start(|o| o.max_body = Some(1024)).await;
+    let hub = TestHub::start(|o| o.limits.max_body = Some(1024)).await;
     let token = publisher_token();
     let small = form(&[
         ("topic", "https://example.com/a"),
@@ -591,7 +591,7 @@ async fn oversized_body_is_413_with_content_length() {
 
 #[tokio::test]
 async fn oversized_chunked_body_is_413() {
-    let hub = TestHub::start(|o| o.max_body = Some(1024)).await;
+    let hub = TestHub::start(|o| o.limits.max_body = Some(1024)).await;
     let token = publisher_token();
     let chunks = |n: usize| {
         let mut parts = vec![Ok::<_, std::io::Error>(bytes::Bytes::from(
@@ -760,7 +760,7 @@ async fn namespaced_claim_publishes() {
 #[tokio::test]
 async fn cookie_publishing_needs_an_allowed_origin() {
     let hub = TestHub::start(|o| {
-        o.publish_origins = Some("https://app.example".parse().unwrap());
+        o.access.publish_origins = Some("https://app.example".parse().unwrap());
     })
     .await;
     let body = || form(&[("topic", "https://example.com/a")]);
@@ -817,8 +817,8 @@ async fn cookie_publishing_needs_an_allowed_origin() {
 #[tokio::test]
 async fn custom_cookie_name_is_used_for_publishing() {
     let hub = TestHub::start(|o| {
-        o.publish_origins = Some("https://app.example".parse().unwrap());
-        o.cookie_name = Some("hubToken".into());
+        o.access.publish_origins = Some("https://app.example".parse().unwrap());
+        o.access.cookie_name = Some("hubToken".into());
     })
     .await;
     let body = form(&[("topic", "https://example.com/a")]);
@@ -930,8 +930,8 @@ fn key_pair(dir: &Path, name: &str, genpkey: &[&str]) -> (String, String, String
 /// `@` and a file).
 async fn hub_verifying(alg: &str, key: String) -> TestHub {
     TestHub::start(|o| {
-        o.publisher_jwt_alg = Some(alg.into());
-        o.publisher_jwt_key = Some(key);
+        o.keys.publisher_jwt_alg = Some(alg.into());
+        o.keys.publisher_jwt_key = Some(key);
     })
     .await
 }

@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A hub on the Redis store at `url`, with `adjust` applied, once ready.
 async fn hub_on(url: &str, adjust: impl FnOnce(&mut ssehub::config::Options)) -> TestHub {
     let hub = TestHub::start(|o| {
-        o.store = Some(url.to_string());
+        o.history.store = Some(url.to_string());
         adjust(o);
     })
     .await;
@@ -86,7 +86,7 @@ async fn lengths(conn: &mut MultiplexedConnection) -> (u64, u64, u64) {
 #[tokio::test]
 async fn the_id_index_follows_trimming_exactly() {
     let redis = Redis::start();
-    let hub = hub_on(&redis.url(), |o| o.history_size = Some(100)).await;
+    let hub = hub_on(&redis.url(), |o| o.history.history_size = Some(100)).await;
     for batch in 0..20 {
         publish_batch(&hub, (0..50).map(|i| format!("e-{}", batch * 50 + i))).await;
     }
@@ -140,7 +140,7 @@ async fn the_id_index_follows_trimming_exactly() {
 async fn age_retention_trims_and_reads_skip_expired_updates() {
     let redis = Redis::start();
     let hub = hub_on(&redis.url(), |o| {
-        o.history_ttl = Some("1s".parse().unwrap());
+        o.history.history_ttl = Some("1s".parse().unwrap());
     })
     .await;
     publish_batch(&hub, (0..10).map(|i| format!("old-{i}"))).await;
@@ -199,7 +199,7 @@ async fn rediss_verifies_the_server_against_the_configured_ca() {
     ]);
     let url = format!("rediss://127.0.0.1:{tls_port}");
 
-    let hub = hub_on(&url, |o| o.redis_ca_cert = Some(ca.clone().into())).await;
+    let hub = hub_on(&url, |o| o.redis.redis_ca_cert = Some(ca.clone().into())).await;
     let mut sub = hub.subscribe_topics(&["t"], &[]).await;
     let id = hub
         .publish_ok(&[("topic", "t"), ("data", "over TLS")])
@@ -212,7 +212,7 @@ async fn rediss_verifies_the_server_against_the_configured_ca() {
 
     // Without the CA, the system roots do not know this server: not ready,
     // and publishing is refused, naming Redis.
-    let untrusting = TestHub::start(|o| o.store = Some(url.clone())).await;
+    let untrusting = TestHub::start(|o| o.history.store = Some(url.clone())).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let res = untrusting
         .http
@@ -282,8 +282,8 @@ async fn a_redis_cluster_is_reached_through_any_seed_node() {
     let seed = (owner + 1) % 3;
 
     let seed_url = format!("redis://{}", addrs[seed]);
-    let a = hub_on(&seed_url, |o| o.redis_cluster = Some(true)).await;
-    let b = hub_on(&seed_url, |o| o.redis_cluster = Some(true)).await;
+    let a = hub_on(&seed_url, |o| o.redis.redis_cluster = Some(true)).await;
+    let b = hub_on(&seed_url, |o| o.redis.redis_cluster = Some(true)).await;
     let mut sub = b.subscribe_topics(&["t"], &[]).await;
     let first = a.publish_ok(&[("topic", "t"), ("data", "1")]).await;
     let second = a.publish_ok(&[("topic", "t"), ("data", "2")]).await;

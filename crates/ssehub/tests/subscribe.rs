@@ -110,7 +110,7 @@ fn ids(events: &[ssehub::proto::sse::ParsedEvent]) -> Vec<String> {
 
 #[tokio::test]
 async fn replays_from_each_cursor_form() {
-    let hub = TestHub::start(|o| o.anonymous = Some(true)).await;
+    let hub = TestHub::start(|o| o.access.anonymous = Some(true)).await;
     let sent = publish_n(&hub, "urn:t", 5).await;
     hub.publish_ok(&[("topic", "urn:other"), ("data", "elsewhere")])
         .await;
@@ -167,8 +167,8 @@ async fn replays_from_each_cursor_form() {
 #[tokio::test]
 async fn evicted_id_is_reported_as_earliest() {
     let hub = TestHub::start(|o| {
-        o.anonymous = Some(true);
-        o.history_size = Some(3);
+        o.access.anonymous = Some(true);
+        o.history.history_size = Some(3);
     })
     .await;
     let sent = publish_n(&hub, "urn:t", 5).await;
@@ -185,7 +185,7 @@ async fn evicted_id_is_reported_as_earliest() {
 async fn replay_racing_publishes_has_no_gap_and_no_duplicate() {
     const PUBLISHERS: usize = 4;
     const EACH: usize = 150;
-    let hub = std::sync::Arc::new(TestHub::start(|o| o.anonymous = Some(true)).await);
+    let hub = std::sync::Arc::new(TestHub::start(|o| o.access.anonymous = Some(true)).await);
     let q = topic_query(&["urn:race"]);
     let mut reference = hub.subscribe(&q, &[]).await;
     let first = publish_n(&hub, "urn:race", 20).await;
@@ -220,7 +220,7 @@ async fn replay_racing_publishes_has_no_gap_and_no_duplicate() {
 
 #[tokio::test]
 async fn heartbeats_keep_idle_streams_alive() {
-    let hub = TestHub::start(|o| o.heartbeat = Some("100ms".parse().unwrap())).await;
+    let hub = TestHub::start(|o| o.stream.heartbeat = Some("100ms".parse().unwrap())).await;
     let mut sub = hub.subscribe_topics(&["urn:idle"], &[]).await;
     sub.assert_silent(Duration::from_millis(550)).await;
     assert!(
@@ -235,7 +235,7 @@ async fn heartbeats_keep_idle_streams_alive() {
 /// the others keep receiving everything and memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_subscriber_is_dropped_without_slowing_others() {
-    let hub = TestHub::start(|o| o.queue_size = Some(8)).await;
+    let hub = TestHub::start(|o| o.limits.queue_size = Some(8)).await;
     let stalled = hub.subscribe_topics(&["urn:flood"], &[]).await;
     let mut healthy = hub.subscribe_topics(&["urn:flood"], &[]).await;
     let fanout = &hub.running.as_ref().unwrap().hub.fanout;
@@ -259,7 +259,7 @@ async fn slow_subscriber_is_dropped_without_slowing_others() {
 
 #[tokio::test]
 async fn shutdown_ends_streams_promptly() {
-    let mut hub = TestHub::start(|o| o.shutdown_timeout = Some("2s".parse().unwrap())).await;
+    let mut hub = TestHub::start(|o| o.server.shutdown_timeout = Some("2s".parse().unwrap())).await;
     let mut sub = hub.subscribe_topics(&["urn:x"], &[]).await;
     let started = std::time::Instant::now();
     hub.shutdown().await;
@@ -287,7 +287,7 @@ async fn next_json(sub: &mut SseClient) -> serde_json::Value {
 
 #[tokio::test]
 async fn subscriptions_api_reports_and_announces() {
-    let hub = TestHub::start(|o| o.subscriptions = Some(true)).await;
+    let hub = TestHub::start(|o| o.stream.subscriptions = Some(true)).await;
     let watch_all = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
     let mut watcher = hub.subscribe_topics(&[watch_all], &[watch_all]).await;
 
@@ -350,8 +350,8 @@ async fn subscriptions_api_reports_and_announces() {
 #[tokio::test]
 async fn subscription_events_are_private() {
     let hub = TestHub::start(|o| {
-        o.subscriptions = Some(true);
-        o.anonymous = Some(true);
+        o.stream.subscriptions = Some(true);
+        o.access.anonymous = Some(true);
     })
     .await;
     let mut nosy = hub.subscribe(&topic_query(&["*"]), &[]).await;

@@ -17,8 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn tls_hub() -> TestHub {
     TestHub::start(|o| {
-        o.tls_listen = Some("127.0.0.1:0".into());
-        o.cors_origins = Some("https://app.example".parse().unwrap());
+        o.server.tls_listen = Some("127.0.0.1:0".into());
+        o.access.cors_origins = Some("https://app.example".parse().unwrap());
     })
     .await
 }

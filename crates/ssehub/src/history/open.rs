@@ -32,14 +32,14 @@ pub struct Cluster {
 /// Opens the store `config` names.
 pub fn open(config: &Config) -> anyhow::Result<Store> {
     let retention = Retention {
-        max_count: config.history_size,
-        max_bytes: config.history_bytes,
-        max_age: config.history_ttl,
+        max_count: config.history.size,
+        max_bytes: config.history.bytes,
+        max_age: config.history.ttl,
     };
-    let (log, tail, cluster): (Arc<dyn Log>, _, _) = match &config.store {
+    let (log, tail, cluster): (Arc<dyn Log>, _, _) = match &config.history.store {
         config::Store::Redis(store) => {
             let (log, tail) = RedisLog::open(store, retention)?;
-            let cluster = config.subscriptions.then(|| {
+            let cluster = config.stream.subscriptions.then(|| {
                 let (directory, announcements) = log.directory();
                 Cluster {
                     directory,

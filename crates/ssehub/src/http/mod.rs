@@ -32,7 +32,7 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>) -> Router {
                 .post(publish::publish),
         )
         .route("/healthz", get(health));
-    if hub.config.subscriptions {
+    if hub.config.stream.subscriptions {
         router = router
             .route(SUBSCRIPTIONS_PATH, get(subscriptions::all))
             .route(
@@ -44,7 +44,7 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>) -> Router {
                 get(subscriptions::one),
             );
     }
-    if let Some(cors) = cors(&hub.config.cors_origins) {
+    if let Some(cors) = cors(&hub.config.access.cors_origins) {
         router = router.layer(cors);
     }
     if let Some(port) = alt_svc {

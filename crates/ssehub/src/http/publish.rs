@@ -24,7 +24,7 @@ pub(super) async fn publish(
     let query = Query::parse(parts.uri.query());
     let claims = authenticate(&hub, &parts.headers, &query)?;
 
-    let limit = hub.config.max_body;
+    let limit = hub.config.limits.max_body;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -71,14 +71,14 @@ fn authenticate(
     headers: &HeaderMap,
     query: &Query,
 ) -> Result<Option<Vec<String>>, ApiError> {
-    let Some((token, source)) = find_token(headers, query, &hub.config.cookie_name)? else {
+    let Some((token, source)) = find_token(headers, query, &hub.config.access.cookie_name)? else {
         return Err(ApiError::Unauthorized(
             "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
         ));
     };
     let claims = hub.publisher.verify(&token)?;
     if source == TokenSource::Cookie {
-        check_origin(headers, &hub.config.publish_origins)?;
+        check_origin(headers, &hub.config.access.publish_origins)?;
     }
     Ok(claims.mercure.publish)
 }

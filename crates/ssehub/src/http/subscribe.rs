@@ -70,9 +70,9 @@ pub(super) async fn subscribe(
 
 /// Verifies the subscriber token; none is fine only with `--anonymous`.
 fn authenticate(hub: &Hub, req: &Request, query: &Query) -> Result<Claims, ApiError> {
-    match find_token(req.headers(), query, &hub.config.cookie_name)? {
+    match find_token(req.headers(), query, &hub.config.access.cookie_name)? {
         Some((token, _)) => Ok(hub.subscriber.verify(&token)?),
-        None if hub.config.anonymous => Ok(Claims::default()),
+        None if hub.config.access.anonymous => Ok(Claims::default()),
         None => Err(ApiError::Unauthorized(
             "subscribing requires a token (Authorization header, authorization query parameter or cookie), or a hub started with --anonymous".into(),
         )),

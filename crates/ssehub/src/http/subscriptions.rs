@@ -43,7 +43,8 @@ async fn list(
     subscriber: Option<&str>,
 ) -> Result<Response, ApiError> {
     let query = Query::parse(req.uri().query());
-    let Some((token, _)) = find_token(req.headers(), &query, &hub.config.cookie_name)? else {
+    let Some((token, _)) = find_token(req.headers(), &query, &hub.config.access.cookie_name)?
+    else {
         return Err(ApiError::Unauthorized(
             "the subscriptions API requires a subscriber token".into(),
         ));

@@ -62,16 +62,16 @@ pub struct RunningHub {
 /// starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
     let keys = Keys::load(&config)?;
-    let listener = TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.server.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let mut listeners = vec![(listener, None)];
     let (mut tls, mut tls_addr, mut quic) = (None, None, None);
-    if let Some(tls_listen) = config.tls_listen {
+    if let Some(tls_listen) = config.server.tls_listen {
         let files = CertFiles::resolve(
-            config.tls_cert.as_deref(),
-            config.tls_key.as_deref(),
+            config.tls.cert.as_deref(),
+            config.tls.key.as_deref(),
             &config.data_dir,
         )?;
         let state = Arc::new(Tls::load(files)?);
@@ -79,11 +79,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
             .await
             .with_context(|| format!("cannot listen on {tls_listen} (--tls-listen)"))?;
         let bound = listener.local_addr()?;
-        if config.http3 {
+        if config.server.http3 {
             quic = Some(http3::endpoint(
                 bound,
                 &state,
-                config.max_concurrent_streams,
+                config.limits.max_concurrent_streams,
             )?);
         }
         listeners.push((listener, Some(TlsAcceptor::from(state.tcp_config()))));
@@ -125,7 +125,7 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(config.max_concurrent_streams)
+        .max_concurrent_streams(config.limits.max_concurrent_streams)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(MAX_HEADER_LIST)
@@ -175,13 +175,13 @@ async fn serve(
     stopped(&mut stop).await;
     // Ending every stream lets connections finish their responses.
     hub.shutdown();
-    if tokio::time::timeout(hub.config.shutdown_timeout, all_done.recv())
+    if tokio::time::timeout(hub.config.server.shutdown_timeout, all_done.recv())
         .await
         .is_err()
     {
         tracing::warn!(
             "some connections were still open after {:?}",
-            hub.config.shutdown_timeout
+            hub.config.server.shutdown_timeout
         );
     }
 }

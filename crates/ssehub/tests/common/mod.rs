@@ -31,13 +31,11 @@ impl TestHub {
     /// Starts a hub with the test secret and `adjust` applied to the options.
     pub async fn start(adjust: impl FnOnce(&mut Options)) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
-        let mut options = Options {
-            listen: Some("127.0.0.1:0".into()),
-            tls_listen: Some("none".into()),
-            data_dir: Some(dir.path().to_path_buf()),
-            publisher_jwt_key: Some(SECRET.into()),
-            ..Options::default()
-        };
+        let mut options = Options::default();
+        options.server.listen = Some("127.0.0.1:0".into());
+        options.server.tls_listen = Some("none".into());
+        options.keys.data_dir = Some(dir.path().to_path_buf());
+        options.keys.publisher_jwt_key = Some(SECRET.into());
         adjust(&mut options);
         let running = ssehub::server::start(options.resolve().unwrap())
             .await

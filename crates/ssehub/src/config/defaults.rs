@@ -1,0 +1,175 @@
+//! The default of every setting that has one, written once, as it would be
+//! given on the command line: `--help` shows it ([`show`]) and
+//! [`Options::resolve`](super::Options::resolve) parses it with the flag's
+//! own parser, so the two cannot disagree.
+//!
+//! Settings whose default is a behaviour rather than a value (a generated
+//! certificate or secret, the publisher's key, no origins) describe it in
+//! their help text instead.
+
+use std::str::FromStr;
+
+use clap::Arg;
+
+use super::ConfigError;
+
+/// A setting with a default value.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// Its long flag, without `--`; also its name in error messages.
+    pub flag: &'static str,
+    /// Its default, as written after the flag.
+    pub default: &'static str,
+}
+
+impl Setting {
+    /// `given`, else the default.
+    pub(super) fn or<T: FromStr>(&self, given: Option<T>) -> T {
+        given.unwrap_or_else(|| {
+            self.default
+                .parse()
+                .unwrap_or_else(|_| panic!("the default of --{} parses", self.flag))
+        })
+    }
+
+    /// [`Setting::or`] for a count that must not be zero.
+    pub(super) fn at_least_one<T>(&self, given: Option<T>) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialEq + From<u8>,
+    {
+        let value = self.or(given);
+        if value == T::from(0) {
+            return Err(ConfigError::Invalid(self.flag, "must be at least 1"));
+        }
+        Ok(value)
+    }
+}
+
+/// `--listen`.
+pub const LISTEN: Setting = Setting {
+    flag: "listen",
+    default: "127.0.0.1:8080",
+};
+/// `--tls-listen`.
+pub const TLS_LISTEN: Setting = Setting {
+    flag: "tls-listen",
+    default: "127.0.0.1:8443",
+};
+/// `--http3`.
+pub const HTTP3: Setting = Setting {
+    flag: "http3",
+    default: "true",
+};
+/// `--shutdown-timeout`.
+pub const SHUTDOWN_TIMEOUT: Setting = Setting {
+    flag: "shutdown-timeout",
+    default: "5s",
+};
+/// `--data-dir`, relative to the working directory.
+pub const DATA_DIR: Setting = Setting {
+    flag: "data-dir",
+    default: "ssehub-data",
+};
+/// `--publisher-jwt-alg`.
+pub const PUBLISHER_JWT_ALG: Setting = Setting {
+    flag: "publisher-jwt-alg",
+    default: "HS256",
+};
+/// `--anonymous`.
+pub const ANONYMOUS: Setting = Setting {
+    flag: "anonymous",
+    default: "false",
+};
+/// `--cookie-name`.
+pub const COOKIE_NAME: Setting = Setting {
+    flag: "cookie-name",
+    default: "mercureAuthorization",
+};
+/// `--heartbeat`.
+pub const HEARTBEAT: Setting = Setting {
+    flag: "heartbeat",
+    default: "15s",
+};
+/// `--subscriptions`.
+pub const SUBSCRIPTIONS: Setting = Setting {
+    flag: "subscriptions",
+    default: "false",
+};
+/// `--store`.
+pub const STORE: Setting = Setting {
+    flag: "store",
+    default: "disk",
+};
+/// `--history-size`.
+pub const HISTORY_SIZE: Setting = Setting {
+    flag: "history-size",
+    default: "100000",
+};
+/// `--history-bytes`: 1 GiB.
+pub const HISTORY_BYTES: Setting = Setting {
+    flag: "history-bytes",
+    default: "1073741824",
+};
+/// `--history-ttl`: history is kept whatever its age.
+pub const HISTORY_TTL: Setting = Setting {
+    flag: "history-ttl",
+    default: "0",
+};
+/// `--redis-stream`.
+pub const REDIS_STREAM: Setting = Setting {
+    flag: "redis-stream",
+    default: "ssehub",
+};
+/// `--redis-cluster`.
+pub const REDIS_CLUSTER: Setting = Setting {
+    flag: "redis-cluster",
+    default: "false",
+};
+/// `--max-concurrent-streams`.
+pub const MAX_CONCURRENT_STREAMS: Setting = Setting {
+    flag: "max-concurrent-streams",
+    default: "1000",
+};
+/// `--max-body`: 1 MiB.
+pub const MAX_BODY: Setting = Setting {
+    flag: "max-body",
+    default: "1048576",
+};
+/// `--queue-size`.
+pub const QUEUE_SIZE: Setting = Setting {
+    flag: "queue-size",
+    default: "1024",
+};
+
+/// Every setting with a default value.
+pub const ALL: [Setting; 19] = [
+    LISTEN,
+    TLS_LISTEN,
+    HTTP3,
+    SHUTDOWN_TIMEOUT,
+    DATA_DIR,
+    PUBLISHER_JWT_ALG,
+    ANONYMOUS,
+    COOKIE_NAME,
+    HEARTBEAT,
+    SUBSCRIPTIONS,
+    STORE,
+    HISTORY_SIZE,
+    HISTORY_BYTES,
+    HISTORY_TTL,
+    REDIS_STREAM,
+    REDIS_CLUSTER,
+    MAX_CONCURRENT_STREAMS,
+    MAX_BODY,
+    QUEUE_SIZE,
+];
+
+/// Ends the help of `arg` with `[default: VALUE]` when it is a setting of
+/// [`ALL`]; other arguments are returned unchanged.
+pub fn show(arg: Arg) -> Arg {
+    let Some(setting) = ALL.iter().find(|s| arg.get_long() == Some(s.flag)) else {
+        return arg;
+    };
+    let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+    arg.help(format!("{help} [default: {}]", setting.default))
+}

@@ -1,0 +1,349 @@
+//! Configuration: defaults, then a TOML file, then environment, then flags.
+//!
+//! [`Options`] is the one place every setting is declared, in groups (where
+//! the hub listens, its keys, who may connect, history, limits...): clap
+//! reads it from flags and `SSEHUB_*` variables, serde reads the same
+//! struct from a flat TOML table, and [`Options::resolve`] applies the
+//! [`defaults`] into a [`Config`] grouped the same way.
+
+/// Implements [`Layer`] for a struct whose fields are all [`Layer`]s
+/// (optional settings, or groups of them), listed after its name.
+macro_rules! layer {
+    ($group:ident { $($field:ident),+ $(,)? }) => {
+        impl $crate::config::Layer for $group {
+            fn or(self, lower: Self) -> Self {
+                $group {
+                    $($field: $crate::config::Layer::or(self.$field, lower.$field)),+
+                }
+            }
+        }
+    };
+}
+
+mod access;
+pub mod defaults;
+mod error;
+mod file;
+mod history;
+mod server;
+mod stream;
+mod values;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use self::access::{AccessConfig, AccessOptions, JwtConfig, KeyOptions};
+pub use self::error::ConfigError;
+pub use self::history::{HistoryConfig, HistoryOptions, RedisOptions, RedisStore, Store};
+pub use self::server::{ServerConfig, ServerOptions, TlsConfig, TlsOptions};
+pub use self::stream::{LimitOptions, LimitsConfig, StreamConfig, StreamOptions};
+pub use self::values::{HumanDuration, List};
+
+/// Every `serve` setting, all optional so that sources can be layered.
+///
+/// Each group is flattened: flags, variables and TOML keys are the
+/// settings' own names (`--history-size`, `SSEHUB_HISTORY_SIZE`,
+/// `history_size`), whatever group holds them. Serde cannot refuse unknown
+/// keys through flattened groups, so a file is read with
+/// [`Options::layered`], which does.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct Options {
+    /// Listeners and shutdown.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub server: ServerOptions,
+    /// The HTTPS certificate.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub tls: TlsOptions,
+    /// Token keys and the data directory.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub keys: KeyOptions,
+    /// Tokenless access, origins, the token cookie.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub access: AccessOptions,
+    /// Heartbeats and subscription events.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub stream: StreamOptions,
+    /// The store and its bounds.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub history: HistoryOptions,
+    /// A Redis store's stream, CA and cluster mode.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub redis: RedisOptions,
+    /// Per-client limits.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: LimitOptions,
+}
+
+/// A layer of settings: whatever it leaves unset comes from the layer below.
+trait Layer {
+    /// Fills every unset setting of `self` from `lower`.
+    fn or(self, lower: Self) -> Self;
+}
+
+impl<T> Layer for Option<T> {
+    fn or(self, lower: Self) -> Self {
+        Option::or(self, lower)
+    }
+}
+
+layer!(Options {
+    server,
+    tls,
+    keys,
+    access,
+    stream,
+    history,
+    redis,
+    limits
+});
+
+/// The resolved configuration of a running hub.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory: disk history, its lock, the generated secret and
+    /// certificate.
+    pub data_dir: PathBuf,
+    /// Listeners and shutdown.
+    pub server: ServerConfig,
+    /// The HTTPS certificate, if configured.
+    pub tls: TlsConfig,
+    /// Token keys and algorithms.
+    pub jwt: JwtConfig,
+    /// Tokenless access, origins, the token cookie.
+    pub access: AccessConfig,
+    /// Heartbeats and subscription events.
+    pub stream: StreamConfig,
+    /// The store and its bounds.
+    pub history: HistoryConfig,
+    /// Per-client limits.
+    pub limits: LimitsConfig,
+}
+
+impl Options {
+    /// Layers `self` (flags and `SSEHUB_*` variables, already merged by clap)
+    /// over Mercure's variable names, then over the TOML file if one is given.
+    pub fn layered(mut self, config_file: Option<&Path>) -> Result<Options, ConfigError> {
+        self.keys = self.keys.or(KeyOptions::from_mercure_env());
+        if let Some(path) = config_file {
+            self = self.or(file::read(path)?);
+        }
+        Ok(self)
+    }
+
+    /// Applies defaults and checks values.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let server = self.server.resolve()?;
+        let (data_dir, jwt) = self.keys.resolve()?;
+        Ok(Config {
+            data_dir,
+            server,
+            tls: self.tls.resolve(),
+            jwt,
+            access: self.access.resolve(),
+            stream: self.stream.resolve(),
+            history: self.history.resolve(self.redis)?,
+            limits: self.limits.resolve()?,
+        })
+    }
+}
+
+impl KeyOptions {
+    /// What `ssehub token` signs with: these settings layered like
+    /// [`Options::layered`] (the file may hold any setting; only these are
+    /// used) and resolved, every other setting at its default.
+    pub fn resolve_alone(self, config_file: Option<&Path>) -> Result<Config, ConfigError> {
+        let keys = Options {
+            keys: self,
+            ..Options::default()
+        }
+        .layered(config_file)?
+        .keys;
+        Options {
+            keys,
+            ..Options::default()
+        }
+        .resolve()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use jsonwebtoken::Algorithm;
+
+    use super::*;
+
+    /// A TOML file holding `text`, in a directory removed on drop.
+    fn toml_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn toml_rejects_unknown_keys_by_name() {
+        let (_dir, path) = toml_file("listen = \"127.0.0.1:1\"\nlisen = 3\n");
+        let err = Options::default()
+            .layered(Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn toml_keys_are_the_settings_names() {
+        let (_dir, path) = toml_file(
+            r#"
+listen = "127.0.0.1:1"
+tls_listen = "none"
+http3 = false
+shutdown_timeout = "1s"
+tls_cert = "c.pem"
+tls_key = "k.pem"
+data_dir = "d"
+publisher_jwt_key = "p"
+publisher_jwt_alg = "HS384"
+subscriber_jwt_key = "s"
+subscriber_jwt_alg = "HS512"
+anonymous = true
+cors_origins = "https://a"
+publish_origins = ["https://b"]
+cookie_name = "c"
+heartbeat = "2s"
+subscriptions = true
+store = "rediss://h:1"
+history_size = 3
+history_bytes = 4
+history_ttl = "5s"
+redis_stream = "r"
+redis_ca_cert = "ca.pem"
+redis_cluster = true
+max_concurrent_streams = 6
+max_body = 7
+queue_size = 8
+"#,
+        );
+        let c = Options::default()
+            .layered(Some(&path))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            format!("{c:?}"),
+            "Config { data_dir: \"d\", \
+             server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s }, \
+             tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, \
+             jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512 }, \
+             access: AccessConfig { anonymous: true, cors_origins: [\"https://a\"], publish_origins: [\"https://b\"], cookie_name: \"c\" }, \
+             stream: StreamConfig { heartbeat: 2s, subscriptions: true }, \
+             history: HistoryConfig { store: Redis(RedisStore { url: \"rediss://h:1\", stream: \"r\", ca_cert: Some(\"ca.pem\"), cluster: true }), size: 3, bytes: 4, ttl: Some(5s) }, \
+             limits: LimitsConfig { max_concurrent_streams: 6, max_body: 7, queue_size: 8 } }"
+        );
+    }
+
+    #[test]
+    fn token_settings_read_a_shared_file_and_ignore_the_rest() {
+        let (_dir, path) = toml_file(
+            "listen = \"not an address\"\npublisher_jwt_alg = \"HS384\"\ndata_dir = \"d\"\n",
+        );
+        let flags = KeyOptions {
+            publisher_jwt_key: Some("k".into()),
+            ..KeyOptions::default()
+        };
+        let c = flags.clone().resolve_alone(Some(&path)).unwrap();
+        assert_eq!(c.jwt.publisher_key.as_deref(), Some("k"));
+        assert_eq!(c.jwt.publisher_alg, Algorithm::HS384);
+        assert_eq!(c.data_dir, Path::new("d"));
+        assert_eq!(
+            c.server.listen.port(),
+            8080,
+            "the file's listen is not used"
+        );
+        std::fs::write(&path, "publisher_jwt_alg = \"HS384\"\nlisen = 3\n").unwrap();
+        let err = flags.resolve_alone(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn layers_and_defaults() {
+        let (_dir, path) = toml_file("listen = \"127.0.0.1:9\"\nheartbeat = \"2s\"\ncors_origins = [\"https://a\"]\nanonymous = true\n");
+        let mut flags = Options::default();
+        flags.server.listen = Some("127.0.0.1:7".into());
+        let c = flags.layered(Some(&path)).unwrap().resolve().unwrap();
+        assert_eq!(c.server.listen.port(), 7);
+        assert_eq!(c.stream.heartbeat, Duration::from_secs(2));
+        assert_eq!(c.access.cors_origins, ["https://a"]);
+        assert!(c.access.anonymous);
+        assert_eq!(c.access.cookie_name, "mercureAuthorization");
+        assert_eq!(c.limits.max_body, 1 << 20);
+    }
+
+    #[test]
+    fn redis_store_from_toml_with_defaults_and_checks() {
+        let (_dir, path) = toml_file("store = \"redis://u:p@ss@127.0.0.1:6390/2\"\n");
+        let c = Options::default()
+            .layered(Some(&path))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        let Store::Redis(redis) = &c.history.store else {
+            panic!("a Redis store: {:?}", c.history.store)
+        };
+        assert_eq!(redis.url, "redis://u:p@ss@127.0.0.1:6390/2");
+        assert_eq!(redis.stream, "ssehub");
+        assert!(!redis.cluster);
+        assert_eq!(redis.redacted_url(), "redis://u:***@127.0.0.1:6390/2");
+        std::fs::write(
+            &path,
+            "store = \"rediss://h:1\"\nredis_stream = \"orders\"\nredis_cluster = true\n",
+        )
+        .unwrap();
+        let c = Options::default().layered(Some(&path)).unwrap().resolve();
+        let Store::Redis(redis) = c.unwrap().history.store else {
+            panic!("a Redis store")
+        };
+        assert_eq!((redis.stream.as_str(), redis.cluster), ("orders", true));
+        let refused = |store: &str, stream: Option<&str>, ca: Option<&str>| {
+            let mut o = Options::default();
+            o.history.store = Some(store.into());
+            o.redis.redis_stream = stream.map(Into::into);
+            o.redis.redis_ca_cert = ca.map(Into::into);
+            o.resolve().unwrap_err().to_string()
+        };
+        let err = refused("redis://:secret@", None, None);
+        assert!(!err.contains("secret"), "{err}");
+        assert!(refused("redis://h:1", Some("a{b}"), None).contains("a{b}"));
+        assert!(refused("redis://h:1", None, Some("ca.pem")).contains("rediss://"));
+        assert!(refused("postgres://h", None, None).contains("postgres://h"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut o = Options::default();
+        o.server.listen = Some("localhost".into());
+        assert!(o
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("\"localhost\""));
+        let mut o = Options::default();
+        o.keys.publisher_jwt_alg = Some("none".into());
+        assert!(o
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("unsupported JWT algorithm"));
+        assert_eq!("a, b,c".parse::<List>().unwrap().0, ["a", "b", "c"]);
+    }
+}

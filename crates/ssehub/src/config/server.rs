@@ -1,0 +1,99 @@
+//! Listeners, TLS files and shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{defaults, ConfigError, HumanDuration};
+
+/// Where the hub listens, and how long it waits for streams at shutdown.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct ServerOptions {
+    /// Address of the plain HTTP listener (HTTP/1.1 and h2c)
+    #[arg(long, env = "SSEHUB_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Address of the HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN; HTTP/3 on the same UDP port); `none` disables it
+    #[arg(long, env = "SSEHUB_TLS_LISTEN", value_name = "ADDR")]
+    pub tls_listen: Option<String>,
+    /// Serve HTTP/3 over QUIC on the UDP port of --tls-listen
+    #[arg(long, env = "SSEHUB_HTTP3", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub http3: Option<bool>,
+    /// Longest wait for streams to close at shutdown
+    #[arg(long, env = "SSEHUB_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<HumanDuration>,
+}
+
+layer!(ServerOptions {
+    listen,
+    tls_listen,
+    http3,
+    shutdown_timeout
+});
+
+/// The certificate of the HTTPS listener.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct TlsOptions {
+    /// PEM certificate chain for HTTPS [default: a self-signed certificate generated in the data dir]
+    #[arg(long, env = "SSEHUB_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "SSEHUB_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+}
+
+layer!(TlsOptions { tls_cert, tls_key });
+
+/// Where the hub listens, and how long it waits for streams at shutdown.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Plain HTTP listener address.
+    pub listen: SocketAddr,
+    /// HTTPS listener address, if enabled.
+    pub tls_listen: Option<SocketAddr>,
+    /// Whether HTTP/3 is served with TLS.
+    pub http3: bool,
+    /// Bound on graceful shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// The certificate of the HTTPS listener.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Configured certificate, if any (else generated).
+    pub cert: Option<PathBuf>,
+    /// Configured private key, if any.
+    pub key: Option<PathBuf>,
+}
+
+impl ServerOptions {
+    /// Applies the defaults and parses the addresses.
+    pub(super) fn resolve(self) -> Result<ServerConfig, ConfigError> {
+        let listen: String = defaults::LISTEN.or(self.listen);
+        let tls_listen: String = defaults::TLS_LISTEN.or(self.tls_listen);
+        let parse = |addr: &str| {
+            addr.parse()
+                .map_err(|_| ConfigError::BadAddress(addr.to_string()))
+        };
+        Ok(ServerConfig {
+            listen: parse(&listen)?,
+            tls_listen: match tls_listen.as_str() {
+                "none" => None,
+                addr => Some(parse(addr)?),
+            },
+            http3: defaults::HTTP3.or(self.http3),
+            shutdown_timeout: defaults::SHUTDOWN_TIMEOUT.or(self.shutdown_timeout).0,
+        })
+    }
+}
+
+impl TlsOptions {
+    /// The files as configured; missing ones are generated at start-up.
+    pub(super) fn resolve(self) -> TlsConfig {
+        TlsConfig {
+            cert: self.tls_cert,
+            key: self.tls_key,
+        }
+    }
+}

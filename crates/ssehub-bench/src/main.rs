@@ -9,6 +9,7 @@
 
 mod args;
 mod floor;
+mod h1_client;
 mod h2_client;
 mod http1;
 mod orchestrator;
@@ -18,6 +19,8 @@ mod proc_stats;
 mod publisher;
 mod replay;
 mod scenario;
+mod tracking;
+mod wire;
 mod worker;
 
 use std::net::SocketAddr;

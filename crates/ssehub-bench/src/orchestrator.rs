@@ -13,7 +13,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::args::Args;
 use crate::output::bar;
-use crate::worker::{decode_hist, Report, Spec};
+use crate::wire::{decode_hist, H2Spec, Report, Spec};
 
 /// Largest number of subscriptions one worker process holds (file limit).
 const PER_WORKER: usize = 15_000;
@@ -30,7 +30,7 @@ struct Node {
     addr: SocketAddr,
     /// Host header, `host:port`.
     host: String,
-    h2: Option<crate::h2_client::H2Spec>,
+    h2: Option<H2Spec>,
 }
 
 impl Node {
@@ -48,7 +48,7 @@ impl Node {
                     .context("--h2-streams needs --ca-cert")?;
                 let ca_pem = std::fs::read_to_string(ca)
                     .with_context(|| format!("reading {}", ca.display()))?;
-                Some(crate::h2_client::H2Spec {
+                Some(H2Spec {
                     streams,
                     server_name: host.clone(),
                     ca_pem,

@@ -9,23 +9,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
-use serde::{Deserialize, Serialize};
 use ssehub::proto::sse::Parser;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 
-use crate::worker::{Shared, Tracker};
-
-/// How to reach the hub over HTTP/2.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct H2Spec {
-    /// Streams per connection.
-    pub(crate) streams: usize,
-    /// TLS server name.
-    pub(crate) server_name: String,
-    /// PEM of the certificate (or CA) to trust.
-    pub(crate) ca_pem: String,
-}
+use crate::tracking::{Shared, Tracker};
+use crate::wire::H2Spec;
 
 /// Opens one connection per `streams` subscriptions and every stream on it.
 pub(crate) fn spawn_all(shared: &Arc<Shared>, h2: &H2Spec, pace: &Arc<Semaphore>) {

@@ -7,18 +7,23 @@
 //! receives each message exactly once and in order, and reports latency
 //! percentiles, deliveries per second, and the server's memory and CPU.
 
+mod args;
 mod floor;
+mod h1_client;
 mod h2_client;
 mod http1;
+mod orchestrator;
+mod output;
 mod payload;
 mod proc_stats;
 mod publisher;
 mod replay;
 mod scenario;
+mod tracking;
+mod wire;
 mod worker;
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
 
@@ -33,7 +38,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a scenario against a hub.
-    Run(Box<scenario::Args>),
+    Run(Box<args::Args>),
     /// Run the floor: a bare SSE writer to compare hubs against.
     Floor {
         /// Address to listen on.
@@ -90,46 +95,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
     }
-}
-
-/// Source addresses to connect from.
-#[derive(Debug, Clone)]
-pub(crate) struct Sources(pub(crate) Vec<Ipv4Addr>);
-
-impl std::str::FromStr for Sources {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_sources(s).map(Sources)
-    }
-}
-
-/// Parses `127.0.0.2-127.0.0.250` or a comma-separated list.
-fn parse_sources(s: &str) -> Result<Vec<Ipv4Addr>, String> {
-    let mut out = Vec::new();
-    for part in s.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (Ipv4Addr, Ipv4Addr) = (
-                    a.parse().map_err(|_| format!("bad address {a}"))?,
-                    b.parse().map_err(|_| format!("bad address {b}"))?,
-                );
-                out.extend((u32::from(a)..=u32::from(b)).map(Ipv4Addr::from));
-            }
-            None => out.push(part.parse().map_err(|_| format!("bad address {part}"))?),
-        }
-    }
-    if out.is_empty() {
-        return Err("no source address".into());
-    }
-    Ok(out)
-}
-
-/// Where results go.
-fn write_json(path: Option<&PathBuf>, value: &serde_json::Value) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    match path {
-        Some(p) => std::fs::write(p, text)?,
-        None => println!("{text}"),
-    }
-    Ok(())
 }

@@ -1,0 +1,242 @@
+//! `ssehub-bench run`'s command-line options, and the checks and
+//! normalisation of its URLs before a scenario starts.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use crate::publisher::Format;
+
+/// Which scenario to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Name {
+    /// N idle subscriptions: server memory and CPU.
+    Idle,
+    /// N subscribers on one topic, rising publish rates.
+    Fanout,
+    /// Each subscription on a private topic plus one of N/10 group topics.
+    Rooms,
+    /// Everyone drops and reconnects with Last-Event-ID while publishing goes on.
+    Storm,
+    /// Healthy readers next to readers that stop reading.
+    Slow,
+}
+
+/// `ssehub-bench run` options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The scenario.
+    #[arg(long)]
+    pub(crate) scenario: Name,
+    /// Subscriptions to open.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) subscribers: usize,
+    /// Subscribe URL; `{topic}` is replaced. Several (repeated or
+    /// comma-separated) spread the subscriptions over nodes: worker w
+    /// connects to URL w % n; every URL must have the same path and query.
+    #[arg(long, required = true)]
+    pub(crate) sub_url: Vec<String>,
+    /// Extra subscribe request header (repeatable), e.g. `Authorization: Bearer ...`.
+    #[arg(long = "sub-header")]
+    pub(crate) sub_headers: Vec<String>,
+    /// Publish URL; `{topic}` is replaced for the raw format. Several
+    /// (repeated or comma-separated) take publishes in turn.
+    #[arg(long, required = true)]
+    pub(crate) pub_url: Vec<String>,
+    /// How to publish.
+    #[arg(long, value_enum, default_value = "mercure")]
+    pub(crate) pub_format: Format,
+    /// Extra publish request header (repeatable).
+    #[arg(long = "pub-header")]
+    pub(crate) pub_headers: Vec<String>,
+    /// Payload sizes in bytes (fanout runs each).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub(crate) payload: Vec<usize>,
+    /// Publish rates per second, in order (fanout: rising until p99 > --p99-limit-ms).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,20,50,100,200,500,1000"
+    )]
+    pub(crate) rates: Vec<f64>,
+    /// Seconds per rate step (and of publishing in rooms, storm, slow).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) step_seconds: f64,
+    /// Fan-out stops raising the rate once p99 passes this.
+    #[arg(long, default_value_t = 100.0)]
+    pub(crate) p99_limit_ms: f64,
+    /// Seconds to hold idle connections (idle).
+    #[arg(long, default_value_t = 20.0)]
+    pub(crate) idle_seconds: f64,
+    /// Query parameter naming a subscription's group topic (rooms).
+    #[arg(long, default_value = "topic")]
+    pub(crate) group_param: String,
+    /// Stalled readers added (slow).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) stalled: usize,
+    /// Worker processes [default: one per 15,000 subscriptions, rounded up
+    /// to a multiple of the number of subscribe URLs].
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Source addresses, e.g. `127.0.0.2-127.0.0.250`.
+    #[arg(long, default_value = "127.0.0.2-127.0.0.250")]
+    pub(crate) sources: Sources,
+    /// New connections per second, all workers together.
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) connect_rate: u32,
+    /// Subscribe over HTTP/2 on TLS with this many streams per connection
+    /// (`--sub-url` must then be https://).
+    #[arg(long)]
+    pub(crate) h2_streams: Option<usize>,
+    /// Certificate to trust for HTTP/2 on TLS (ssehub's is DATA_DIR/tls/cert.pem).
+    #[arg(long)]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// PID of the server, for its RSS and CPU time (repeatable: the nodes'
+    /// RSS and CPU time are summed).
+    #[arg(long)]
+    pub(crate) server_pid: Vec<u32>,
+    /// Label for the server in the results.
+    #[arg(long, default_value = "server")]
+    pub(crate) label: String,
+    /// Write the JSON result here [default: stdout].
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+}
+
+impl Args {
+    /// Splits comma-separated `--sub-url` and `--pub-url` values and checks
+    /// that the subscribe URLs differ only in their node and that there is
+    /// a publish URL.
+    pub(crate) fn check_urls(&mut self) -> anyhow::Result<()> {
+        self.sub_url = split_urls(&self.sub_url);
+        self.pub_url = split_urls(&self.pub_url);
+        check_sub_urls(&self.sub_url)?;
+        if self.pub_url.is_empty() {
+            bail!("no --pub-url");
+        }
+        Ok(())
+    }
+}
+
+/// Source addresses to connect from.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources(pub(crate) Vec<Ipv4Addr>);
+
+impl std::str::FromStr for Sources {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_sources(s).map(Sources)
+    }
+}
+
+/// Parses `127.0.0.2-127.0.0.250` or a comma-separated list.
+fn parse_sources(s: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (Ipv4Addr, Ipv4Addr) = (
+                    a.parse().map_err(|_| format!("bad address {a}"))?,
+                    b.parse().map_err(|_| format!("bad address {b}"))?,
+                );
+                out.extend((u32::from(a)..=u32::from(b)).map(Ipv4Addr::from));
+            }
+            None => out.push(part.parse().map_err(|_| format!("bad address {part}"))?),
+        }
+    }
+    if out.is_empty() {
+        return Err("no source address".into());
+    }
+    Ok(out)
+}
+
+/// Splits comma-separated URLs; a comma inside a URL stays when what
+/// follows it does not start with a scheme.
+fn split_urls(values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for value in values {
+        let mut fresh = true;
+        for piece in value.split(',') {
+            if piece.trim().is_empty() {
+                continue;
+            }
+            let lower = piece.trim_start().to_ascii_lowercase();
+            let starts_url = lower.starts_with("http://") || lower.starts_with("https://");
+            match out.last_mut() {
+                Some(last) if !fresh && !starts_url => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => out.push(piece.trim().to_string()),
+            }
+            fresh = false;
+        }
+    }
+    for url in &mut out {
+        *url = url.trim().to_string();
+    }
+    out
+}
+
+/// Checks that every subscribe URL asks for the same path and query (only
+/// the node differs), since subscriptions are built from the first.
+fn check_sub_urls(urls: &[String]) -> anyhow::Result<()> {
+    let shape = |u: &str| -> anyhow::Result<(String, String, Option<String>)> {
+        let url = reqwest::Url::parse(&u.replace("{topic}", "x"))
+            .with_context(|| format!("--sub-url {u}"))?;
+        Ok((
+            url.scheme().to_string(),
+            url.path().to_string(),
+            url.query().map(String::from),
+        ))
+    };
+    let first = shape(urls.first().context("no --sub-url")?)?;
+    for u in &urls[1..] {
+        if shape(u)? != first {
+            bail!(
+                "--sub-url {u}: every subscribe URL must have the scheme, path and query of {}",
+                urls[0]
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_on_commas_that_start_a_url() {
+        let given = vec![
+            "http://a:1/sub?topic={topic},http://b:2/sub?topic={topic}".to_string(),
+            " https://c:3/x?t=a,b ".to_string(),
+            "http://d:4/p,".to_string(),
+        ];
+        assert_eq!(
+            split_urls(&given),
+            [
+                "http://a:1/sub?topic={topic}",
+                "http://b:2/sub?topic={topic}",
+                "https://c:3/x?t=a,b",
+                "http://d:4/p",
+            ]
+        );
+        assert_eq!(split_urls(&["http://a/".to_string()]), ["http://a/"]);
+    }
+
+    #[test]
+    fn subscribe_urls_differ_only_in_node() {
+        let ok = [
+            "http://127.0.0.1:1/m?topic={topic}",
+            "http://127.0.0.1:2/m?topic={topic}",
+        ];
+        assert!(check_sub_urls(&ok.map(String::from)).is_ok());
+        let bad = [
+            "http://127.0.0.1:1/m?topic={topic}",
+            "http://127.0.0.1:2/n?topic={topic}",
+        ];
+        assert!(check_sub_urls(&bad.map(String::from)).is_err());
+    }
+}

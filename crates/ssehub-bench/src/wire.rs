@@ -1,0 +1,88 @@
+//! What `run` and its worker processes say to each other: the spec a worker
+//! reads as the first line on its stdin, and the reports it prints as JSON
+//! lines, with their latency histograms.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// What a worker is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Spec {
+    /// Global index of this worker's first subscription.
+    pub(crate) first: usize,
+    /// Number of subscriptions.
+    pub(crate) count: usize,
+    /// Server address.
+    pub(crate) addr: SocketAddr,
+    /// Host header.
+    pub(crate) host: String,
+    /// Request path per subscription index (topics already substituted).
+    pub(crate) paths: Vec<String>,
+    /// Extra request headers, `Name: value`.
+    pub(crate) headers: Vec<String>,
+    /// Source addresses to spread connections over.
+    pub(crate) sources: Vec<Ipv4Addr>,
+    /// Connections opened per second by this worker.
+    pub(crate) connect_rate: u32,
+    /// The first `stalled` subscriptions stop reading after connecting.
+    pub(crate) stalled: usize,
+    /// HTTP/2 over TLS instead of one HTTP/1.1 connection per subscription.
+    pub(crate) h2: Option<H2Spec>,
+}
+
+/// How to reach the hub over HTTP/2.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct H2Spec {
+    /// Streams per connection.
+    pub(crate) streams: usize,
+    /// TLS server name.
+    pub(crate) server_name: String,
+    /// PEM of the certificate (or CA) to trust.
+    pub(crate) ca_pem: String,
+}
+
+/// A progress or final report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Report {
+    pub(crate) connected: u64,
+    pub(crate) failed: u64,
+    pub(crate) received: u64,
+    pub(crate) gaps: u64,
+    pub(crate) dups: u64,
+    /// Subscriptions that are up to date with `target` (storm recovery).
+    pub(crate) caught_up: u64,
+    /// Latency histogram (microseconds), V2-serialized, base64; only in snapshots.
+    #[serde(default)]
+    pub(crate) hist: String,
+}
+
+/// An empty latency histogram (microseconds, up to a minute).
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+/// Encodes a histogram for a report.
+pub(crate) fn encode_hist(hist: &Histogram<u64>) -> String {
+    let mut out = Vec::new();
+    V2Serializer::new()
+        .serialize(hist, &mut out)
+        .expect("serializing a histogram");
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+/// Decodes a histogram sent by a worker.
+pub(crate) fn decode_hist(b64: &str) -> Histogram<u64> {
+    if b64.is_empty() {
+        return histogram();
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 histogram");
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .expect("a V2 histogram")
+}

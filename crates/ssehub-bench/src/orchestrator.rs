@@ -117,7 +117,7 @@ impl Workers {
                 paths: mine,
                 headers: args.sub_headers.clone(),
                 sources: args.sources.0.clone(),
-                connect_rate: (args.connect_rate as usize / count).max(1) as u32,
+                connect_rate: u32::try_from(count).map_or(1, |n| (args.connect_rate / n).max(1)),
                 stalled: if w == 0 { stalled } else { 0 },
                 h2: node.h2.clone(),
             };
@@ -208,7 +208,7 @@ pub(crate) async fn connect_all(workers: &mut Workers, want: usize) -> anyhow::R
         let t = workers.total().await?;
         pb.set_position(t.connected);
         pb.set_message(format!("{} failed", t.failed));
-        if t.connected as usize >= want {
+        if usize::try_from(t.connected).is_ok_and(|n| n >= want) {
             pb.finish();
             return Ok(want as f64 / started.elapsed().as_secs_f64());
         }

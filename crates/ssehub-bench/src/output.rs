@@ -23,6 +23,15 @@ pub(crate) fn latency(hist: &Histogram<u64>) -> serde_json::Value {
     json!({ "count": hist.len(), "p50_ms": ms(0.5), "p99_ms": ms(0.99), "p999_ms": ms(0.999), "max_ms": hist.max() as f64 / 1000.0 })
 }
 
+/// `x` rounded down to a whole count; negative and NaN give 0, and a value
+/// beyond `u64` saturates. For progress and pacing, where an estimate is
+/// fine.
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub(crate) fn whole(x: f64) -> u64 {
+    // `as` from a float saturates at the bounds and truncates toward zero.
+    x as u64
+}
+
 /// A progress bar of `len` steps labelled `what`.
 pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);

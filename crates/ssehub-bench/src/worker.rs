@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 
+use crate::output::whole;
 use crate::tracking::Shared;
 use crate::wire::Spec;
 use crate::{h1_client, h2_client};
@@ -52,13 +53,13 @@ pub(crate) async fn run() {
 /// Releases `rate` connection permits per second.
 async fn pacer(pace: Arc<Semaphore>, rate: u32) {
     let mut tick = tokio::time::interval(Duration::from_millis(10));
-    let per_tick = (rate as f64 / 100.0).max(0.01);
+    let per_tick = (f64::from(rate) / 100.0).max(0.01);
     let mut owed = 0.0;
     loop {
         tick.tick().await;
         owed += per_tick;
-        let n = owed.floor() as usize;
+        let n = whole(owed);
         owed -= n as f64;
-        pace.add_permits(n);
+        pace.add_permits(usize::try_from(n).unwrap_or(usize::MAX));
     }
 }

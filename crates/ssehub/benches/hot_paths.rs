@@ -124,7 +124,7 @@ fn payload(len: usize, lines: usize) -> String {
         } else {
             line_len
         };
-        data.extend((0..this_len).map(|j| char::from(b'a' + ((i + j) % 26) as u8)));
+        data.extend((0..this_len).map(|j| char::from(b"abcdefghijklmnopqrstuvwxyz"[(i + j) % 26])));
     }
     assert_eq!(data.len(), len);
     data
@@ -291,7 +291,7 @@ impl Fixture {
                 elapsed += start.elapsed();
                 drop(events);
                 let drained = self.drain();
-                assert_eq!(drained, n as usize * self.reached.len());
+                assert_eq!(drained, usize::try_from(n).unwrap() * self.reached.len());
             }
             elapsed
         });

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::args::Args;
 use crate::orchestrator::{connect_all, Workers};
-use crate::output::{bar, latency};
+use crate::output::{bar, latency, whole};
 use crate::proc_stats::sample;
 use crate::publisher::{self, Sequences, Target};
 
@@ -73,7 +73,7 @@ pub(super) async fn step(
     let s0 = sample(&args.server_pid);
     let t0 = Instant::now();
     let pb = bar(
-        (rate * args.step_seconds) as u64,
+        whole(rate * args.step_seconds),
         &format!("{rate}/s x {size} B"),
     );
     let publishing = publisher::run(
@@ -90,7 +90,7 @@ pub(super) async fn step(
             sent = &mut publishing => break sent,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {
                 let t = workers.total().await?;
-                pb.set_position(((t.received - start.received) as f64 / load.mean_audience().max(1.0)) as u64);
+                pb.set_position(whole((t.received - start.received) as f64 / load.mean_audience().max(1.0)));
             }
         }
     };

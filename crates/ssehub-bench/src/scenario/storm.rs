@@ -46,12 +46,12 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let recovered = loop {
         let t = workers.total().await?;
         pb.set_position(t.caught_up);
-        if t.caught_up as usize >= args.subscribers || t0.elapsed() > LIMIT {
+        if recovered_all(t.caught_up, args.subscribers) || t0.elapsed() > LIMIT {
             break t.caught_up;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let recovery = (recovered as usize >= args.subscribers).then(|| t0.elapsed().as_secs_f64());
+    let recovery = recovered_all(recovered, args.subscribers).then(|| t0.elapsed().as_secs_f64());
     pb.finish_and_clear();
     // A little more publishing after recovery, then stop.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -68,4 +68,9 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     Ok(
         json!({ "recovery_s": recovery, "recovered": recovered, "gaps": gaps, "dups": dups, "published": published, "latency": latency(&hist) }),
     )
+}
+
+/// Whether `caught_up` subscriptions are all of `subscribers`.
+fn recovered_all(caught_up: u64, subscribers: usize) -> bool {
+    usize::try_from(caught_up).is_ok_and(|n| n >= subscribers)
 }

@@ -78,8 +78,22 @@ impl LimitOptions {
         Ok(LimitsConfig {
             max_concurrent_streams: defaults::MAX_CONCURRENT_STREAMS
                 .at_least_one(self.max_concurrent_streams)?,
-            max_body: defaults::MAX_BODY.at_least_one(self.max_body)?,
+            max_body: at_most_a_gibibyte(defaults::MAX_BODY.at_least_one(self.max_body)?)?,
             queue_size: defaults::QUEUE_SIZE.at_least_one(self.queue_size)?,
         })
     }
+}
+
+/// The largest `--max-body`: a record of the disk log stores its lengths in
+/// 32 bits, and one update larger than this is not what a push hub is for.
+const MAX_BODY_LIMIT: usize = 1 << 30;
+
+fn at_most_a_gibibyte(max_body: usize) -> Result<usize, ConfigError> {
+    if max_body > MAX_BODY_LIMIT {
+        return Err(ConfigError::Invalid(
+            "max-body",
+            "must be at most 1073741824 (1 GiB)",
+        ));
+    }
+    Ok(max_body)
 }

@@ -255,23 +255,22 @@ impl Registry {
         let Some(Entry { sub, .. }) = self.subscribers.remove(&key) else {
             return false;
         };
-        match sub
+        let exact = sub
             .subscribed
             .selectors()
             .iter()
-            .all(|s| s.as_exact().is_some())
-        {
-            true => {
-                for topic in &sub.topics {
-                    if let Some(keys) = self.by_topic.get_mut(topic) {
-                        keys.retain(|k| *k != key);
-                        if keys.is_empty() {
-                            self.by_topic.remove(topic);
-                        }
+            .all(|s| s.as_exact().is_some());
+        if exact {
+            for topic in &sub.topics {
+                if let Some(keys) = self.by_topic.get_mut(topic) {
+                    keys.retain(|k| *k != key);
+                    if keys.is_empty() {
+                        self.by_topic.remove(topic);
                     }
                 }
             }
-            false => self.by_pattern.retain(|k| *k != key),
+        } else {
+            self.by_pattern.retain(|k| *k != key);
         }
         true
     }

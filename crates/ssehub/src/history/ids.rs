@@ -1,7 +1,5 @@
 //! Event ids generated for updates published without one.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use parking_lot::Mutex;
 
 /// Generates `urn:uuid:` ids, UUIDv7 whose 12-bit `rand_a` field is a
@@ -18,11 +16,7 @@ pub struct IdGenerator {
 impl IdGenerator {
     /// A fresh id.
     pub fn next(&self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let now = u64::try_from(now).unwrap_or(u64::MAX);
+        let now = crate::clock::unix_ms();
         let (ms, counter) = {
             let mut last = self.last.lock();
             *last = match *last {

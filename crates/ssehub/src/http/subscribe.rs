@@ -64,7 +64,7 @@ pub(super) async fn subscribe(
             .header("last-event-id", value.clone())
             .header("mercure-last-event-id", value);
     }
-    let body = subscribe::subscribe(&hub, topics, &claims, start)?;
+    let body = subscribe::subscribe(&hub, topics, &claims, &start)?;
     Ok(res.body(Body::new(body)).expect("valid response"))
 }
 

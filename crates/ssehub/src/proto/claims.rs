@@ -57,12 +57,21 @@ impl Claims {
             // A NumericDate may be fractional (RFC 7519); whole seconds are
             // kept, so a token never lives longer than it says.
             Some(v) => match v.as_f64() {
-                Some(exp) if exp >= 0.0 => Some(exp as u64),
+                Some(exp) if exp >= 0.0 => Some(whole_seconds(exp)),
                 _ => return Err(ClaimsError::Exp),
             },
         };
         Ok(Claims { mercure, exp })
     }
+}
+
+/// The whole seconds of a non-negative NumericDate, rounded down; a date
+/// beyond `u64` saturates (it is then simply far away).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+fn whole_seconds(date: f64) -> u64 {
+    // `as` from a float saturates at the bounds and truncates toward zero,
+    // which is the rounding wanted here.
+    date as u64
 }
 
 /// A compiled list of selectors from a claim or a query.

@@ -60,7 +60,7 @@ pub fn subscribe(
     hub: &Arc<Hub>,
     topics: Vec<String>,
     claims: &Claims,
-    start: Start,
+    start: &Start,
 ) -> Result<SubscriptionBody, Closed> {
     let (sub, rx) = hub.fanout.register(Registration {
         subscribed: SelectorSet::compile(&hub.selectors, &topics),

@@ -52,7 +52,7 @@ impl SubscriptionBody {
         hub: Arc<Hub>,
         sub: Arc<Subscriber>,
         rx: queue::Receiver<Delivery>,
-        start: Start,
+        start: &Start,
         deadline: Option<tokio::time::Instant>,
     ) -> SubscriptionBody {
         let (replay, last_seq) = match start {
@@ -61,7 +61,7 @@ impl SubscriptionBody {
             // event yet: live events up to it are skipped too.
             Start::After { position, .. } => (
                 Some(Replay {
-                    after: position,
+                    after: *position,
                     page: VecDeque::new(),
                     next: None,
                 }),
@@ -145,7 +145,7 @@ impl Body for SubscriptionBody {
                     this.last_seq = event.seq;
                     return Poll::Ready(Some(Ok(Frame::data(event.frame.clone()))));
                 }
-                Some(Delivery::Event(_)) => continue,
+                Some(Delivery::Event(_)) => {}
                 Some(Delivery::Heartbeat) => {
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(EMPTY_COMMENT)))));
                 }

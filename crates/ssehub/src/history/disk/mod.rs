@@ -17,7 +17,6 @@ use std::fs::File;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_util::future::{BoxFuture, FutureExt};
 use parking_lot::RwLock;
@@ -104,10 +103,7 @@ struct State {
 const RECENT: usize = 4096;
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
+    crate::clock::unix_ms()
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
@@ -299,7 +295,7 @@ impl Shared {
         }
         if let Some(front) = st.recent.front() {
             if start >= front.seq {
-                let skip = (start - front.seq) as usize;
+                let skip = usize::try_from(start - front.seq).unwrap_or(usize::MAX);
                 return Located::Memory(st.recent.iter().skip(skip).take(limit).cloned().collect());
             }
         }

@@ -55,20 +55,26 @@ pub(super) fn encode(seq: u64, unix_ms: u64, update: &Update, out: &mut Vec<u8>)
     if let Some(t) = &update.event_type {
         put_str(out, t);
     }
-    out.extend_from_slice(&(update.topics.len() as u32).to_le_bytes());
+    out.extend_from_slice(&length(update.topics.len()).to_le_bytes());
     for topic in &update.topics {
         put_str(out, topic);
     }
     put_str(out, &update.data);
     let body = &out[start + HEADER_LEN..];
-    let len = body.len() as u32;
+    let len = length(body.len());
     let crc = crc32fast::hash(body);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// A length as the format writes it. A record holds one update, which came
+/// in a request body of at most `--max-body` bytes (at most 1 GiB).
+fn length(n: usize) -> u32 {
+    u32::try_from(n).expect("a record is smaller than --max-body, at most 1 GiB")
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(&length(s.len()).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 

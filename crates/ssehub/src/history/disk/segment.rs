@@ -154,7 +154,7 @@ impl Segment {
 
     /// Byte offset where record `seq` starts (or the end for `next_seq`).
     pub(super) fn offset_of(&self, seq: u64) -> u64 {
-        let i = (seq - self.first_seq) as usize;
+        let i = usize::try_from(seq - self.first_seq).unwrap_or(usize::MAX);
         self.offsets.get(i).map_or(self.len, |o| u64::from(*o))
     }
 
@@ -167,7 +167,8 @@ impl Segment {
 
     /// Reads the bytes of records `from..to` (positions in this segment).
     pub(super) fn read(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0; (end - start) as usize];
+        let len = usize::try_from(end - start).map_err(io::Error::other)?;
+        let mut buf = vec![0; len];
         file.read_exact_at(&mut buf, start)?;
         Ok(buf)
     }

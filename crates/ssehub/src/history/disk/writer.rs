@@ -155,7 +155,7 @@ impl Shared {
             Some(s) => {
                 let old = match (self.retention.max_age, s.first_ms()) {
                     (Some(age), Some(first)) => {
-                        now.saturating_sub(first) > (age / 8).as_millis() as u64
+                        now.saturating_sub(first) > crate::clock::millis(age / 8)
                     }
                     _ => false,
                 };
@@ -224,7 +224,7 @@ impl Shared {
         first = first.min(newest.max(st.first_seq));
         // Age.
         if let Some(age) = r.max_age {
-            let cutoff = now.saturating_sub(age.as_millis() as u64);
+            let cutoff = now.saturating_sub(crate::clock::millis(age));
             for s in &st.segments {
                 if s.next_seq() <= first {
                     continue;

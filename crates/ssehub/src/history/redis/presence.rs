@@ -140,7 +140,7 @@ impl Directory for Presence {
             let docs: Vec<Vec<String>> = self
                 .link
                 .run("list subscriptions", |mut conn| async move {
-                    let now = now_ms(&mut conn).await? as i64;
+                    let now = now_ms(&mut conn).await?;
                     let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
                         .arg(&self.nodes)
                         .arg(now)
@@ -262,7 +262,7 @@ impl Writer {
         let (added, dead): (i64, Vec<String>) = self
             .link
             .run("renew this node's lease", |mut conn| async move {
-                let now = now_ms(&mut conn).await? as i64;
+                let now = now_ms(&mut conn).await?;
                 let mut pipe = redis::pipe();
                 pipe.atomic();
                 if rewrite {
@@ -272,7 +272,7 @@ impl Writer {
                     }
                 }
                 pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
-                pipe.zadd(&self.nodes, &self.node, now + lease_ms(LEASE));
+                pipe.zadd(&self.nodes, &self.node, now + crate::clock::millis(LEASE));
                 let (added,): (i64,) = pipe.query_async(&mut conn).await?;
                 let dead = redis::cmd("ZRANGEBYSCORE")
                     .arg(&self.nodes)
@@ -331,6 +331,7 @@ fn id_of(doc: &Value) -> &str {
     doc["id"].as_str().unwrap_or_default()
 }
 
+/// `d` in milliseconds, as `PEXPIRE` takes them.
 fn lease_ms(d: Duration) -> i64 {
-    d.as_millis() as i64
+    i64::try_from(crate::clock::millis(d)).unwrap_or(i64::MAX)
 }

@@ -90,7 +90,7 @@ async fn follow(
             .arg("COUNT")
             .arg(BATCH)
             .arg("BLOCK")
-            .arg(BLOCK.as_millis() as u64)
+            .arg(crate::clock::millis(BLOCK))
             .arg("STREAMS")
             .arg(stream)
             .arg(&from)
@@ -141,7 +141,7 @@ async fn follow(
 async fn start_id(conn: &mut Conn, since: Duration) -> Result<String, RedisError> {
     let start = now_ms(conn)
         .await?
-        .saturating_sub(since.as_millis() as u64 + START_MARGIN_MS);
+        .saturating_sub(crate::clock::millis(since) + START_MARGIN_MS);
     Ok(format!("{start}-0"))
 }
 

@@ -1,10 +1,8 @@
 //! Subscriber authorization (tokens, private updates, expiry) and CORS.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use ssehub::auth::Signer;

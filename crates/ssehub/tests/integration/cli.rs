@@ -2,17 +2,15 @@
 //! processes on free loopback ports, configured by flags, environment
 //! variables and TOML files, and stopped by SIGTERM.
 
-mod common;
-
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::child::{self, free_addr, Proc};
+use crate::common::{sign, SseClient};
 use base64::Engine;
-use common::child::{self, free_addr, Proc};
-use common::{sign, SseClient};
 use reqwest::StatusCode;
 
 /// Bound on every wait for a child to become ready or to exit.
@@ -992,7 +990,7 @@ async fn health(proc: &mut Proc, addr: SocketAddr) -> (StatusCode, String) {
 #[tokio::test]
 async fn redis_store_from_the_environment_starts_before_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let mut redis = common::redis::Redis::start();
+    let mut redis = crate::common::redis::Redis::start();
     redis.stop();
     let addr = free_addr();
     let mut cmd = ssehub(dir.path(), &["serve", "--publisher-jwt-key", KEY]);

@@ -17,10 +17,8 @@
 //! - a node that could not follow the stream while it was trimmed past its
 //!   position ends its streams, and its subscribers resume from the history.
 //!
-//! `CLUSTER_SEED=N cargo test --test cluster` replays the random choices
+//! `CLUSTER_SEED=N cargo test --test integration cluster::` replays the random choices
 //! (which node, which topic) of a printed seed.
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -28,9 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::child::{self, free_addr, Proc};
-use common::redis::Redis;
-use common::{publisher_token, sign, token, topic_query, NoEvent, SseClient, SECRET};
+use crate::common::child::{self, free_addr, Proc};
+use crate::common::redis::Redis;
+use crate::common::{publisher_token, sign, token, topic_query, NoEvent, SseClient, SECRET};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;

@@ -5,10 +5,8 @@
 //! with `200` must survive, exactly once and in order, and generated ids
 //! keep sorting after the ids of earlier processes.
 //!
-//! `CRASH_SEED=N cargo test --test crash` replays the kill delays of a
+//! `CRASH_SEED=N cargo test --test integration crash::` replays the kill delays of a
 //! printed seed.
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -16,8 +14,8 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::child::{self, free_addr, Proc};
-use common::{sign, topic_query, SseClient};
+use crate::common::child::{self, free_addr, Proc};
+use crate::common::{sign, topic_query, SseClient};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;

@@ -1,13 +1,11 @@
 //! The on-disk log: retention (with disk space really given back), torn
 //! tails, format versions, the directory lock, and a full disk.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use ssehub::history::disk::{OpenError, FORMAT};
 use ssehub::history::{DiskLog, Event, Log, Retention, Tail};

@@ -1,12 +1,10 @@
 //! Publishing: `POST /.well-known/mercure` over the wire, its answers, its
 //! errors, and every way a publisher may authenticate.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;

@@ -1,15 +1,13 @@
 //! The Redis store against a real `redis-server`: the id index follows the
 //! stream's trimming exactly, age retention, `rediss://` with a private CA,
 //! and a Redis Cluster reached through a node that does not own the slot.
-//! (Several hub nodes sharing one stream: `tests/cluster.rs`.)
-
-mod common;
+//! (Several hub nodes sharing one stream: the `cluster` tests.)
 
 use std::time::Duration;
 
-use common::child::free_addr;
-use common::redis::Redis;
-use common::{publisher_token, TestHub};
+use crate::common::child::free_addr;
+use crate::common::redis::Redis;
+use crate::common::{publisher_token, TestHub};
 use redis::aio::MultiplexedConnection;
 use reqwest::StatusCode;
 use serde_json::json;

@@ -1,9 +1,9 @@
 //! Test harness: a real hub on a loopback port, a publisher and an SSE client
 //! speaking HTTP over TCP.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code)]
 
-pub mod child;
-pub mod redis;
+pub(crate) mod child;
+pub(crate) mod redis;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -17,19 +17,19 @@ use ssehub::proto::sse::{ParsedEvent, Parser};
 use ssehub::server::RunningHub;
 
 /// The HMAC secret every test hub uses.
-pub const SECRET: &str = "test-secret-test-secret-test-secret";
+pub(crate) const SECRET: &str = "test-secret-test-secret-test-secret";
 
 /// A hub running in this process on 127.0.0.1 with a free port.
-pub struct TestHub {
-    pub running: Option<RunningHub>,
-    pub base: String,
-    pub http: reqwest::Client,
+pub(crate) struct TestHub {
+    pub(crate) running: Option<RunningHub>,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 impl TestHub {
     /// Starts a hub with the test secret and `adjust` applied to the options.
-    pub async fn start(adjust: impl FnOnce(&mut Options)) -> TestHub {
+    pub(crate) async fn start(adjust: impl FnOnce(&mut Options)) -> TestHub {
         let dir = tempfile::tempdir().unwrap();
         let mut options = Options {
             listen: Some("127.0.0.1:0".into()),
@@ -52,24 +52,24 @@ impl TestHub {
     }
 
     /// Starts a hub with default options.
-    pub async fn default() -> TestHub {
+    pub(crate) async fn default() -> TestHub {
         Self::start(|_| {}).await
     }
 
     /// The hub URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/.well-known/mercure", self.base)
     }
 
     /// Stops the hub (streams end).
-    pub async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
     }
 
     /// POSTs a form with a bearer token; returns status and body.
-    pub async fn publish(&self, token: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    pub(crate) async fn publish(&self, token: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -86,14 +86,14 @@ impl TestHub {
     }
 
     /// Publishes and asserts 200; returns the id.
-    pub async fn publish_ok(&self, form: &[(&str, &str)]) -> String {
+    pub(crate) async fn publish_ok(&self, form: &[(&str, &str)]) -> String {
         let (status, body) = self.publish(&publisher_token(), form).await;
         assert_eq!(status, StatusCode::OK, "publish failed: {body}");
         body
     }
 
     /// Opens a subscription with a raw query string (`topic=...&...`) and extra headers.
-    pub async fn subscribe(&self, query: &str, headers: &[(&str, &str)]) -> SseClient {
+    pub(crate) async fn subscribe(&self, query: &str, headers: &[(&str, &str)]) -> SseClient {
         let mut req = self.http.get(format!("{}?{}", self.url(), query));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -103,7 +103,7 @@ impl TestHub {
 
     /// Subscribes to `topics` with a subscriber token for every topic,
     /// sending `Last-Event-ID: last_event_id` (`earliest` replays it all).
-    pub async fn resume(&self, topics: &[&str], last_event_id: &str) -> SseClient {
+    pub(crate) async fn resume(&self, topics: &[&str], last_event_id: &str) -> SseClient {
         let token = token(&[], &["*"], None);
         self.subscribe(
             &topic_query(topics),
@@ -116,7 +116,7 @@ impl TestHub {
     }
 
     /// Opens a subscription to `topics` with a subscriber token for `allowed`.
-    pub async fn subscribe_topics(&self, topics: &[&str], allowed: &[&str]) -> SseClient {
+    pub(crate) async fn subscribe_topics(&self, topics: &[&str], allowed: &[&str]) -> SseClient {
         let query = topic_query(topics);
         let token = token(&[], allowed, None);
         let client = self
@@ -128,14 +128,14 @@ impl TestHub {
 }
 
 /// `topic=a&topic=b` with encoding.
-pub fn topic_query(topics: &[&str]) -> String {
+pub(crate) fn topic_query(topics: &[&str]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(topics.iter().map(|t| ("topic", *t)))
         .finish()
 }
 
 /// A token signed with the test secret.
-pub fn token(publish: &[&str], subscribe: &[&str], exp_in_secs: Option<u64>) -> String {
+pub(crate) fn token(publish: &[&str], subscribe: &[&str], exp_in_secs: Option<u64>) -> String {
     sign(
         SECRET,
         publish,
@@ -145,7 +145,12 @@ pub fn token(publish: &[&str], subscribe: &[&str], exp_in_secs: Option<u64>) -> 
 }
 
 /// A token signed with `key` (HS256).
-pub fn sign(key: &str, publish: &[&str], subscribe: &[&str], ttl: Option<Duration>) -> String {
+pub(crate) fn sign(
+    key: &str,
+    publish: &[&str],
+    subscribe: &[&str],
+    ttl: Option<Duration>,
+) -> String {
     let list = |l: &[&str]| (!l.is_empty()).then(|| l.iter().map(|s| s.to_string()).collect());
     let claim = MercureClaim {
         publish: list(publish),
@@ -158,18 +163,18 @@ pub fn sign(key: &str, publish: &[&str], subscribe: &[&str], ttl: Option<Duratio
 }
 
 /// A token that may publish anywhere.
-pub fn publisher_token() -> String {
+pub(crate) fn publisher_token() -> String {
     token(&["*"], &[], None)
 }
 
 /// An event's type, data and last event id, to compare in one assertion.
-pub fn fields(e: &ParsedEvent) -> (&str, &str, &str) {
+pub(crate) fn fields(e: &ParsedEvent) -> (&str, &str, &str) {
     (&e.event_type, &e.data, &e.last_event_id)
 }
 
 /// Why no event came.
 #[derive(Debug)]
-pub enum NoEvent {
+pub(crate) enum NoEvent {
     /// Nothing complete arrived in time.
     Timeout,
     /// The response ended (now or before).
@@ -181,9 +186,9 @@ pub enum NoEvent {
 /// A streaming SSE client over a real HTTP response, read with the crate's
 /// WHATWG parser. Events a chunk completes beyond the one asked for are kept
 /// for the next call.
-pub struct SseClient {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
+pub(crate) struct SseClient {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
     res: Option<reqwest::Response>,
     parser: Parser,
     pending: VecDeque<ParsedEvent>,
@@ -193,7 +198,7 @@ pub struct SseClient {
 impl SseClient {
     /// Reads the body of `res`, whatever its status; [`SseClient::next`]
     /// waits 5 s.
-    pub fn new(res: reqwest::Response) -> SseClient {
+    pub(crate) fn new(res: reqwest::Response) -> SseClient {
         SseClient {
             status: res.status(),
             headers: res.headers().clone(),
@@ -205,7 +210,7 @@ impl SseClient {
     }
 
     /// Makes [`SseClient::next`] wait `wait` instead.
-    pub fn waiting(mut self, wait: Duration) -> SseClient {
+    pub(crate) fn waiting(mut self, wait: Duration) -> SseClient {
         self.wait = wait;
         self
     }
@@ -231,7 +236,7 @@ impl SseClient {
     }
 
     /// The next event, or why none came within `wait`.
-    pub async fn next_event(&mut self, wait: Duration) -> Result<ParsedEvent, NoEvent> {
+    pub(crate) async fn next_event(&mut self, wait: Duration) -> Result<ParsedEvent, NoEvent> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(event) = self.pending.pop_front() {
@@ -242,13 +247,13 @@ impl SseClient {
     }
 
     /// The next event, or `None` if the stream ended or nothing came in `wait`.
-    pub async fn next_within(&mut self, wait: Duration) -> Option<ParsedEvent> {
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<ParsedEvent> {
         self.next_event(wait).await.ok()
     }
 
     /// The next event; panics if none comes within the client's wait (5 s
     /// unless set by [`SseClient::waiting`]) or the stream ends or fails.
-    pub async fn next(&mut self) -> ParsedEvent {
+    pub(crate) async fn next(&mut self) -> ParsedEvent {
         let wait = self.wait;
         match self.next_event(wait).await {
             Ok(event) => event,
@@ -259,7 +264,7 @@ impl SseClient {
     }
 
     /// The next `n` events, each within the client's wait.
-    pub async fn take(&mut self, n: usize) -> Vec<ParsedEvent> {
+    pub(crate) async fn take(&mut self, n: usize) -> Vec<ParsedEvent> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(self.next().await);
@@ -268,7 +273,7 @@ impl SseClient {
     }
 
     /// The next `n` events, all within `wait`; panics otherwise.
-    pub async fn take_within(&mut self, n: usize, wait: Duration) -> Vec<ParsedEvent> {
+    pub(crate) async fn take_within(&mut self, n: usize, wait: Duration) -> Vec<ParsedEvent> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
@@ -282,7 +287,7 @@ impl SseClient {
     }
 
     /// Every event until `wait` passes without one, or the stream ends.
-    pub async fn drain(&mut self, wait: Duration) -> Vec<ParsedEvent> {
+    pub(crate) async fn drain(&mut self, wait: Duration) -> Vec<ParsedEvent> {
         let mut out = Vec::new();
         while let Some(event) = self.next_within(wait).await {
             out.push(event);
@@ -291,7 +296,7 @@ impl SseClient {
     }
 
     /// Asserts nothing arrives for `wait`.
-    pub async fn assert_silent(&mut self, wait: Duration) {
+    pub(crate) async fn assert_silent(&mut self, wait: Duration) {
         if let Some(e) = self.next_within(wait).await {
             panic!("unexpected event {e:?}");
         }
@@ -299,7 +304,7 @@ impl SseClient {
 
     /// Reads until the response ends, keeping the events; `Ok` if it ended
     /// cleanly within `wait`.
-    pub async fn end_within(&mut self, wait: Duration) -> Result<(), NoEvent> {
+    pub(crate) async fn end_within(&mut self, wait: Duration) -> Result<(), NoEvent> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match self.read_chunk(deadline).await {
@@ -311,24 +316,24 @@ impl SseClient {
     }
 
     /// Waits until the server ends the stream, cleanly or not; panics after `wait`.
-    pub async fn assert_ends_within(&mut self, wait: Duration) {
+    pub(crate) async fn assert_ends_within(&mut self, wait: Duration) {
         if let Err(NoEvent::Timeout) = self.end_within(wait).await {
             panic!("stream still open after {wait:?}");
         }
     }
 
     /// Heartbeat and open comments seen so far.
-    pub fn comments(&self) -> u64 {
+    pub(crate) fn comments(&self) -> u64 {
         self.parser.comments()
     }
 
     /// The last `retry:` value seen, if any.
-    pub fn retry(&self) -> Option<u64> {
+    pub(crate) fn retry(&self) -> Option<u64> {
         self.parser.retry()
     }
 
     /// Whether the response is still open.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.res.is_some()
     }
 }

@@ -20,7 +20,8 @@ pub(crate) fn free_addr() -> SocketAddr {
 }
 
 /// A command for the binary in `cwd` with no `SSEHUB_*`/`MERCURE_*`
-/// variable inherited.
+/// variable inherited, and its HTTPS listener (if it serves) on a free
+/// port: tests running at once must not all take the default port 8443.
 pub(crate) fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(cwd);
@@ -30,7 +31,17 @@ pub(crate) fn command(cwd: &Path, args: &[&str]) -> Command {
             cmd.env_remove(name);
         }
     }
+    cmd.env("SSEHUB_TLS_LISTEN", "127.0.0.1:0");
     cmd
+}
+
+/// The last `n` characters of `s` (a child's output, for a failure message).
+pub(crate) fn tail(s: &str, n: usize) -> &str {
+    let count = s.chars().count();
+    match s.char_indices().nth(count.saturating_sub(n)) {
+        Some((i, _)) => &s[i..],
+        None => s,
+    }
 }
 
 /// A running child whose output is collected by two threads; killed on drop.
@@ -105,6 +116,19 @@ impl Proc {
     /// Sends SIGTERM.
     pub(crate) fn terminate(&self) {
         self.signal("-TERM");
+    }
+
+    /// SIGTERM, then the exit status; panics with the output if the child
+    /// still runs after `wait`.
+    pub(crate) fn stop(&mut self, wait: Duration) -> ExitStatus {
+        self.terminate();
+        self.wait_exit(wait).unwrap_or_else(|| {
+            panic!(
+                "still running {wait:?} after SIGTERM\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
     }
 
     /// Sends a signal, e.g. `-HUP`.

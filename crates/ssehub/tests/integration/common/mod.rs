@@ -1,12 +1,14 @@
 //! Test harness: a real hub on a loopback port, a publisher and an SSE client
 //! speaking HTTP over TCP.
-#![allow(dead_code)]
 
 pub(crate) mod child;
+pub(crate) mod child_hub;
+pub(crate) mod keys;
 pub(crate) mod redis;
+pub(crate) mod remote;
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -70,19 +72,9 @@ impl TestHub {
 
     /// POSTs a form with a bearer token; returns status and body.
     pub(crate) async fn publish(&self, token: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let res = self
-            .http
-            .post(self.url())
-            .bearer_auth(token)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
+        remote::post_form(&self.http, &self.url(), Some(token), form)
             .await
-            .unwrap();
-        (res.status(), res.text().await.unwrap())
+            .unwrap()
     }
 
     /// Publishes and asserts 200; returns the id.
@@ -90,6 +82,21 @@ impl TestHub {
         let (status, body) = self.publish(&publisher_token(), form).await;
         assert_eq!(status, StatusCode::OK, "publish failed: {body}");
         body
+    }
+
+    /// Waits (bounded) until no subscriber is registered in the hub's
+    /// fan-out; panics naming `context` otherwise.
+    pub(crate) async fn assert_no_subscriber_left(&self, context: &str) {
+        let fanout = &self.running.as_ref().unwrap().hub.fanout;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !fanout.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} subscriber(s) still registered {context}",
+                fanout.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Opens a subscription with a raw query string (`topic=...&...`) and extra headers.
@@ -125,6 +132,31 @@ impl TestHub {
         assert_eq!(client.status, StatusCode::OK);
         client
     }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The seed of `test`'s random choices: `$VAR` if set, else the clock;
+/// printed so that a failure can be replayed.
+pub(crate) fn seed(var: &str, test: &str) -> u64 {
+    let seed = match std::env::var(var) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{var} is a u64")),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    println!("{test}: seed {seed} (replay with {var}={seed})");
+    seed
 }
 
 /// `topic=a&topic=b` with encoding.

@@ -179,13 +179,7 @@ impl Redis {
     /// SIGTERM (Redis flushes and exits), then waits for the exit.
     pub(crate) fn stop(&mut self) {
         let mut proc = self.proc.take().expect("redis-server is not running");
-        proc.terminate();
-        if proc.wait_exit(WAIT).is_none() {
-            panic!(
-                "redis-server still running {WAIT:?} after SIGTERM\n{}",
-                proc.stdout()
-            );
-        }
+        proc.stop(WAIT);
     }
 
     /// SIGKILL, then reaps the process.

@@ -30,7 +30,7 @@ use crate::common::child::tail;
 use crate::common::child_hub::ChildHub;
 use crate::common::redis::Redis;
 use crate::common::remote::{client, open_stream, post_form, publish_batch_ok, READY};
-use crate::common::{publisher_token, sign, token, NoEvent, SseClient, SECRET};
+use crate::common::{heavy, publisher_token, sign, token, NoEvent, SseClient, SECRET};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -401,6 +401,7 @@ struct Acked {
 /// acknowledgement order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn updates_reach_every_node_once_in_one_order() {
+    let _heavy = heavy().await;
     let seed = seed("updates_reach_every_node_once_in_one_order");
     let cluster = Cluster::start("fanout", 3, &[]).await;
     let nodes = &cluster.nodes;
@@ -684,6 +685,7 @@ const FEED: &str = "https://example.com/feed";
 /// update once, each publisher's in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn subscribers_of_a_killed_node_resume_on_the_others() {
+    let _heavy = heavy().await;
     let seed = seed("subscribers_of_a_killed_node_resume_on_the_others");
     let mut cluster = Cluster::start("kill", 3, &[]).await;
     let sub_token = token(&[], &["*"], None);
@@ -906,6 +908,7 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
 /// was refused with 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_updates_survive_a_redis_restart() {
+    let _heavy = heavy().await;
     let seed = seed("acknowledged_updates_survive_a_redis_restart");
     let mut cluster = Cluster::start("redis-restart", 3, &[]).await;
     let sub_token = token(&[], &["*"], None);
@@ -1090,6 +1093,7 @@ async fn saw_private(sub: &mut SseClient, what: &str) -> bool {
 /// and nothing refused reaches anyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn private_updates_and_authorization_across_nodes() {
+    let _heavy = heavy().await;
     let cluster = Cluster::start("private", 3, &["--anonymous"]).await;
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
     // A position to replay from, on a topic the live subscribers do not
@@ -1320,6 +1324,7 @@ impl Watcher {
 /// the expiry (at most 20 s), and are announced inactive, while B's stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
+    let _heavy = heavy().await;
     let mut cluster = Cluster::start("subscriptions", 3, &["--subscriptions"]).await;
     let on_a = "https://example.com/watched/a";
     let on_b = "https://example.com/watched/b";
@@ -1419,6 +1424,7 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
 /// again after the inactive event the other node published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
+    let _heavy = heavy().await;
     let cluster = Cluster::start("paused", 2, &["--subscriptions"]).await;
     let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
     let topic = "https://example.com/paused/a";
@@ -1476,6 +1482,7 @@ async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
 /// then live updates. B, which kept up, keeps its subscriber.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
+    let _heavy = heavy().await;
     const PUBLISHED: usize = 300;
     let cluster = Cluster::start("trimmed", 2, &["--history-size", "20"]).await;
     let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
@@ -1564,6 +1571,7 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
 /// resumes from the retained history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_larger_than_the_history_ends_streams_for_a_resume() {
+    let _heavy = heavy().await;
     const BATCH: usize = 300;
     let cluster = Cluster::start("big-batch", 1, &["--history-size", "20"]).await;
     let node = &cluster.nodes[0];

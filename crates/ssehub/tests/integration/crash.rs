@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::child_hub::ChildHub;
 use crate::common::remote::{client, open_stream, post_form, READY};
-use crate::common::{publisher_token, seed, SseClient, SECRET};
+use crate::common::{heavy, publisher_token, seed, SseClient, SECRET};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -143,6 +143,7 @@ const PUBLISHERS: usize = 8;
 /// Nothing is old enough for retention: the log stays one segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_update() {
+    let _heavy = heavy().await;
     crash_rounds("kill_9_loses_no_acknowledged_update", 10_000_000).await;
 }
 
@@ -153,6 +154,7 @@ async fn kill_9_loses_no_acknowledged_update() {
 /// missing once it is older than those.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_update_across_segments() {
+    let _heavy = heavy().await;
     crash_rounds("kill_9_loses_no_acknowledged_update_across_segments", 2000).await;
 }
 

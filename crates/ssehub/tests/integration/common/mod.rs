@@ -134,6 +134,21 @@ impl TestHub {
     }
 }
 
+/// How many heavy tests run at once, whatever the number of test threads.
+const HEAVY_AT_ONCE: usize = 2;
+
+/// One permit per heavy test running.
+static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HEAVY_AT_ONCE);
+
+/// Waits for a turn to run a heavy test, one that keeps several child
+/// processes busy (`redis-server` and hub nodes under load, a hub killed
+/// and restarted twenty times): many at once would starve each other and
+/// the other tests of this process of the machine's cores. Hold the permit
+/// for the whole test.
+pub(crate) async fn heavy() -> tokio::sync::SemaphorePermit<'static> {
+    HEAVY.acquire().await.expect("never closed")
+}
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()

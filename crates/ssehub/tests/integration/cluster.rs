@@ -17,8 +17,8 @@
 //! - a node that could not follow the stream while it was trimmed past its
 //!   position ends its streams, and its subscribers resume from the history.
 //!
-//! `CLUSTER_SEED=N cargo test --test integration cluster::` replays the random choices
-//! (which node, which topic) of a printed seed.
+//! `CLUSTER_SEED=N cargo test --test integration cluster::` replays the
+//! random choices (which node, which topic) of a printed seed.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};

@@ -5,8 +5,8 @@
 //! with `200` must survive, exactly once and in order, and generated ids
 //! keep sorting after the ids of earlier processes.
 //!
-//! `CRASH_SEED=N cargo test --test integration crash::` replays the kill delays of a
-//! printed seed.
+//! `CRASH_SEED=N cargo test --test integration crash::` replays the kill
+//! delays of a printed seed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -25,6 +25,9 @@ const TOPIC: &str = "urn:crash";
 
 /// The topic of the marker published after each restart.
 const MARKER_TOPIC: &str = "urn:crash-marker";
+
+/// A `--history-size` no test here reaches: nothing is dropped.
+const LARGE_HISTORY: usize = 10_000_000;
 
 /// A `serve` child over `data_dir` keeping `history_size` updates, plain
 /// HTTP only, anonymous subscribers allowed; once healthy.
@@ -144,7 +147,7 @@ const PUBLISHERS: usize = 8;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_update() {
     let _heavy = heavy().await;
-    crash_rounds("kill_9_loses_no_acknowledged_update", 10_000_000).await;
+    crash_rounds("kill_9_loses_no_acknowledged_update", LARGE_HISTORY).await;
 }
 
 /// The same with `--history-size 2000`: a new segment every 250 updates and
@@ -475,7 +478,7 @@ async fn resume_across_restart(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let token = publisher_token();
 
-    let mut hub = start_hub(dir.path(), 10_000_000).await;
+    let mut hub = start_hub(dir.path(), LARGE_HISTORY).await;
     let mut stream = open_stream(&hub.url(), &[RESUME], None, None).await;
     // What an `EventSource` remembers: the id of the last event it received.
     let mut remembered = String::new();
@@ -502,7 +505,7 @@ async fn resume_across_restart(stop: Stop) {
     }
     drop(hub);
 
-    let hub = start_hub(dir.path(), 10_000_000).await;
+    let hub = start_hub(dir.path(), LARGE_HISTORY).await;
     publish_while_away(&hub, &token, "after", &mut missed).await;
 
     let mut stream = open_stream(&hub.url(), &[RESUME], None, Some(&remembered)).await;

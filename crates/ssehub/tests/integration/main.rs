@@ -3,8 +3,8 @@
 //! `redis-server` as child processes, all spoken to over loopback sockets.
 //!
 //! Every test runs in a thread of this one process, in parallel with the
-//! others: each takes free ports (port 0, or a free port tried again if
-//! another process took it first), its own temporary directories and its
+//! others: each takes free ports (bound to port 0, or found free just
+//! before a child binds them), its own temporary directories and its
 //! own tokio runtime, and sets no environment variable of the process
 //! (children get theirs on their command). The heavy ones (cluster, crash)
 //! wait for [`common::heavy`], so that a few at most run at once whatever

@@ -1,5 +1,9 @@
-//! Test harness: a real hub on a loopback port, a publisher and an SSE client
-//! speaking HTTP over TCP.
+//! Test harness: a real hub in this process on a loopback port
+//! ([`TestHub`]), tokens signed with the test secret, and an SSE client
+//! speaking HTTP over TCP ([`SseClient`]); in the submodules, child
+//! processes ([`child`]: the `ssehub` binary, [`child_hub`]: a hub it
+//! serves, [`redis`]: `redis-server`), a hub reached by its URL
+//! ([`remote`]) and keys made outside the hub ([`keys`]).
 
 pub(crate) mod child;
 pub(crate) mod child_hub;

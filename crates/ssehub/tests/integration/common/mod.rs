@@ -36,6 +36,11 @@ pub(crate) struct TestHub {
 impl TestHub {
     /// Starts a hub with the test secret and `adjust` applied to the options.
     pub(crate) async fn start(adjust: impl FnOnce(&mut Options)) -> TestHub {
+        Self::try_start(adjust).await.unwrap()
+    }
+
+    /// [`TestHub::start`], or why the hub did not start.
+    pub(crate) async fn try_start(adjust: impl FnOnce(&mut Options)) -> anyhow::Result<TestHub> {
         let dir = tempfile::tempdir().unwrap();
         let mut options = Options {
             listen: Some("127.0.0.1:0".into()),
@@ -45,16 +50,14 @@ impl TestHub {
             ..Options::default()
         };
         adjust(&mut options);
-        let running = ssehub::server::start(options.resolve().unwrap())
-            .await
-            .unwrap();
+        let running = ssehub::server::start(options.resolve().unwrap()).await?;
         let base = format!("http://{}", running.addr);
-        TestHub {
+        Ok(TestHub {
             running: Some(running),
             base,
             http: reqwest::Client::new(),
             _dir: dir,
-        }
+        })
     }
 
     /// Starts a hub with default options.

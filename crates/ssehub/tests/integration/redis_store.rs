@@ -1,15 +1,14 @@
 //! The Redis store against a real `redis-server`: the id index follows the
 //! stream's trimming exactly, age retention, `rediss://` with a private CA,
 //! and a Redis Cluster reached through a node that does not own the slot.
-//! (Several hub nodes sharing one stream: `tests/cluster.rs`.)
-
-mod common;
+//! (Several hub nodes sharing one stream: the `cluster` tests.)
 
 use std::time::Duration;
 
-use common::child::free_addr;
-use common::redis::Redis;
-use common::{publisher_token, TestHub};
+use crate::common::child::free_addr;
+use crate::common::redis::Redis;
+use crate::common::remote::publish_batch_ok;
+use crate::common::{publisher_token, TestHub};
 use redis::aio::MultiplexedConnection;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -54,20 +53,7 @@ async fn publish_batch(hub: &TestHub, ids: impl Iterator<Item = String>) {
     let batch: Vec<_> = ids
         .map(|id| json!({"topic": "t", "id": id, "data": "x"}))
         .collect();
-    let res = hub
-        .http
-        .post(hub.url())
-        .bearer_auth(publisher_token())
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        res.status(),
-        StatusCode::OK,
-        "{}",
-        res.text().await.unwrap()
-    );
+    publish_batch_ok(&hub.http, &hub.url(), &batch).await;
 }
 
 async fn lengths(conn: &mut MultiplexedConnection) -> (u64, u64, u64) {

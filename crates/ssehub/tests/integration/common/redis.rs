@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 /// The `redis-server` executable: `$REDIS_SERVER`, else the first one on
 /// `PATH`, else `/usr/bin/redis-server`. Panics (the tests need it, they
 /// never skip) when there is none.
-pub fn redis_server_path() -> PathBuf {
+pub(crate) fn redis_server_path() -> PathBuf {
     if let Some(path) = std::env::var_os("REDIS_SERVER") {
         let path = PathBuf::from(path);
         assert!(
@@ -42,7 +42,7 @@ pub fn redis_server_path() -> PathBuf {
 }
 
 /// A `redis-server` child; killed on drop.
-pub struct Redis {
+pub(crate) struct Redis {
     proc: Option<Proc>,
     addr: SocketAddr,
     dir: tempfile::TempDir,
@@ -53,13 +53,13 @@ impl Redis {
     /// Starts a server on a free loopback port with a fresh directory and
     /// waits until it answers `PING`. The port comes from [`free_addr`], so
     /// another process may take it first: then another port is tried.
-    pub fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         Self::start_with(&[])
     }
 
     /// [`Redis::start`] with more `redis-server` arguments (TLS, cluster
     /// mode), which a restart keeps.
-    pub fn start_with(extra: &[&str]) -> Redis {
+    pub(crate) fn start_with(extra: &[&str]) -> Redis {
         let mut dir = tempfile::tempdir().unwrap();
         let mut attempt = 1;
         loop {
@@ -89,7 +89,7 @@ impl Redis {
 
     /// Starts the server again on the same port and directory (after
     /// [`Redis::stop`] or [`Redis::kill_9`]); it loads its append-only file.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         assert!(!self.is_running(), "redis-server is still running");
         if let Err(output) = self.spawn_and_wait() {
             panic!(
@@ -150,12 +150,12 @@ impl Redis {
     }
 
     /// `redis://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://{}", self.addr)
     }
 
     /// A client connection, for looking at what the hub stored.
-    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+    pub(crate) async fn connection(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .unwrap()
             .get_multiplexed_async_connection()
@@ -164,12 +164,12 @@ impl Redis {
     }
 
     /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// Whether a started server has not exited.
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         match &mut self.proc {
             Some(proc) => proc.try_exit().is_none(),
             None => false,
@@ -177,32 +177,26 @@ impl Redis {
     }
 
     /// SIGTERM (Redis flushes and exits), then waits for the exit.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let mut proc = self.proc.take().expect("redis-server is not running");
-        proc.terminate();
-        if proc.wait_exit(WAIT).is_none() {
-            panic!(
-                "redis-server still running {WAIT:?} after SIGTERM\n{}",
-                proc.stdout()
-            );
-        }
+        proc.stop(WAIT);
     }
 
     /// SIGKILL, then reaps the process.
-    pub fn kill_9(&mut self) {
+    pub(crate) fn kill_9(&mut self) {
         let mut proc = self.proc.take().expect("redis-server is not running");
         proc.kill_9();
     }
 
     /// What the server printed (it logs to stdout).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.proc.as_ref().map(|p| p.stdout()).unwrap_or_default()
     }
 }
 
 /// Whether a Redis server on `addr` answers `PING` with `+PONG` (not
 /// `-LOADING` while it reads its append-only file).
-pub fn ping(addr: SocketAddr) -> bool {
+pub(crate) fn ping(addr: SocketAddr) -> bool {
     let Ok(mut conn) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };

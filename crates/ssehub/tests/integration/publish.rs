@@ -1,12 +1,11 @@
 //! Publishing: `POST /.well-known/mercure` over the wire, its answers, its
 //! errors, and every way a publisher may authenticate.
 
-mod common;
-
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::*;
+use crate::common::keys::{key_pair, RSA_2048};
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -121,13 +120,6 @@ async fn post_json(hub: &TestHub, body: &Value) -> Answer {
         &[],
     )
     .await
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// An HS256 token over an arbitrary payload, signed with `key`.
@@ -481,7 +473,7 @@ async fn publisher_tokens_are_checked_401() {
         .assert_error(StatusCode::UNAUTHORIZED, &["invalid token"]);
 
     let expired = sign_hs256(
-        &json!({"mercure": {"publish": ["*"]}, "exp": now() - 60}),
+        &json!({"mercure": {"publish": ["*"]}, "exp": now_secs() - 60}),
         SECRET.as_bytes(),
     );
     post_form_as(&hub, body.clone(), Some(&expired))
@@ -489,7 +481,7 @@ async fn publisher_tokens_are_checked_401() {
         .assert_error(StatusCode::UNAUTHORIZED, &["invalid token", "expired"]);
 
     let not_yet = sign_hs256(
-        &json!({"mercure": {"publish": ["*"]}, "nbf": now() + 3600}),
+        &json!({"mercure": {"publish": ["*"]}, "nbf": now_secs() + 3600}),
         SECRET.as_bytes(),
     );
     post_form_as(&hub, body.clone(), Some(&not_yet))
@@ -508,7 +500,7 @@ async fn publisher_tokens_are_checked_401() {
 
     // Control: the same request with a good token, and one expiring later, pass.
     let fresh = sign_hs256(
-        &json!({"mercure": {"publish": ["*"]}, "exp": now() + 60}),
+        &json!({"mercure": {"publish": ["*"]}, "exp": now_secs() + 60}),
         SECRET.as_bytes(),
     );
     assert_eq!(
@@ -720,15 +712,8 @@ async fn an_accepted_id_can_be_resumed_from() {
     }
     drop(sub);
     // Whatever the answer, a closed request leaves no subscriber behind.
-    let fanout = &hub.running.as_ref().unwrap().hub.fanout;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !fanout.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "subscriber left registered after a {status} answer"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    hub.assert_no_subscriber_left(&format!("after a {status} answer"))
+        .await;
     assert_eq!(status, StatusCode::OK, "resuming from an id the hub issued");
 }
 
@@ -888,34 +873,10 @@ async fn authorization_query_parameter_publishes() {
 // ---------------------------------------------------------------------------
 // Asymmetric keys
 
-fn openssl(args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Generates a key pair; returns (private PEM, public PEM path, public PEM).
-fn key_pair(dir: &Path, name: &str, genpkey: &[&str]) -> (String, String, String) {
-    let private = dir.join(format!("{name}.pem"));
-    let public = dir.join(format!("{name}.pub.pem"));
-    let mut args = vec!["genpkey"];
-    args.extend_from_slice(genpkey);
-    args.extend(["-out", private.to_str().unwrap()]);
-    openssl(&args);
-    openssl(&[
-        "pkey",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
+/// Makes a key pair with `openssl genpkey GENPKEY`: the private key's PEM,
+/// the public key's path and its PEM.
+fn pem_key_pair(dir: &Path, name: &str, genpkey: &[&str]) -> (String, String, String) {
+    let (private, public) = key_pair(dir, name, genpkey);
     let private_pem = std::fs::read_to_string(&private).unwrap();
     assert!(private_pem.contains("BEGIN PRIVATE KEY"), "PKCS#8 expected");
     let public_pem = std::fs::read_to_string(&public).unwrap();
@@ -969,11 +930,7 @@ async fn publish_with(hub: &TestHub, token: &str) -> Answer {
 #[tokio::test]
 async fn rs256_public_key_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (private, public_path, public_pem) = key_pair(
-        dir.path(),
-        "rsa",
-        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
-    );
+    let (private, public_path, public_pem) = pem_key_pair(dir.path(), "rsa", &RSA_2048);
     let hub = hub_verifying("RS256", format!("@{public_path}")).await;
     publish_signed_ok(&hub, &private, Algorithm::RS256).await;
 
@@ -995,7 +952,7 @@ async fn rs256_public_key_file() {
 #[tokio::test]
 async fn es256_public_key_pem_text() {
     let dir = tempfile::tempdir().unwrap();
-    let (private, _, public_pem) = key_pair(
+    let (private, _, public_pem) = pem_key_pair(
         dir.path(),
         "ec",
         &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],

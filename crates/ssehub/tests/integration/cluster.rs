@@ -17,28 +17,25 @@
 //! - a node that could not follow the stream while it was trimmed past its
 //!   position ends its streams, and its subscribers resume from the history.
 //!
-//! `CLUSTER_SEED=N cargo test --test cluster` replays the random choices
-//! (which node, which topic) of a printed seed.
-
-mod common;
+//! `CLUSTER_SEED=N cargo test --test integration cluster::` replays the
+//! random choices (which node, which topic) of a printed seed.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::child::{self, free_addr, Proc};
-use common::redis::Redis;
-use common::{publisher_token, sign, token, topic_query, NoEvent, SseClient, SECRET};
+use crate::common::child::tail;
+use crate::common::child_hub::ChildHub;
+use crate::common::redis::Redis;
+use crate::common::remote::{client, open_stream, post_form, publish_batch_ok, READY};
+use crate::common::{heavy, publisher_token, sign, token, NoEvent, SseClient, SECRET};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
-
-/// Bound on a start, a request, and one expected event.
-const READY: Duration = Duration::from_secs(10);
 
 /// Bound on receiving everything up to the end marker once publishing is over.
 const DELIVERY: Duration = Duration::from_secs(40);
@@ -53,154 +50,67 @@ const START: &str = "start-marker";
 /// Data of the marker published after the load: subscribers read until it.
 const END: &str = "end-marker";
 
-/// The seed of this run's random choices, printed so a failure can be replayed.
+/// The seed of `test`'s random choices, printed so a failure can be replayed.
 fn seed(test: &str) -> u64 {
-    let seed = match std::env::var("CLUSTER_SEED") {
-        Ok(s) => s.trim().parse().expect("CLUSTER_SEED is a u64"),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    };
-    println!("{test}: seed {seed} (replay with CLUSTER_SEED={seed})");
-    seed
-}
-
-/// The last `n` characters of `s`.
-fn tail(s: &str, n: usize) -> &str {
-    let count = s.chars().count();
-    match s.char_indices().nth(count.saturating_sub(n)) {
-        Some((i, _)) => &s[i..],
-        None => s,
-    }
+    crate::common::seed("CLUSTER_SEED", test)
 }
 
 // ---------------------------------------------------------------------------
 // Nodes
 
 /// One `ssehub serve` child on the Redis store; killed (SIGKILL) on drop.
+/// Its [`ChildHub`] methods are reached through it.
 struct Node {
     name: String,
-    proc: Proc,
-    addr: SocketAddr,
+    hub: ChildHub,
     _dir: tempfile::TempDir,
+}
+
+impl Deref for Node {
+    type Target = ChildHub;
+
+    fn deref(&self) -> &ChildHub {
+        &self.hub
+    }
+}
+
+impl DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut ChildHub {
+        &mut self.hub
+    }
 }
 
 impl Node {
     /// Starts a node on a free port and waits until `/healthz` answers 200.
-    /// The port comes from [`free_addr`], so another process may take it
-    /// first: then another port is tried.
     async fn start(name: &str, redis_url: &str, stream: &str, extra: &[&str]) -> Node {
-        let mut attempt = 1;
-        loop {
-            let dir = tempfile::tempdir().unwrap();
-            let addr = free_addr();
-            let addr_arg = addr.to_string();
-            let mut args = vec![
-                "serve",
-                "--store",
-                redis_url,
-                "--redis-stream",
-                stream,
-                "--listen",
-                &addr_arg,
-                "--tls-listen",
-                "none",
-                "--data-dir",
-                dir.path().to_str().unwrap(),
-                "--publisher-jwt-key",
-                SECRET,
-                "--heartbeat",
-                "1s",
-            ];
-            args.extend_from_slice(extra);
-            let mut node = Node {
-                name: name.to_string(),
-                proc: Proc::spawn(child::command(dir.path(), &args)),
-                addr,
-                _dir: dir,
-            };
-            match node.wait_ready().await {
-                Ok(()) => return node,
-                Err(stderr) if stderr.contains("cannot listen") && attempt < 3 => attempt += 1,
-                Err(stderr) => panic!("node {name} did not start on {addr}:\n{stderr}"),
-            }
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "--store",
+            redis_url,
+            "--redis-stream",
+            stream,
+            "--tls-listen",
+            "none",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--publisher-jwt-key",
+            SECRET,
+            "--heartbeat",
+            "1s",
+        ];
+        args.extend_from_slice(extra);
+        let hub = ChildHub::listening(dir.path(), &args, &[]).await;
+        hub.wait_health(StatusCode::OK, READY).await;
+        Node {
+            name: name.to_string(),
+            hub,
+            _dir: dir,
         }
     }
 
-    /// Waits for this child's banner (so the port is its own), then for
-    /// `/healthz` to answer 200; `Err(output)` if the child exited.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let banner = format!("listening on http://{}", self.addr);
-        let deadline = Instant::now() + READY;
-        loop {
-            if self.proc.try_exit().is_some() {
-                return Err(format!(
-                    "stdout:\n{}\nstderr:\n{}",
-                    self.proc.stdout(),
-                    self.proc.stderr()
-                ));
-            }
-            if self.proc.stdout().contains(&banner) {
-                if let Some((StatusCode::OK, _)) = self.healthz().await {
-                    return Ok(());
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {} on {} not ready within {READY:?}\nstdout:\n{}\nstderr:\n{}",
-                self.name,
-                self.addr,
-                self.proc.stdout(),
-                self.proc.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/.well-known/mercure", self.addr)
-    }
-
-    /// `GET /healthz`: status and body, or `None` if it did not answer.
-    async fn healthz(&self) -> Option<(StatusCode, String)> {
-        let res = client_with(Duration::from_secs(2))
-            .get(format!("{}/healthz", self.base()))
-            .send()
-            .await
-            .ok()?;
-        let status = res.status();
-        Some((status, res.text().await.ok()?))
-    }
-
-    /// Polls `/healthz` until it answers `want`; panics after `wait`.
-    async fn wait_health(&self, want: StatusCode, wait: Duration) -> String {
-        let deadline = Instant::now() + wait;
-        let mut last = None;
-        loop {
-            let got = self.healthz().await;
-            if let Some((status, body)) = &got {
-                if *status == want {
-                    return body.clone();
-                }
-            }
-            last = got.or(last);
-            assert!(
-                Instant::now() < deadline,
-                "node {}: /healthz not {want} within {wait:?} (last answer {last:?})\nstderr:\n{}",
-                self.name,
-                tail(&self.proc.stderr(), 4000)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn kill_9(&mut self) {
-        self.proc.kill_9();
+    /// Publishes `form` with a publisher token; asserts 200 and returns the id.
+    async fn publish_ok(&self, form: &[(&str, &str)]) -> String {
+        self.hub.publish_ok(&publisher_token(), form).await
     }
 }
 
@@ -231,7 +141,7 @@ impl Cluster {
                 "--- node {} ({}) stderr:\n{}\n",
                 node.name,
                 node.addr,
-                tail(&node.proc.stderr(), 3000)
+                tail(&node.stderr(), 3000)
             ));
         }
         out.push_str(&format!(
@@ -240,84 +150,6 @@ impl Cluster {
         ));
         out
     }
-}
-
-// ---------------------------------------------------------------------------
-// HTTP
-
-fn client_with(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder().timeout(timeout).build().unwrap()
-}
-
-fn client() -> reqwest::Client {
-    client_with(READY)
-}
-
-/// POSTs a Mercure form to `url`, with `token` as bearer if given.
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    form: &[(&str, &str)],
-) -> Result<(StatusCode, String), reqwest::Error> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let mut req = http
-        .post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().await?;
-    let status = res.status();
-    Ok((status, res.text().await?))
-}
-
-/// Publishes on `node` and asserts 200; returns the id.
-async fn publish_ok(node: &Node, form: &[(&str, &str)]) -> String {
-    match post(&client(), &node.url(), Some(&publisher_token()), form).await {
-        Ok((StatusCode::OK, id)) => {
-            assert!(!id.is_empty(), "empty id for {form:?}");
-            id
-        }
-        Ok((status, body)) => panic!(
-            "publish of {form:?} on node {} refused: {status} {body}\nstderr:\n{}",
-            node.name,
-            tail(&node.proc.stderr(), 3000)
-        ),
-        Err(e) => panic!(
-            "publish of {form:?} on node {}: {e}\nstderr:\n{}",
-            node.name,
-            tail(&node.proc.stderr(), 3000)
-        ),
-    }
-}
-
-/// Subscribes on the node at `url` (its `/.well-known/mercure`); asserts
-/// 200 and an event stream.
-async fn open(
-    url: &str,
-    topics: &[&str],
-    token: Option<&str>,
-    last_event_id: Option<&str>,
-) -> SseClient {
-    // No overall timeout: the stream stays open; reads are bounded instead.
-    let mut req = reqwest::Client::new().get(format!("{url}?{}", topic_query(topics)));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id);
-    }
-    let res = tokio::time::timeout(READY, req.send())
-        .await
-        .unwrap_or_else(|_| panic!("subscribe on {url} not answered within {READY:?}"))
-        .unwrap_or_else(|e| panic!("subscribing on {url}: {e}"));
-    assert_eq!(res.status(), StatusCode::OK, "subscribing on {url}");
-    assert_eq!(res.headers()["content-type"], "text/event-stream");
-    SseClient::new(res).waiting(READY)
 }
 
 // ---------------------------------------------------------------------------
@@ -444,16 +276,18 @@ async fn open_all(
     let mut streams = Vec::new();
     for (url, topics) in specs {
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        streams.push(open(url, &topics, Some(token), None).await);
+        streams.push(open_stream(url, &topics, Some(token), None).await);
     }
-    let start = publish_ok(node, &[("topic", CONTROL), ("data", START)]).await;
+    let start = node
+        .publish_ok(&[("topic", CONTROL), ("data", START)])
+        .await;
     let mut out = Vec::new();
     for ((url, topics), mut stream) in specs.iter().zip(streams) {
         let event = stream.next_event(READY).await.unwrap_or_else(|why| {
             panic!(
                 "subscriber on {url} to {topics:?}: no start marker: {why:?}\nstderr of {}:\n{}",
                 node.name,
-                tail(&node.proc.stderr(), 3000)
+                tail(&node.stderr(), 3000)
             )
         });
         assert_eq!(
@@ -468,6 +302,16 @@ async fn open_all(
         out.push((stream, seen));
     }
     out
+}
+
+/// Publishes the end marker on `node`; what each of `readers` saw.
+async fn end_and_collect(node: &Node, readers: Vec<tokio::task::JoinHandle<Seen>>) -> Vec<Seen> {
+    node.publish_ok(&[("topic", CONTROL), ("data", END)]).await;
+    let mut seen = Vec::new();
+    for task in readers {
+        seen.push(task.await.unwrap());
+    }
+    seen
 }
 
 /// Where `needle`'s ids sit in `haystack`: panics unless each occurs once
@@ -557,6 +401,7 @@ struct Acked {
 /// acknowledgement order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn updates_reach_every_node_once_in_one_order() {
+    let _heavy = heavy().await;
     let seed = seed("updates_reach_every_node_once_in_one_order");
     let cluster = Cluster::start("fanout", 3, &[]).await;
     let nodes = &cluster.nodes;
@@ -597,7 +442,7 @@ async fn updates_reach_every_node_once_in_one_order() {
 
     const PUBLISHERS: usize = 4;
     const PER_PUBLISHER: usize = 80;
-    let urls: Vec<String> = nodes.iter().map(Node::url).collect();
+    let urls: Vec<String> = nodes.iter().map(|node| node.url()).collect();
     let publishers: Vec<_> = (0..PUBLISHERS)
         .map(|p| {
             let urls = urls.clone();
@@ -617,7 +462,7 @@ async fn updates_reach_every_node_once_in_one_order() {
                     let mut form: Vec<(&str, &str)> =
                         topics.iter().map(|t| ("topic", t.as_str())).collect();
                     form.push(("data", &data));
-                    match post(&http, url, Some(&token), &form).await {
+                    match post_form(&http, url, Some(&token), &form).await {
                         Ok((StatusCode::OK, id)) => acked.push(Acked { id, topics, data }),
                         other => failed.push(format!("{url} {data}: {other:?}")),
                     }
@@ -637,12 +482,7 @@ async fn updates_reach_every_node_once_in_one_order() {
         acked_by.push(acked);
     }
     let end_node = &nodes[StdRng::seed_from_u64(seed).gen_range(0..nodes.len())];
-    publish_ok(end_node, &[("topic", CONTROL), ("data", END)]).await;
-
-    let mut seen = Vec::new();
-    for task in readers {
-        seen.push(task.await.unwrap());
-    }
+    let seen = end_and_collect(end_node, readers).await;
     let by_id: HashMap<&str, &Acked> = acked_by
         .iter()
         .flatten()
@@ -755,7 +595,7 @@ fn spawn_publisher(
             if own_ids {
                 form.push(("id", id.as_str()));
             }
-            let outcome = match post(&http, url, Some(&token), &form).await {
+            let outcome = match post_form(&http, url, Some(&token), &form).await {
                 Ok((StatusCode::OK, got)) => {
                     acked.fetch_add(1, Ordering::SeqCst);
                     if own_ids {
@@ -791,6 +631,33 @@ fn acked_ids(attempts: &Attempts) -> Vec<String> {
         .collect()
 }
 
+/// The attempts of every publisher, once each has ended (within
+/// [`DELIVERY`]).
+async fn join_publishers(publishers: Vec<tokio::task::JoinHandle<Attempts>>) -> Vec<Attempts> {
+    let mut attempts = Vec::new();
+    for task in publishers {
+        attempts.push(
+            tokio::time::timeout(DELIVERY, task)
+                .await
+                .expect("publishers end")
+                .unwrap(),
+        );
+    }
+    attempts
+}
+
+/// The data of every acknowledged update of `attempts`, by id.
+fn acked_data(attempts: &[Attempts]) -> HashMap<String, String> {
+    attempts
+        .iter()
+        .flatten()
+        .filter_map(|(data, o)| match o {
+            Outcome::Acked(id) => Some((id.clone(), data.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Waits until `counter` reaches `n`; panics after `wait`.
 async fn wait_count(counter: &AtomicUsize, n: usize, wait: Duration, what: &str) {
     let deadline = Instant::now() + wait;
@@ -818,10 +685,11 @@ const FEED: &str = "https://example.com/feed";
 /// update once, each publisher's in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn subscribers_of_a_killed_node_resume_on_the_others() {
+    let _heavy = heavy().await;
     let seed = seed("subscribers_of_a_killed_node_resume_on_the_others");
     let mut cluster = Cluster::start("kill", 3, &[]).await;
     let sub_token = token(&[], &["*"], None);
-    let urls: Vec<String> = cluster.nodes.iter().map(Node::url).collect();
+    let urls: Vec<String> = cluster.nodes.iter().map(|node| node.url()).collect();
     let survivors = vec![urls[1].clone(), urls[2].clone()];
 
     let selectors: [&[&str]; 3] = [
@@ -888,15 +756,7 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
     cluster.nodes[0].kill_9();
     let acked_at_kill = acked.load(Ordering::SeqCst);
 
-    let mut attempts = Vec::new();
-    for task in publishers {
-        attempts.push(
-            tokio::time::timeout(DELIVERY, task)
-                .await
-                .expect("publishers finish")
-                .unwrap(),
-        );
-    }
+    let attempts = join_publishers(publishers).await;
     let total = acked.load(Ordering::SeqCst);
     assert!(
         total > acked_at_kill,
@@ -913,12 +773,7 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
             cluster.logs()
         );
     }
-    publish_ok(&cluster.nodes[2], &[("topic", CONTROL), ("data", END)]).await;
-
-    let mut seen = Vec::new();
-    for task in readers {
-        seen.push(task.await.unwrap());
-    }
+    let seen = end_and_collect(&cluster.nodes[2], readers).await;
     for (i, (s, (url, topics))) in seen.iter().zip(&specs).enumerate() {
         if let Some(error) = &s.error {
             panic!(
@@ -946,14 +801,7 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
     for (p, a) in attempts.iter().enumerate() {
         assert_subsequence(&acked_ids(a), witness, &format!("publisher {p}"));
     }
-    let acked_data: HashMap<String, String> = attempts
-        .iter()
-        .flatten()
-        .filter_map(|(data, o)| match o {
-            Outcome::Acked(id) => Some((id.clone(), data.clone())),
-            _ => None,
-        })
-        .collect();
+    let acked_data = acked_data(&attempts);
     let unacked_on_a: Vec<&String> = attempts[3]
         .iter()
         .filter(|(_, o)| !matches!(o, Outcome::Acked(_)))
@@ -1060,10 +908,11 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
 /// was refused with 503.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_updates_survive_a_redis_restart() {
+    let _heavy = heavy().await;
     let seed = seed("acknowledged_updates_survive_a_redis_restart");
     let mut cluster = Cluster::start("redis-restart", 3, &[]).await;
     let sub_token = token(&[], &["*"], None);
-    let urls: Vec<String> = cluster.nodes.iter().map(Node::url).collect();
+    let urls: Vec<String> = cluster.nodes.iter().map(|node| node.url()).collect();
     let specs: Vec<(String, Vec<String>)> = urls
         .iter()
         .map(|u| (u.clone(), vec![FEED.to_string(), CONTROL.to_string()]))
@@ -1105,7 +954,7 @@ async fn acknowledged_updates_survive_a_redis_restart() {
             node.wait_health(StatusCode::SERVICE_UNAVAILABLE, READY)
                 .await;
             let data = format!("while-down-{round}-{}", node.name);
-            let (status, body) = post(
+            let (status, body) = post_form(
                 &http,
                 &node.url(),
                 Some(&token),
@@ -1141,21 +990,8 @@ async fn acknowledged_updates_survive_a_redis_restart() {
         .await;
     }
     stop.store(true, Ordering::SeqCst);
-    let mut attempts = Vec::new();
-    for task in publishers {
-        attempts.push(
-            tokio::time::timeout(DELIVERY, task)
-                .await
-                .expect("publishers stop")
-                .unwrap(),
-        );
-    }
-    publish_ok(&cluster.nodes[1], &[("topic", CONTROL), ("data", END)]).await;
-
-    let mut seen = Vec::new();
-    for task in readers {
-        seen.push(task.await.unwrap());
-    }
+    let attempts = join_publishers(publishers).await;
+    let seen = end_and_collect(&cluster.nodes[1], readers).await;
 
     // Every refusal is a 503; no request went unanswered.
     let mut refused: HashMap<&str, &str> = HashMap::new();
@@ -1181,14 +1017,7 @@ async fn acknowledged_updates_survive_a_redis_restart() {
         !refused.is_empty(),
         "no publisher got a 503 in two Redis outages: the outage was not exercised"
     );
-    let acked_data: HashMap<String, String> = attempts
-        .iter()
-        .flatten()
-        .filter_map(|(data, o)| match o {
-            Outcome::Acked(id) => Some((id.clone(), data.clone())),
-            _ => None,
-        })
-        .collect();
+    let acked_data = acked_data(&attempts);
 
     for (i, s) in seen.iter().enumerate() {
         let what = format!("subscriber on node {}", cluster.nodes[i].name);
@@ -1264,13 +1093,16 @@ async fn saw_private(sub: &mut SseClient, what: &str) -> bool {
 /// and nothing refused reaches anyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn private_updates_and_authorization_across_nodes() {
+    let _heavy = heavy().await;
     let cluster = Cluster::start("private", 3, &["--anonymous"]).await;
     let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
     // A position to replay from, on a topic the live subscribers do not
     // select: a node whose tail had not read it yet when a subscriber
     // without `Last-Event-ID` arrived still fans it out to that subscriber,
     // which is not what this test is about.
-    let before = publish_ok(a, &[("topic", BEFORE_TOPIC), ("data", "before")]).await;
+    let before = a
+        .publish_ok(&[("topic", BEFORE_TOPIC), ("data", "before")])
+        .await;
 
     let canonical = token(&[], &[SECRET_TOPIC], None);
     let alternate = token(&[], &["https://example.com/secret-alt/{id}"], None);
@@ -1292,20 +1124,18 @@ async fn private_updates_and_authorization_across_nodes() {
     ];
     let mut live = Vec::new();
     for (label, node, tok, _) in &cases {
-        let sub = open(&node.url(), &[SECRET_TOPIC], *tok, None).await;
+        let sub = open_stream(&node.url(), &[SECRET_TOPIC], *tok, None).await;
         live.push((label, sub));
     }
-    publish_ok(
-        a,
-        &[
-            ("topic", SECRET_TOPIC),
-            ("topic", SECRET_ALT),
-            ("data", "secret"),
-            ("private", "on"),
-        ],
-    )
+    a.publish_ok(&[
+        ("topic", SECRET_TOPIC),
+        ("topic", SECRET_ALT),
+        ("data", "secret"),
+        ("private", "on"),
+    ])
     .await;
-    publish_ok(a, &[("topic", SECRET_TOPIC), ("data", "public")]).await;
+    a.publish_ok(&[("topic", SECRET_TOPIC), ("data", "public")])
+        .await;
     for ((label, _, _, want), (_, sub)) in cases.iter().zip(&mut live) {
         assert_eq!(
             saw_private(sub, &format!("live, {label}")).await,
@@ -1317,7 +1147,7 @@ async fn private_updates_and_authorization_across_nodes() {
     // Replay after `before`, on every node, with every kind of token.
     for node in &cluster.nodes {
         for (label, _, tok, want) in &cases {
-            let mut sub = open(&node.url(), &[SECRET_TOPIC], *tok, Some(&before)).await;
+            let mut sub = open_stream(&node.url(), &[SECRET_TOPIC], *tok, Some(&before)).await;
             let what = format!("replay on {}, {label}", node.name);
             assert_eq!(saw_private(&mut sub, &what).await, *want, "{what}");
         }
@@ -1354,7 +1184,7 @@ async fn private_updates_and_authorization_across_nodes() {
                 if private {
                     form.push(("private", "on"));
                 }
-                let (status, body) = post(&http, &node.url(), *tok, &form)
+                let (status, body) = post_form(&http, &node.url(), *tok, &form)
                     .await
                     .unwrap_or_else(|e| panic!("publish on {}: {e}", node.name));
                 assert!(
@@ -1367,7 +1197,8 @@ async fn private_updates_and_authorization_across_nodes() {
     }
     // Nothing refused was logged: the next event of every live subscriber
     // is the next accepted update.
-    publish_ok(c, &[("topic", SECRET_TOPIC), ("data", "after")]).await;
+    c.publish_ok(&[("topic", SECRET_TOPIC), ("data", "after")])
+        .await;
     for (label, sub) in &mut live {
         let event = sub
             .next_event(READY)
@@ -1396,7 +1227,7 @@ async fn list_subscriptions(node: &Node) -> Vec<Value> {
             panic!(
                 "listing on {}: {e:?}\nstderr:\n{}",
                 node.name,
-                tail(&node.proc.stderr(), 4000)
+                tail(&node.stderr(), 4000)
             )
         });
     assert_eq!(res.status(), StatusCode::OK, "listing on {}", node.name);
@@ -1429,7 +1260,7 @@ async fn wait_listed(node: &Node, topic: &str, want: usize, wait: Duration) -> V
             "listing on {}: {} subscription(s) to {topic} after {wait:?}, expected {want}\n{}",
             node.name,
             got.len(),
-            tail(&node.proc.stderr(), 3000)
+            tail(&node.stderr(), 3000)
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -1447,7 +1278,7 @@ impl Watcher {
     /// subscription was announced.
     async fn open(node: &Node) -> Watcher {
         let mut watcher = Watcher {
-            stream: open(
+            stream: open_stream(
                 &node.url(),
                 &[WATCH_ALL],
                 Some(&token(&[], &[WATCH_ALL], None)),
@@ -1493,6 +1324,7 @@ impl Watcher {
 /// the expiry (at most 20 s), and are announced inactive, while B's stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
+    let _heavy = heavy().await;
     let mut cluster = Cluster::start("subscriptions", 3, &["--subscriptions"]).await;
     let on_a = "https://example.com/watched/a";
     let on_b = "https://example.com/watched/b";
@@ -1502,9 +1334,10 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
     let mut watcher = Watcher::open(&cluster.nodes[c]).await;
 
     let sub_token = token(&[], &["https://example.com/watched/{x}"], None);
-    let _sub_a = open(&cluster.nodes[a].url(), &[on_a], Some(&sub_token), None).await;
-    let _sub_b = open(&cluster.nodes[b].url(), &[on_b], Some(&sub_token), None).await;
-    let sub_leaving = open(&cluster.nodes[b].url(), &[leaving], Some(&sub_token), None).await;
+    let _sub_a = open_stream(&cluster.nodes[a].url(), &[on_a], Some(&sub_token), None).await;
+    let _sub_b = open_stream(&cluster.nodes[b].url(), &[on_b], Some(&sub_token), None).await;
+    let sub_leaving =
+        open_stream(&cluster.nodes[b].url(), &[leaving], Some(&sub_token), None).await;
     let doc_a = watcher.wait(on_a, true).await;
     let doc_b = watcher.wait(on_b, true).await;
     watcher.wait(leaving, true).await;
@@ -1591,15 +1424,16 @@ async fn subscriptions_are_listed_cluster_wide_and_expire_with_their_node() {
 /// again after the inactive event the other node published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
+    let _heavy = heavy().await;
     let cluster = Cluster::start("paused", 2, &["--subscriptions"]).await;
     let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
     let topic = "https://example.com/paused/a";
     let mut watcher = Watcher::open(b).await;
-    let mut sub = open(&a.url(), &[topic], Some(&token(&[], &[topic], None)), None).await;
+    let mut sub = open_stream(&a.url(), &[topic], Some(&token(&[], &[topic], None)), None).await;
     let id = wait_listed(b, topic, 1, READY).await;
     watcher.wait(topic, true).await;
 
-    a.proc.signal("-STOP");
+    a.signal("-STOP");
     let paused = Instant::now();
     wait_listed(b, topic, 0, Duration::from_secs(25)).await;
     println!(
@@ -1610,9 +1444,10 @@ async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
     // inactive; A resumes only then (had it renewed first, B would have left
     // it alone and nobody would announce anything).
     let gone = watcher.wait(topic, false).await;
-    a.proc.signal("-CONT");
+    a.signal("-CONT");
 
-    publish_ok(b, &[("topic", topic), ("data", "after the pause")]).await;
+    b.publish_ok(&[("topic", topic), ("data", "after the pause")])
+        .await;
     let event = sub.next_event(READY).await.unwrap_or_else(|why| {
         panic!(
             "A's subscriber after the pause: {why:?}\n{}",
@@ -1647,25 +1482,26 @@ async fn a_paused_node_is_listed_and_announced_again_when_it_resumes() {
 /// then live updates. B, which kept up, keeps its subscriber.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
+    let _heavy = heavy().await;
     const PUBLISHED: usize = 300;
     let cluster = Cluster::start("trimmed", 2, &["--history-size", "20"]).await;
     let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
     let topic = "https://example.com/trimmed";
     let sub_token = token(&[], &[topic], None);
-    let mut on_a = open(&a.url(), &[topic], Some(&sub_token), None).await;
-    let mut on_b = open(&b.url(), &[topic], Some(&sub_token), None).await;
-    publish_ok(b, &[("topic", topic), ("data", "0")]).await;
+    let mut on_a = open_stream(&a.url(), &[topic], Some(&sub_token), None).await;
+    let mut on_b = open_stream(&b.url(), &[topic], Some(&sub_token), None).await;
+    b.publish_ok(&[("topic", topic), ("data", "0")]).await;
     for sub in [&mut on_a, &mut on_b] {
         assert_eq!(sub.next().await.data, "0", "{}", cluster.logs());
     }
 
     // A's tail is back in its blocking XREAD once it has read "0".
     tokio::time::sleep(Duration::from_millis(200)).await;
-    a.proc.signal("-STOP");
+    a.signal("-STOP");
     // One update alone (A's blocked XREAD is answered with it), then the
     // rest in requests of 10, fewer than the history, each read by B before
     // the next (B keeps up with the trimming, A never reads them).
-    publish_ok(b, &[("topic", topic), ("data", "1")]).await;
+    b.publish_ok(&[("topic", topic), ("data", "1")]).await;
     assert_eq!(on_b.next().await.data, "1");
     for first in (2..PUBLISHED).step_by(10) {
         let numbers = first..(first + 10).min(PUBLISHED);
@@ -1687,7 +1523,7 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
         .await
         .unwrap();
     assert!(killed >= 2, "killed {killed} connections");
-    a.proc.signal("-CONT");
+    a.signal("-CONT");
 
     // A delivers what it had read, then ends the stream.
     let mut got = Vec::new();
@@ -1704,12 +1540,11 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
         cluster.logs()
     );
     assert_eq!(data, ["1"], "A's subscriber before its stream ended");
-    a.proc
-        .wait_stderr("was trimmed past this node's position", READY);
+    a.wait_stderr("was trimmed past this node's position", READY);
 
     // Resuming with the trimmed id replays everything retained.
     let last = got[0].0.clone();
-    let mut resumed = open(&a.url(), &[topic], Some(&sub_token), Some(&last)).await;
+    let mut resumed = open_stream(&a.url(), &[topic], Some(&sub_token), Some(&last)).await;
     assert_eq!(resumed.headers["last-event-id"], "earliest");
     let retained = resumed.take_within(length, READY).await;
     let want: Vec<String> = (PUBLISHED - length..PUBLISHED)
@@ -1719,7 +1554,7 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
     assert_eq!(replayed, want, "replay of the retained history");
 
     // Both nodes follow the stream again; B's subscriber was never ended.
-    publish_ok(b, &[("topic", topic), ("data", "after")]).await;
+    b.publish_ok(&[("topic", topic), ("data", "after")]).await;
     for (sub, what) in [(&mut resumed, "A's resumed"), (&mut on_b, "B's")] {
         let event = sub
             .next_event(READY)
@@ -1736,13 +1571,16 @@ async fn a_node_behind_the_trimmed_stream_ends_its_streams_for_a_resume() {
 /// resumes from the retained history.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_larger_than_the_history_ends_streams_for_a_resume() {
+    let _heavy = heavy().await;
     const BATCH: usize = 300;
     let cluster = Cluster::start("big-batch", 1, &["--history-size", "20"]).await;
     let node = &cluster.nodes[0];
     let topic = "https://example.com/big-batch";
     let sub_token = token(&[], &[topic], None);
-    let mut sub = open(&node.url(), &[topic], Some(&sub_token), None).await;
-    let first = publish_ok(node, &[("topic", topic), ("data", "first")]).await;
+    let mut sub = open_stream(&node.url(), &[topic], Some(&sub_token), None).await;
+    let first = node
+        .publish_ok(&[("topic", topic), ("data", "first")])
+        .await;
     assert_eq!(sub.next().await.data, "first", "{}", cluster.logs());
 
     publish_numbers(node, topic, 0..BATCH).await;
@@ -1753,13 +1591,12 @@ async fn a_batch_larger_than_the_history_ends_streams_for_a_resume() {
         "the stream ends instead of skipping the trimmed updates: {ended:?}\n{}",
         cluster.logs()
     );
-    node.proc
-        .wait_stderr("was trimmed past this node's position", READY);
+    node.wait_stderr("was trimmed past this node's position", READY);
 
     let mut redis = cluster.redis.connection().await;
     let length = stream_length(&mut redis, "big-batch").await;
     assert!(length < BATCH, "the stream was trimmed: {length}");
-    let mut resumed = open(&node.url(), &[topic], Some(&sub_token), Some(&first)).await;
+    let mut resumed = open_stream(&node.url(), &[topic], Some(&sub_token), Some(&first)).await;
     assert_eq!(resumed.headers["last-event-id"], "earliest");
     let replayed: Vec<String> = resumed
         .take_within(length, READY)
@@ -1786,13 +1623,5 @@ async fn publish_numbers(node: &Node, topic: &str, numbers: std::ops::Range<usiz
     let batch: Vec<Value> = numbers
         .map(|i| serde_json::json!({"topic": topic, "data": i.to_string()}))
         .collect();
-    let res = client()
-        .post(node.url())
-        .bearer_auth(publisher_token())
-        .json(&batch)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    assert_eq!(status, StatusCode::OK, "{}", res.text().await.unwrap());
+    publish_batch_ok(&client(), &node.url(), &batch).await;
 }

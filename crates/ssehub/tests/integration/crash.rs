@@ -5,29 +5,20 @@
 //! with `200` must survive, exactly once and in order, and generated ids
 //! keep sorting after the ids of earlier processes.
 //!
-//! `CRASH_SEED=N cargo test --test crash` replays the kill delays of a
-//! printed seed.
-
-mod common;
+//! `CRASH_SEED=N cargo test --test integration crash::` replays the kill
+//! delays of a printed seed.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::ExitStatus;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::child::{self, free_addr, Proc};
-use common::{sign, topic_query, SseClient};
+use crate::common::child_hub::ChildHub;
+use crate::common::remote::{client, open_stream, post_form, READY};
+use crate::common::{heavy, publisher_token, seed, SseClient, SECRET};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use ssehub::proto::sse::ParsedEvent;
-
-/// Bound on every wait: start-up, an event, an exit.
-const READY: Duration = Duration::from_secs(10);
-
-/// The publisher key every hub of this file verifies with (HS256).
-const SECRET: &str = "crash-test-secret-crash-test-secret-0123";
 
 /// The topic the crash test publishes to.
 const TOPIC: &str = "urn:crash";
@@ -35,178 +26,34 @@ const TOPIC: &str = "urn:crash";
 /// The topic of the marker published after each restart.
 const MARKER_TOPIC: &str = "urn:crash-marker";
 
-/// A publisher token for every topic.
-fn publisher_token() -> String {
-    sign(SECRET, &["*"], &[], None)
+/// A `--history-size` no test here reaches: nothing is dropped.
+const LARGE_HISTORY: usize = 10_000_000;
+
+/// A `serve` child over `data_dir` keeping `history_size` updates, plain
+/// HTTP only, anonymous subscribers allowed; once healthy.
+async fn start_hub(data_dir: &Path, history_size: usize) -> ChildHub {
+    ChildHub::start(
+        data_dir,
+        &[
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--publisher-jwt-key",
+            SECRET,
+            "--anonymous",
+            "--history-size",
+            &history_size.to_string(),
+            "--tls-listen",
+            "none",
+        ],
+        &[],
+    )
+    .await
 }
 
-/// A `serve` child on a free port over `data_dir`; killed (SIGKILL) on drop.
-struct Hub {
-    proc: Proc,
-    addr: SocketAddr,
-}
-
-impl Hub {
-    /// Starts the hub and waits until `GET /healthz` answers 200.
-    async fn start(data_dir: &Path) -> Hub {
-        Hub::start_with(data_dir, 10_000_000).await
-    }
-
-    /// [`Hub::start`] keeping `history_size` updates. The port comes from
-    /// [`free_addr`], so another process may take it first: then the hub
-    /// says it cannot listen, and a new port is tried.
-    async fn start_with(data_dir: &Path, history_size: usize) -> Hub {
-        let mut attempt = 1;
-        loop {
-            let mut hub = Hub::spawn(data_dir, history_size);
-            match hub.wait_ready().await {
-                Ok(()) => return hub,
-                Err(stderr) if stderr.contains("cannot listen") && attempt < 3 => attempt += 1,
-                Err(stderr) => panic!("ssehub did not start on {}:\n{stderr}", hub.addr),
-            }
-        }
-    }
-
-    fn spawn(data_dir: &Path, history_size: usize) -> Hub {
-        let addr = free_addr();
-        let mut cmd = child::command(
-            data_dir,
-            &[
-                "serve",
-                "--listen",
-                &addr.to_string(),
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-                "--publisher-jwt-key",
-                SECRET,
-                "--anonymous",
-                "--history-size",
-                &history_size.to_string(),
-            ],
-        );
-        // Plain HTTP only: an HTTPS listener on its fixed default port would
-        // collide between hubs running at once. (A variable, not a flag, so
-        // a build without TLS support ignores it.)
-        cmd.env("SSEHUB_TLS_LISTEN", "none");
-        Hub {
-            proc: Proc::spawn(cmd),
-            addr,
-        }
-    }
-
-    /// Waits for this child's banner (so the port is its own), then for
-    /// `GET /healthz` to answer 200; `Err(stderr)` if the child exited.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let banner = format!("listening on http://{}", self.addr);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + READY;
-        loop {
-            if self.proc.try_exit().is_some() {
-                return Err(self.stderr());
-            }
-            if self.proc.stdout().contains(&banner) {
-                if let Ok(res) = http
-                    .get(format!("http://{}/healthz", self.addr))
-                    .send()
-                    .await
-                {
-                    assert_eq!(res.status(), StatusCode::OK);
-                    return Ok(());
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ssehub on {} not ready within {READY:?}\nstdout:\n{}\nstderr:\n{}",
-                self.addr,
-                self.proc.stdout(),
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/.well-known/mercure", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        self.proc.stderr()
-    }
-
-    /// SIGKILL, then reaps the process: its lock on the data dir is gone.
-    fn kill_9(&mut self) {
-        self.proc.kill_9();
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        self.proc.terminate();
-        self.proc.wait_exit(READY).unwrap_or_else(|| {
-            panic!(
-                "ssehub still running {READY:?} after SIGTERM\nstderr:\n{}",
-                self.stderr()
-            )
-        })
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(READY).build().unwrap()
-}
-
-/// POSTs one update; the status and body, or the transport error.
-async fn post(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    topic: &str,
-    data: &str,
-) -> Result<(StatusCode, String), reqwest::Error> {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([("topic", topic), ("data", data)])
-        .finish();
-    let res = http
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await?;
-    let status = res.status();
-    Ok((status, res.text().await?))
-}
-
-/// Publishes to a live hub and asserts 200; returns the id.
-async fn publish_ok(hub: &Hub, token: &str, topic: &str, data: &str) -> String {
-    let (status, body) = post(&client(), &hub.url(), token, topic, data)
+/// Publishes `data` to `topic` on a live hub; returns the id.
+async fn publish_ok(hub: &ChildHub, token: &str, topic: &str, data: &str) -> String {
+    hub.publish_ok(token, &[("topic", topic), ("data", data)])
         .await
-        .unwrap_or_else(|e| panic!("publishing {data:?}: {e}\nstderr:\n{}", hub.stderr()));
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "publish of {data:?} refused: {body}"
-    );
-    body
-}
-
-/// Subscribes to `topics`, sending `Last-Event-ID` if given; events must
-/// come within [`READY`].
-async fn open_stream(hub: &Hub, topics: &[&str], last_event_id: Option<&str>) -> SseClient {
-    // No overall timeout: the stream stays open; reads are bounded instead.
-    let mut req = reqwest::Client::new().get(format!("{}?{}", hub.url(), topic_query(topics)));
-    if let Some(id) = last_event_id {
-        req = req.header("last-event-id", id);
-    }
-    let res = tokio::time::timeout(READY, req.send())
-        .await
-        .expect("subscribe answered in time")
-        .expect("subscribing");
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["content-type"], "text/event-stream");
-    SseClient::new(res).waiting(READY)
 }
 
 /// Every event up to and including the one with id `last`.
@@ -269,7 +116,14 @@ async fn publisher_loop(url: String, token: String, round: usize, publisher: usi
             n,
         }
         .data();
-        match post(&http, &url, &token, TOPIC, &data).await {
+        match post_form(
+            &http,
+            &url,
+            Some(&token),
+            &[("topic", TOPIC), ("data", &data)],
+        )
+        .await
+        {
             Ok((StatusCode::OK, id)) => out.acked.push(id),
             Ok((status, body)) => {
                 out.refused.push((status, body));
@@ -292,7 +146,8 @@ const PUBLISHERS: usize = 8;
 /// Nothing is old enough for retention: the log stays one segment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_update() {
-    crash_rounds("kill_9_loses_no_acknowledged_update", 10_000_000).await;
+    let _heavy = heavy().await;
+    crash_rounds("kill_9_loses_no_acknowledged_update", LARGE_HISTORY).await;
 }
 
 /// The same with `--history-size 2000`: a new segment every 250 updates and
@@ -302,18 +157,12 @@ async fn kill_9_loses_no_acknowledged_update() {
 /// missing once it is older than those.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_loses_no_acknowledged_update_across_segments() {
+    let _heavy = heavy().await;
     crash_rounds("kill_9_loses_no_acknowledged_update_across_segments", 2000).await;
 }
 
 async fn crash_rounds(name: &str, history_size: usize) {
-    let seed: u64 = match std::env::var("CRASH_SEED") {
-        Ok(s) => s.trim().parse().expect("CRASH_SEED is a u64"),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    };
-    println!("{name}: seed {seed} (replay with CRASH_SEED={seed})");
+    let seed = seed("CRASH_SEED", name);
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
@@ -337,7 +186,7 @@ async fn crash_rounds(name: &str, history_size: usize) {
 
     for round in 0..ROUNDS {
         let delay = Duration::from_millis(rng.gen_range(40..=400));
-        let mut hub = Hub::start_with(dir.path(), history_size).await;
+        let mut hub = start_hub(dir.path(), history_size).await;
         let tasks: Vec<_> = (0..PUBLISHERS)
             .map(|p| tokio::spawn(publisher_loop(hub.url(), token.clone(), round, p)))
             .collect();
@@ -381,9 +230,10 @@ async fn crash_rounds(name: &str, history_size: usize) {
             acked.insert((round, p), published.acked);
         }
 
-        let mut hub = Hub::start_with(dir.path(), history_size).await;
+        let mut hub = start_hub(dir.path(), history_size).await;
         let marker = publish_ok(&hub, &token, MARKER_TOPIC, &format!("marker-{round}")).await;
-        let mut stream = open_stream(&hub, &[TOPIC, MARKER_TOPIC], Some("earliest")).await;
+        let mut stream =
+            open_stream(&hub.url(), &[TOPIC, MARKER_TOPIC], None, Some("earliest")).await;
         assert_eq!(stream.headers["last-event-id"], "earliest");
         let events = events_until(&mut stream, &marker).await;
         drop(stream);
@@ -604,7 +454,7 @@ const OTHER: &str = "urn:other";
 /// and `missed-{when}-2` to [`RESUME`]; appends the missed ones' data and
 /// ids to `missed`.
 async fn publish_while_away(
-    hub: &Hub,
+    hub: &ChildHub,
     token: &str,
     when: &str,
     missed: &mut Vec<(String, String)>,
@@ -628,8 +478,8 @@ async fn resume_across_restart(stop: Stop) {
     let dir = tempfile::tempdir().unwrap();
     let token = publisher_token();
 
-    let mut hub = Hub::start(dir.path()).await;
-    let mut stream = open_stream(&hub, &[RESUME], None).await;
+    let mut hub = start_hub(dir.path(), LARGE_HISTORY).await;
+    let mut stream = open_stream(&hub.url(), &[RESUME], None, None).await;
     // What an `EventSource` remembers: the id of the last event it received.
     let mut remembered = String::new();
     for data in ["seen-1", "seen-2", "seen-3"] {
@@ -648,17 +498,17 @@ async fn resume_across_restart(stop: Stop) {
 
     match stop {
         Stop::Term => {
-            let status = hub.terminate();
+            let status = hub.stop(READY);
             assert_eq!(status.code(), Some(0), "stderr:\n{}", hub.stderr());
         }
         Stop::Kill => hub.kill_9(),
     }
     drop(hub);
 
-    let hub = Hub::start(dir.path()).await;
+    let hub = start_hub(dir.path(), LARGE_HISTORY).await;
     publish_while_away(&hub, &token, "after", &mut missed).await;
 
-    let mut stream = open_stream(&hub, &[RESUME], Some(&remembered)).await;
+    let mut stream = open_stream(&hub.url(), &[RESUME], None, Some(&remembered)).await;
     assert_eq!(stream.headers["last-event-id"], remembered.as_str());
     assert_eq!(stream.headers["mercure-last-event-id"], remembered.as_str());
     for (data, id) in &missed {

@@ -1,12 +1,18 @@
-//! Test harness: a real hub on a loopback port, a publisher and an SSE client
-//! speaking HTTP over TCP.
-#![allow(dead_code, unreachable_pub)]
+//! Test harness: a real hub in this process on a loopback port
+//! ([`TestHub`]), tokens signed with the test secret, and an SSE client
+//! speaking HTTP over TCP ([`SseClient`]); in the submodules, child
+//! processes ([`child`]: the `ssehub` binary, [`child_hub`]: a hub it
+//! serves, [`redis`]: `redis-server`), a hub reached by its URL
+//! ([`remote`]) and keys made outside the hub ([`keys`]).
 
-pub mod child;
-pub mod redis;
+pub(crate) mod child;
+pub(crate) mod child_hub;
+pub(crate) mod keys;
+pub(crate) mod redis;
+pub(crate) mod remote;
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -17,19 +23,24 @@ use ssehub::proto::sse::{ParsedEvent, Parser};
 use ssehub::server::RunningHub;
 
 /// The HMAC secret every test hub uses.
-pub const SECRET: &str = "test-secret-test-secret-test-secret";
+pub(crate) const SECRET: &str = "test-secret-test-secret-test-secret";
 
 /// A hub running in this process on 127.0.0.1 with a free port.
-pub struct TestHub {
-    pub running: Option<RunningHub>,
-    pub base: String,
-    pub http: reqwest::Client,
+pub(crate) struct TestHub {
+    pub(crate) running: Option<RunningHub>,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 impl TestHub {
     /// Starts a hub with the test secret and `adjust` applied to the options.
-    pub async fn start(adjust: impl FnOnce(&mut Options)) -> TestHub {
+    pub(crate) async fn start(adjust: impl FnOnce(&mut Options)) -> TestHub {
+        Self::try_start(adjust).await.unwrap()
+    }
+
+    /// [`TestHub::start`], or why the hub did not start.
+    pub(crate) async fn try_start(adjust: impl FnOnce(&mut Options)) -> anyhow::Result<TestHub> {
         let dir = tempfile::tempdir().unwrap();
         let mut options = Options::default();
         options.server.listen = Some("127.0.0.1:0".into());
@@ -37,61 +48,64 @@ impl TestHub {
         options.keys.data_dir = Some(dir.path().to_path_buf());
         options.keys.publisher_jwt_key = Some(SECRET.into());
         adjust(&mut options);
-        let running = ssehub::server::start(options.resolve().unwrap())
-            .await
-            .unwrap();
+        let running = ssehub::server::start(options.resolve().unwrap()).await?;
         let base = format!("http://{}", running.addr);
-        TestHub {
+        Ok(TestHub {
             running: Some(running),
             base,
             http: reqwest::Client::new(),
             _dir: dir,
-        }
+        })
     }
 
     /// Starts a hub with default options.
-    pub async fn default() -> TestHub {
+    pub(crate) async fn default() -> TestHub {
         Self::start(|_| {}).await
     }
 
     /// The hub URL.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/.well-known/mercure", self.base)
     }
 
     /// Stops the hub (streams end).
-    pub async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
     }
 
     /// POSTs a form with a bearer token; returns status and body.
-    pub async fn publish(&self, token: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let res = self
-            .http
-            .post(self.url())
-            .bearer_auth(token)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
+    pub(crate) async fn publish(&self, token: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+        remote::post_form(&self.http, &self.url(), Some(token), form)
             .await
-            .unwrap();
-        (res.status(), res.text().await.unwrap())
+            .unwrap()
     }
 
     /// Publishes and asserts 200; returns the id.
-    pub async fn publish_ok(&self, form: &[(&str, &str)]) -> String {
+    pub(crate) async fn publish_ok(&self, form: &[(&str, &str)]) -> String {
         let (status, body) = self.publish(&publisher_token(), form).await;
         assert_eq!(status, StatusCode::OK, "publish failed: {body}");
         body
     }
 
+    /// Waits (bounded) until no subscriber is registered in the hub's
+    /// fan-out; panics naming `context` otherwise.
+    pub(crate) async fn assert_no_subscriber_left(&self, context: &str) {
+        let fanout = &self.running.as_ref().unwrap().hub.fanout;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !fanout.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} subscriber(s) still registered {context}",
+                fanout.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Opens a subscription with a raw query string (`topic=...&...`) and extra headers.
-    pub async fn subscribe(&self, query: &str, headers: &[(&str, &str)]) -> SseClient {
+    pub(crate) async fn subscribe(&self, query: &str, headers: &[(&str, &str)]) -> SseClient {
         let mut req = self.http.get(format!("{}?{}", self.url(), query));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -101,7 +115,7 @@ impl TestHub {
 
     /// Subscribes to `topics` with a subscriber token for every topic,
     /// sending `Last-Event-ID: last_event_id` (`earliest` replays it all).
-    pub async fn resume(&self, topics: &[&str], last_event_id: &str) -> SseClient {
+    pub(crate) async fn resume(&self, topics: &[&str], last_event_id: &str) -> SseClient {
         let token = token(&[], &["*"], None);
         self.subscribe(
             &topic_query(topics),
@@ -114,7 +128,7 @@ impl TestHub {
     }
 
     /// Opens a subscription to `topics` with a subscriber token for `allowed`.
-    pub async fn subscribe_topics(&self, topics: &[&str], allowed: &[&str]) -> SseClient {
+    pub(crate) async fn subscribe_topics(&self, topics: &[&str], allowed: &[&str]) -> SseClient {
         let query = topic_query(topics);
         let token = token(&[], allowed, None);
         let client = self
@@ -125,15 +139,55 @@ impl TestHub {
     }
 }
 
+/// How many heavy tests run at once, whatever the number of test threads.
+const HEAVY_AT_ONCE: usize = 2;
+
+/// One permit per heavy test running.
+static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HEAVY_AT_ONCE);
+
+/// Waits for a turn to run a heavy test, one that keeps several child
+/// processes busy (`redis-server` and hub nodes under load, a hub killed
+/// and restarted twenty times): many at once would starve each other and
+/// the other tests of this process of the machine's cores. Hold the permit
+/// for the whole test.
+pub(crate) async fn heavy() -> tokio::sync::SemaphorePermit<'static> {
+    HEAVY.acquire().await.expect("never closed")
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The seed of `test`'s random choices: `$VAR` if set, else the clock;
+/// printed so that a failure can be replayed.
+pub(crate) fn seed(var: &str, test: &str) -> u64 {
+    let seed = match std::env::var(var) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{var} is a u64")),
+        Err(_) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    println!("{test}: seed {seed} (replay with {var}={seed})");
+    seed
+}
+
 /// `topic=a&topic=b` with encoding.
-pub fn topic_query(topics: &[&str]) -> String {
+pub(crate) fn topic_query(topics: &[&str]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(topics.iter().map(|t| ("topic", *t)))
         .finish()
 }
 
 /// A token signed with the test secret.
-pub fn token(publish: &[&str], subscribe: &[&str], exp_in_secs: Option<u64>) -> String {
+pub(crate) fn token(publish: &[&str], subscribe: &[&str], exp_in_secs: Option<u64>) -> String {
     sign(
         SECRET,
         publish,
@@ -143,7 +197,12 @@ pub fn token(publish: &[&str], subscribe: &[&str], exp_in_secs: Option<u64>) -> 
 }
 
 /// A token signed with `key` (HS256).
-pub fn sign(key: &str, publish: &[&str], subscribe: &[&str], ttl: Option<Duration>) -> String {
+pub(crate) fn sign(
+    key: &str,
+    publish: &[&str],
+    subscribe: &[&str],
+    ttl: Option<Duration>,
+) -> String {
     let list = |l: &[&str]| (!l.is_empty()).then(|| l.iter().map(|s| s.to_string()).collect());
     let claim = MercureClaim {
         publish: list(publish),
@@ -156,18 +215,18 @@ pub fn sign(key: &str, publish: &[&str], subscribe: &[&str], ttl: Option<Duratio
 }
 
 /// A token that may publish anywhere.
-pub fn publisher_token() -> String {
+pub(crate) fn publisher_token() -> String {
     token(&["*"], &[], None)
 }
 
 /// An event's type, data and last event id, to compare in one assertion.
-pub fn fields(e: &ParsedEvent) -> (&str, &str, &str) {
+pub(crate) fn fields(e: &ParsedEvent) -> (&str, &str, &str) {
     (&e.event_type, &e.data, &e.last_event_id)
 }
 
 /// Why no event came.
 #[derive(Debug)]
-pub enum NoEvent {
+pub(crate) enum NoEvent {
     /// Nothing complete arrived in time.
     Timeout,
     /// The response ended (now or before).
@@ -179,9 +238,9 @@ pub enum NoEvent {
 /// A streaming SSE client over a real HTTP response, read with the crate's
 /// WHATWG parser. Events a chunk completes beyond the one asked for are kept
 /// for the next call.
-pub struct SseClient {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
+pub(crate) struct SseClient {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
     res: Option<reqwest::Response>,
     parser: Parser,
     pending: VecDeque<ParsedEvent>,
@@ -191,7 +250,7 @@ pub struct SseClient {
 impl SseClient {
     /// Reads the body of `res`, whatever its status; [`SseClient::next`]
     /// waits 5 s.
-    pub fn new(res: reqwest::Response) -> SseClient {
+    pub(crate) fn new(res: reqwest::Response) -> SseClient {
         SseClient {
             status: res.status(),
             headers: res.headers().clone(),
@@ -203,7 +262,7 @@ impl SseClient {
     }
 
     /// Makes [`SseClient::next`] wait `wait` instead.
-    pub fn waiting(mut self, wait: Duration) -> SseClient {
+    pub(crate) fn waiting(mut self, wait: Duration) -> SseClient {
         self.wait = wait;
         self
     }
@@ -229,7 +288,7 @@ impl SseClient {
     }
 
     /// The next event, or why none came within `wait`.
-    pub async fn next_event(&mut self, wait: Duration) -> Result<ParsedEvent, NoEvent> {
+    pub(crate) async fn next_event(&mut self, wait: Duration) -> Result<ParsedEvent, NoEvent> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(event) = self.pending.pop_front() {
@@ -240,13 +299,13 @@ impl SseClient {
     }
 
     /// The next event, or `None` if the stream ended or nothing came in `wait`.
-    pub async fn next_within(&mut self, wait: Duration) -> Option<ParsedEvent> {
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<ParsedEvent> {
         self.next_event(wait).await.ok()
     }
 
     /// The next event; panics if none comes within the client's wait (5 s
     /// unless set by [`SseClient::waiting`]) or the stream ends or fails.
-    pub async fn next(&mut self) -> ParsedEvent {
+    pub(crate) async fn next(&mut self) -> ParsedEvent {
         let wait = self.wait;
         match self.next_event(wait).await {
             Ok(event) => event,
@@ -257,7 +316,7 @@ impl SseClient {
     }
 
     /// The next `n` events, each within the client's wait.
-    pub async fn take(&mut self, n: usize) -> Vec<ParsedEvent> {
+    pub(crate) async fn take(&mut self, n: usize) -> Vec<ParsedEvent> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             out.push(self.next().await);
@@ -266,7 +325,7 @@ impl SseClient {
     }
 
     /// The next `n` events, all within `wait`; panics otherwise.
-    pub async fn take_within(&mut self, n: usize, wait: Duration) -> Vec<ParsedEvent> {
+    pub(crate) async fn take_within(&mut self, n: usize, wait: Duration) -> Vec<ParsedEvent> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
@@ -280,7 +339,7 @@ impl SseClient {
     }
 
     /// Every event until `wait` passes without one, or the stream ends.
-    pub async fn drain(&mut self, wait: Duration) -> Vec<ParsedEvent> {
+    pub(crate) async fn drain(&mut self, wait: Duration) -> Vec<ParsedEvent> {
         let mut out = Vec::new();
         while let Some(event) = self.next_within(wait).await {
             out.push(event);
@@ -289,7 +348,7 @@ impl SseClient {
     }
 
     /// Asserts nothing arrives for `wait`.
-    pub async fn assert_silent(&mut self, wait: Duration) {
+    pub(crate) async fn assert_silent(&mut self, wait: Duration) {
         if let Some(e) = self.next_within(wait).await {
             panic!("unexpected event {e:?}");
         }
@@ -297,7 +356,7 @@ impl SseClient {
 
     /// Reads until the response ends, keeping the events; `Ok` if it ended
     /// cleanly within `wait`.
-    pub async fn end_within(&mut self, wait: Duration) -> Result<(), NoEvent> {
+    pub(crate) async fn end_within(&mut self, wait: Duration) -> Result<(), NoEvent> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match self.read_chunk(deadline).await {
@@ -309,24 +368,24 @@ impl SseClient {
     }
 
     /// Waits until the server ends the stream, cleanly or not; panics after `wait`.
-    pub async fn assert_ends_within(&mut self, wait: Duration) {
+    pub(crate) async fn assert_ends_within(&mut self, wait: Duration) {
         if let Err(NoEvent::Timeout) = self.end_within(wait).await {
             panic!("stream still open after {wait:?}");
         }
     }
 
     /// Heartbeat and open comments seen so far.
-    pub fn comments(&self) -> u64 {
+    pub(crate) fn comments(&self) -> u64 {
         self.parser.comments()
     }
 
     /// The last `retry:` value seen, if any.
-    pub fn retry(&self) -> Option<u64> {
+    pub(crate) fn retry(&self) -> Option<u64> {
         self.parser.retry()
     }
 
     /// Whether the response is still open.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.res.is_some()
     }
 }

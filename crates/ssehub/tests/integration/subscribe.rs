@@ -1,11 +1,9 @@
 //! Subscribing: selectors, framing on the wire, replay, races, back-pressure,
 //! heartbeats, shutdown and the subscriptions API.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 const SHORT: Duration = Duration::from_millis(300);

@@ -1,13 +1,11 @@
 //! The on-disk log: retention (with disk space really given back), torn
 //! tails, format versions, the directory lock, and a full disk.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use ssehub::history::disk::{OpenError, FORMAT};
 use ssehub::history::{DiskLog, Log, Retention, Tail};
@@ -307,6 +305,26 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A hub on `data` once the hub shut down before it let go of the
+/// directory. A process that exits frees its lock at once; in this test
+/// process, tasks of the old hub may hold its log (and so the lock) a
+/// moment after its shutdown returned, more so while other tests keep the
+/// cores busy.
+async fn restart_on(data: &Path) -> TestHub {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match TestHub::try_start(|o| o.keys.data_dir = Some(data.to_path_buf())).await {
+            Ok(hub) => return hub,
+            Err(e) if format!("{e:#}").contains("already using") => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the directory is still locked 5 s after the shutdown: {e:#}"
+            ),
+            Err(e) => panic!("the hub did not start again: {e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The ids a subscriber replaying `urn:full` from the start receives.
 async fn replayed(hub: &TestHub) -> Vec<String> {
     let mut sub = hub.resume(&["urn:full"], "earliest").await;
@@ -355,6 +373,6 @@ async fn full_disk_answers_503_stores_nothing_half_and_recovers() {
     hub.shutdown().await;
     drop(hub);
 
-    let hub = TestHub::start(|o| o.keys.data_dir = Some(data.clone())).await;
+    let hub = restart_on(&data).await;
     assert_eq!(replayed(&hub).await, acknowledged, "after a restart too");
 }

@@ -11,17 +11,18 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The compiled binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
 
 /// A free port on 127.0.0.1: bound to port 0, then released.
-pub fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
     listener.local_addr().unwrap()
 }
 
 /// A command for the binary in `cwd` with no `SSEHUB_*`/`MERCURE_*`
-/// variable inherited.
-pub fn command(cwd: &Path, args: &[&str]) -> Command {
+/// variable inherited, and its HTTPS listener (if it serves) on a free
+/// port: tests running at once must not all take the default port 8443.
+pub(crate) fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(cwd);
     for (name, _) in std::env::vars_os() {
@@ -30,11 +31,21 @@ pub fn command(cwd: &Path, args: &[&str]) -> Command {
             cmd.env_remove(name);
         }
     }
+    cmd.env("SSEHUB_TLS_LISTEN", "127.0.0.1:0");
     cmd
 }
 
+/// The last `n` characters of `s` (a child's output, for a failure message).
+pub(crate) fn tail(s: &str, n: usize) -> &str {
+    let count = s.chars().count();
+    match s.char_indices().nth(count.saturating_sub(n)) {
+        Some((i, _)) => &s[i..],
+        None => s,
+    }
+}
+
 /// A running child whose output is collected by two threads; killed on drop.
-pub struct Proc {
+pub(crate) struct Proc {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
@@ -43,7 +54,7 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `cmd` with no stdin and both outputs collected.
-    pub fn spawn(mut cmd: Command) -> Proc {
+    pub(crate) fn spawn(mut cmd: Command) -> Proc {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -65,23 +76,23 @@ impl Proc {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Everything printed on stdout so far.
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }
 
     /// Everything printed on stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// The exit status if the child has ended (then all its output is
     /// collected), without waiting.
-    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn try_exit(&mut self) -> Option<ExitStatus> {
         let status = self.child.try_wait().unwrap()?;
         // The pipes close with the process: let the readers finish.
         self.join_readers();
@@ -89,7 +100,7 @@ impl Proc {
     }
 
     /// The exit status if the child ended within `wait`.
-    pub fn wait_exit(&mut self, wait: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, wait: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + wait;
         loop {
             if let Some(status) = self.try_exit() {
@@ -103,12 +114,25 @@ impl Proc {
     }
 
     /// Sends SIGTERM.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         self.signal("-TERM");
     }
 
+    /// SIGTERM, then the exit status; panics with the output if the child
+    /// still runs after `wait`.
+    pub(crate) fn stop(&mut self, wait: Duration) -> ExitStatus {
+        self.terminate();
+        self.wait_exit(wait).unwrap_or_else(|| {
+            panic!(
+                "still running {wait:?} after SIGTERM\nstdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+
     /// Sends a signal, e.g. `-HUP`.
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.pid().to_string()])
             .status()
@@ -117,14 +141,14 @@ impl Proc {
     }
 
     /// SIGKILL, then reaps the process and collects the rest of its output.
-    pub fn kill_9(&mut self) {
+    pub(crate) fn kill_9(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaping ssehub");
         self.join_readers();
     }
 
     /// Waits until `text` appears on stderr; panics with the output after `wait`.
-    pub fn wait_stderr(&self, text: &str, wait: Duration) -> String {
+    pub(crate) fn wait_stderr(&self, text: &str, wait: Duration) -> String {
         let deadline = Instant::now() + wait;
         loop {
             let err = self.stderr();
@@ -141,7 +165,7 @@ impl Proc {
 
     /// Waits until `text` appears on stdout; panics with the output if the
     /// child exits first or after `wait`.
-    pub fn wait_stdout(&mut self, text: &str, wait: Duration) -> String {
+    pub(crate) fn wait_stdout(&mut self, text: &str, wait: Duration) -> String {
         let deadline = Instant::now() + wait;
         loop {
             let out = self.stdout();

@@ -2,15 +2,13 @@
 //! HTTP/3, certificate reload without dropping streams, and plain HTTP sent
 //! to the TLS port.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::{Buf, Bytes};
-use common::*;
 use http::{Method, StatusCode, Version};
 use ssehub::proto::sse::{ParsedEvent, Parser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

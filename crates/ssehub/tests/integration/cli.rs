@@ -2,21 +2,19 @@
 //! processes on free loopback ports, configured by flags, environment
 //! variables and TOML files, and stopped by SIGTERM.
 
-mod common;
-
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
 
-use base64::Engine;
-use common::child::{self, free_addr, Proc};
-use common::{sign, SseClient};
+use crate::common::child::{command as ssehub, free_addr, Proc};
+use crate::common::child_hub::ChildHub;
+use crate::common::keys::{jwt_header, jwt_payload, key_pair, RSA_2048};
+use crate::common::redis::Redis;
+use crate::common::remote::{client, hub_url, open_stream, post_form, READY};
+use crate::common::{now_secs, sign};
 use reqwest::StatusCode;
-
-/// Bound on every wait for a child to become ready or to exit.
-const READY: Duration = Duration::from_secs(10);
 
 /// A secret used where the test configures the key itself.
 const KEY: &str = "cli-test-secret-cli-test-secret-0123";
@@ -24,58 +22,17 @@ const KEY: &str = "cli-test-secret-cli-test-secret-0123";
 /// The topic the start-up banner's commands use.
 const DEMO_TOPIC: &str = "https://example.com/demo";
 
-/// A command for the binary with no `SSEHUB_*`/`MERCURE_*` variable inherited.
-fn ssehub(cwd: &Path, args: &[&str]) -> Command {
-    let mut cmd = child::command(cwd, args);
-    // Parallel tests must not all take the default HTTPS port 8443.
-    cmd.env("SSEHUB_TLS_LISTEN", "127.0.0.1:0");
-    cmd
-}
-
-/// Starts `serve` and waits until `GET /healthz` answers 200.
-async fn serve(cmd: Command, addr: SocketAddr) -> Proc {
-    let mut proc = Proc::spawn(cmd);
-    wait_healthy(&mut proc, addr).await;
-    proc
-}
-
-async fn wait_healthy(proc: &mut Proc, addr: SocketAddr) {
-    let http = client();
-    let deadline = Instant::now() + READY;
-    loop {
-        if let Some(status) = proc.try_exit() {
-            panic!(
-                "ssehub exited ({status}) instead of serving on {addr}\nstderr:\n{}",
-                proc.stderr()
-            );
-        }
-        if let Ok(res) = http.get(format!("http://{addr}/healthz")).send().await {
-            assert_eq!(res.status(), StatusCode::OK);
-            assert_eq!(res.text().await.unwrap(), "ok\n");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz on {addr} did not answer within {READY:?}\nstderr:\n{}",
-            proc.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// `serve --listen ADDR ARGS…` in `dir` on a free port; returns once
 /// `GET /healthz` answers 200.
-async fn serve_args(dir: &Path, args: &[&str]) -> (Proc, SocketAddr) {
+async fn serve_args(dir: &Path, args: &[&str]) -> (ChildHub, SocketAddr) {
     serve_env(dir, args, &[]).await
 }
 
 /// [`serve_args`] with environment variables set.
-async fn serve_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Proc, SocketAddr) {
-    let addr = free_addr();
-    let listen = addr.to_string();
-    let mut cmd = ssehub(dir, &[&["serve", "--listen", &listen][..], args].concat());
-    cmd.envs(env.iter().copied());
-    (serve(cmd, addr).await, addr)
+async fn serve_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (ChildHub, SocketAddr) {
+    let hub = ChildHub::start(dir, args, env).await;
+    let addr = hub.addr;
+    (hub, addr)
 }
 
 /// Runs a command that should end by itself, bounded by [`READY`].
@@ -127,13 +84,6 @@ fn key_publisher() -> String {
     sign(KEY, &["*"], &[], None)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 /// Whether `GET /healthz` on `addr` fails: nothing answers there.
 async fn nothing_on(addr: SocketAddr) -> bool {
     client()
@@ -143,28 +93,15 @@ async fn nothing_on(addr: SocketAddr) -> bool {
         .is_err()
 }
 
-fn hub_url(addr: SocketAddr) -> String {
-    format!("http://{addr}/.well-known/mercure")
-}
-
 /// POSTs a form to the hub, with a bearer token if given.
 async fn publish(
     addr: SocketAddr,
     token: Option<&str>,
     form: &[(&str, &str)],
 ) -> (StatusCode, String) {
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let mut req = client()
-        .post(hub_url(addr))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let res = req.send().await.unwrap();
-    (res.status(), res.text().await.unwrap())
+    post_form(&client(), &hub_url(addr), token, form)
+        .await
+        .unwrap()
 }
 
 /// The status a publish to [`DEMO_TOPIC`] with `token` is answered with.
@@ -176,32 +113,6 @@ async fn publish_ok(addr: SocketAddr, token: &str, data: &str) -> String {
     let (status, body) = publish(addr, Some(token), &[("topic", DEMO_TOPIC), ("data", data)]).await;
     assert_eq!(status, StatusCode::OK, "publish refused: {body}");
     body
-}
-
-/// The JSON payload of a compact JWT.
-fn jwt_payload(token: &str) -> serde_json::Value {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a compact JWS: {token:?}");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(parts[1])
-        .expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON payload")
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// An SSE stream whose events must come within [`READY`].
-async fn open_stream(url: &str) -> SseClient {
-    // No overall timeout: the stream stays open; reads are bounded instead.
-    let res = reqwest::Client::new().get(url).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "subscribing to {url}");
-    assert_eq!(res.headers()["content-type"], "text/event-stream");
-    SseClient::new(res).waiting(READY)
 }
 
 /// The line after `heading` in the banner, trimmed.
@@ -352,7 +263,7 @@ async fn serve_without_key_generates_a_secret_and_prints_working_commands() {
     );
 
     // The printed subscribe URL receives what the printed curl line publishes.
-    let mut stream = open_stream(&subscribe_url).await;
+    let mut stream = open_stream(&subscribe_url, &[], None, None).await;
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&curl.form)
         .finish();
@@ -391,8 +302,7 @@ async fn serve_without_key_generates_a_secret_and_prints_working_commands() {
 
     // A restart in the same directory reuses the secret: the old token still works.
     drop(stream);
-    hub.terminate();
-    assert!(hub.wait_exit(READY).expect("exits on SIGTERM").success());
+    assert!(hub.stop(READY).success());
     let (_hub, addr) = serve_args(dir.path(), &[]).await;
     assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), secret);
     publish_ok(addr, &token, "after restart").await;
@@ -446,7 +356,7 @@ async fn token_command_signs_what_the_hub_accepts() {
         DEMO_TOPIC,
         out.trim()
     );
-    let mut stream = open_stream(&url).await;
+    let mut stream = open_stream(&url, &[], None, None).await;
     let id = publish_ok(addr, token, "to the subscriber").await;
     assert_eq!(stream.next().await.last_event_id, id);
 
@@ -502,33 +412,10 @@ fn token_command_with_an_asymmetric_algorithm_needs_the_private_key() {
     );
 }
 
-/// An RSA key pair made with openssl (installed by scripts/install-deps.sh).
+/// An RSA key pair made with openssl (installed by scripts/install-deps.sh):
+/// `@` and the path of the private key, and of the public key.
 fn rsa_key_pair(dir: &Path) -> (String, String) {
-    let private = dir.join("private.pem");
-    let public = dir.join("public.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&private)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs")
-        .success()
-        && Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&private)
-            .arg("-out")
-            .arg(&public)
-            .status()
-            .expect("openssl runs")
-            .success();
-    assert!(ok, "openssl made an RSA key pair");
+    let (private, public) = key_pair(dir, "rsa", &RSA_2048);
     (
         format!("@{}", private.display()),
         format!("@{}", public.display()),
@@ -550,13 +437,7 @@ async fn rs256_token_signed_with_the_private_key_is_accepted() {
         dir.path(),
         &[&["--publish", "*", "--signing-key", &private][..], &rs256].concat(),
     );
-    let header = out.trim().split('.').next().unwrap().to_string();
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header)
-            .unwrap(),
-    )
-    .unwrap();
+    let header = jwt_header(out.trim());
     assert_eq!(header["alg"], "RS256");
     publish_ok(addr, out.trim(), "rs256").await;
     // An HS256 token is not accepted by an RS256 hub.
@@ -572,7 +453,7 @@ async fn listen_address_from_the_environment() {
     let addr = free_addr();
     let mut cmd = ssehub(dir.path(), &["serve", "--publisher-jwt-key", KEY]);
     cmd.env("SSEHUB_LISTEN", addr.to_string());
-    let mut hub = serve(cmd, addr).await;
+    let mut hub = ChildHub::serve(cmd, addr).await;
     let banner = hub.wait_stdout("hub URL:", READY);
     assert!(
         banner.contains(&format!("listening on http://{addr}")),
@@ -597,14 +478,14 @@ async fn toml_file_and_a_flag_overriding_it() {
     let config = config.to_str().unwrap();
 
     // Everything from the file.
-    let hub = serve(
+    let hub = ChildHub::serve(
         ssehub(dir.path(), &["serve", "--config", config]),
         from_file,
     )
     .await;
     // anonymous = true: no token needed to subscribe.
     let url = format!("{}?topic={DEMO_TOPIC}", hub_url(from_file));
-    let mut stream = open_stream(&url).await;
+    let mut stream = open_stream(&url, &[], None, None).await;
     let id = publish_ok(from_file, &key_publisher(), "toml").await;
     assert_eq!(stream.next().await.last_event_id, id);
     // cors_origins from the file.
@@ -661,7 +542,7 @@ async fn environment_variable_beats_the_toml_file() {
     let mut cmd = ssehub(dir.path(), &["serve"]);
     cmd.env("SSEHUB_CONFIG", &config)
         .env("SSEHUB_LISTEN", addr.to_string());
-    let _hub = serve(cmd, addr).await;
+    let _hub = ChildHub::serve(cmd, addr).await;
     publish_ok(addr, &key_publisher(), "env over toml").await;
 }
 
@@ -682,7 +563,7 @@ async fn mercure_publisher_jwt_key_is_accepted() {
         hub_url(addr),
         sign(KEY, &[], &["*"], None)
     );
-    let mut stream = open_stream(&url).await;
+    let mut stream = open_stream(&url, &[], None, None).await;
     let id = publish_ok(addr, &key_publisher(), "to sub").await;
     assert_eq!(stream.next().await.last_event_id, id);
     assert!(!dir.path().join("ssehub-data/jwt-secret").exists());
@@ -826,7 +707,13 @@ async fn sigterm_ends_open_streams_and_exits_zero() {
         ],
     )
     .await;
-    let mut stream = open_stream(&format!("{}?topic={DEMO_TOPIC}", hub_url(addr))).await;
+    let mut stream = open_stream(
+        &format!("{}?topic={DEMO_TOPIC}", hub_url(addr)),
+        &[],
+        None,
+        None,
+    )
+    .await;
     let id = publish_ok(addr, &key_publisher(), "before shutdown").await;
     assert_eq!(stream.next().await.last_event_id, id);
 
@@ -884,7 +771,7 @@ async fn subscribe_only_token_uses_the_subscriber_key() {
     let subscriber = token(&["--subscribe", "*"]);
     let publisher = token(&["--publish", "*"]);
     let url = |t: &str| format!("{}?topic={DEMO_TOPIC}&authorization={t}", hub_url(addr));
-    let mut stream = open_stream(&url(&subscriber)).await;
+    let mut stream = open_stream(&url(&subscriber), &[], None, None).await;
     let id = publish_ok(addr, &publisher, "two keys").await;
     assert_eq!(stream.next().await.last_event_id, id);
     // Each key verifies only its own side.
@@ -942,9 +829,12 @@ async fn sighup_reloads_the_certificate_and_keeps_streams() {
         serve_args(dir.path(), &["--publisher-jwt-key", KEY, "--anonymous"]).await;
     let banner = hub.wait_stdout("SPKI SHA-256", READY);
     let first = printed(&banner, "SHA-256 fingerprint ");
-    let mut stream = open_stream(&format!(
-        "http://{addr}/.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fdemo"
-    ))
+    let mut stream = open_stream(
+        &format!("http://{addr}/.well-known/mercure?topic=https%3A%2F%2Fexample.com%2Fdemo"),
+        &[],
+        None,
+        None,
+    )
     .await;
 
     // A broken file is refused and the current certificate stays.
@@ -972,37 +862,22 @@ async fn sighup_reloads_the_certificate_and_keeps_streams() {
     );
 }
 
-/// `GET /healthz` on `addr` once it answers at all: status and body.
-async fn health(proc: &mut Proc, addr: SocketAddr) -> (StatusCode, String) {
-    let deadline = Instant::now() + READY;
-    loop {
-        assert!(
-            proc.try_exit().is_none(),
-            "ssehub exited\n{}",
-            proc.stderr()
-        );
-        if let Ok(res) = client().get(format!("http://{addr}/healthz")).send().await {
-            return (res.status(), res.text().await.unwrap());
-        }
-        assert!(Instant::now() < deadline, "/healthz never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn redis_store_from_the_environment_starts_before_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let mut redis = common::redis::Redis::start();
+    let mut redis = Redis::start();
     redis.stop();
     let addr = free_addr();
     let mut cmd = ssehub(dir.path(), &["serve", "--publisher-jwt-key", KEY]);
     cmd.env("SSEHUB_LISTEN", addr.to_string())
         .env("SSEHUB_STORE", redis.url())
         .env("SSEHUB_REDIS_STREAM", "from-env");
-    let mut hub = Proc::spawn(cmd);
+    let mut hub = ChildHub::spawn(cmd, addr)
+        .await
+        .unwrap_or_else(|output| panic!("{output}"));
     // Redis is down: the hub serves, says why it is not ready, and refuses
     // publishes with the same reason.
-    let (status, body) = health(&mut hub, addr).await;
+    let (status, body) = hub.health().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let unreachable = format!("Redis at {} is unreachable", redis.url());
     assert!(body.contains(&unreachable), "{body}");
@@ -1021,7 +896,7 @@ async fn redis_store_from_the_environment_starts_before_redis() {
     // environment named.
     redis.restart();
     let deadline = Instant::now() + READY;
-    while health(&mut hub, addr).await.0 != StatusCode::OK {
+    while hub.health().await.0 != StatusCode::OK {
         assert!(Instant::now() < deadline, "not ready after Redis came up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

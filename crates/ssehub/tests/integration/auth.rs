@@ -1,10 +1,8 @@
 //! Subscriber authorization (tokens, private updates, expiry) and CORS.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use ssehub::auth::Signer;
@@ -455,20 +453,6 @@ async fn subscribe_request_errors() {
     assert_eq!(sub.next().await.last_event_id, id);
 }
 
-/// Waits (bounded) until no subscriber is registered in the hub's fan-out.
-async fn assert_registry_empties(hub: &TestHub) {
-    let fanout = &hub.running.as_ref().unwrap().hub.fanout;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !fanout.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} subscriber(s) still registered with no client connected",
-            fanout.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn far_future_exp_is_answered() {
     let hub = TestHub::default().await;
@@ -489,7 +473,8 @@ async fn far_future_exp_is_answered() {
     .expect("an answer within 5s")
     .map(|res| res.status());
     // Whatever the answer, a closed request leaves no subscriber behind.
-    assert_registry_empties(&hub).await;
+    hub.assert_no_subscriber_left("with no client connected")
+        .await;
     let status = answer.expect("an HTTP response, not a dropped connection");
     assert_eq!(status, StatusCode::OK);
 }

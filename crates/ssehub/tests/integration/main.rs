@@ -1,0 +1,23 @@
+//! The integration tests of `ssehub`, in one test binary (one link of the
+//! library): hubs started in this process, the `ssehub` binary and
+//! `redis-server` as child processes, all spoken to over loopback sockets.
+//!
+//! Every test runs in a thread of this one process, in parallel with the
+//! others: each takes free ports (bound to port 0, or found free just
+//! before a child binds them), its own temporary directories and its
+//! own tokio runtime, and sets no environment variable of the process
+//! (children get theirs on their command). The heavy ones (cluster, crash)
+//! wait for [`common::heavy`], so that a few at most run at once whatever
+//! `--test-threads` says.
+
+mod common;
+
+mod auth;
+mod cli;
+mod cluster;
+mod crash;
+mod disk;
+mod publish;
+mod redis_store;
+mod subscribe;
+mod tls;

@@ -127,7 +127,7 @@ impl Cluster {
         let stream = format!("ssehub-{test}");
         let mut nodes = Vec::new();
         for i in 0..n {
-            let name = format!("{}", (b'A' + i as u8) as char);
+            let name = ["A", "B", "C", "D", "E", "F"][i].to_string();
             nodes.push(Node::start(&name, &redis.url(), &stream, extra).await);
         }
         Cluster { nodes, redis }

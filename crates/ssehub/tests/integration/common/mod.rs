@@ -170,10 +170,10 @@ pub(crate) fn seed(var: &str, test: &str) -> u64 {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("{var} is a u64")),
-        Err(_) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
+        Err(_) => {
+            let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            u64::try_from(since_epoch.as_nanos()).expect("nanoseconds fit a u64 until 2554")
+        }
     };
     println!("{test}: seed {seed} (replay with {var}={seed})");
     seed

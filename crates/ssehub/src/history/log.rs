@@ -121,6 +121,14 @@ pub trait Log: Send + Sync + 'static {
     /// by a log sort in generation order, also across restarts.
     fn new_id(&self) -> String;
 
+    /// Stops taking appends once those already made are stored, and lets
+    /// go of what the store holds exclusively (the disk log's directory
+    /// lock), so another hub may open it at once. Appends after this fail
+    /// with [`LogError::WriterStopped`]. Default: nothing to do.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// Whether the store can take writes now; the reason when it cannot.
     fn readiness(&self) -> Result<(), NotReady> {
         Ok(())

@@ -107,11 +107,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
 }
 
 impl RunningHub {
-    /// Stops accepting, ends every stream, and waits (bounded by the
-    /// configured shutdown timeout) for connections to finish.
+    /// Stops accepting, ends every stream, waits (bounded by the configured
+    /// shutdown timeout) for connections to finish, and closes the log.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        // Tasks may still hold the hub for a moment (a subscription event
+        // being published): the log is closed now, so its directory is free
+        // when this returns.
+        self.hub.log.close().await;
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::common::*;
 use reqwest::StatusCode;
 use ssehub::history::disk::{OpenError, FORMAT};
-use ssehub::history::{DiskLog, Log, Retention, Tail};
+use ssehub::history::{DiskLog, Log, LogError, Retention, Tail};
 use ssehub::proto::event::Event;
 use ssehub::proto::update::{Update, UpdateRequest};
 
@@ -274,6 +274,26 @@ async fn second_hub_on_the_same_directory_refuses_to_start() {
         .expect("second refused");
     assert!(format!("{err:#}").contains("already using"), "{err:#}");
     first.shutdown().await;
+    let next = ssehub::server::start(config("127.0.0.1:0"))
+        .await
+        .expect("the directory is free once the first hub has shut down");
+    next.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_closed_log_stores_what_it_took_then_refuses_appends_and_frees_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+    append(&log, 0..3, 10).await;
+    log.close().await;
+    let refused = log.append(vec![update(3, 10)]).await;
+    assert!(
+        matches!(refused, Err(LogError::WriterStopped)),
+        "{refused:?}"
+    );
+    let (again, _tail) =
+        DiskLog::open(dir.path(), unlimited()).expect("the directory is free once closed");
+    assert_eq!(ids(&all(&again).await), expected(0..3));
 }
 
 /// A small tmpfs mounted for the test (CI runs as root), unmounted on drop.
@@ -302,26 +322,6 @@ impl Drop for Tmpfs {
             .arg("-l")
             .arg(self.0.path())
             .status();
-    }
-}
-
-/// A hub on `data` once the hub shut down before it let go of the
-/// directory. A process that exits frees its lock at once; in this test
-/// process, tasks of the old hub may hold its log (and so the lock) a
-/// moment after its shutdown returned, more so while other tests keep the
-/// cores busy.
-async fn restart_on(data: &Path) -> TestHub {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match TestHub::try_start(|o| o.keys.data_dir = Some(data.to_path_buf())).await {
-            Ok(hub) => return hub,
-            Err(e) if format!("{e:#}").contains("already using") => assert!(
-                tokio::time::Instant::now() < deadline,
-                "the directory is still locked 5 s after the shutdown: {e:#}"
-            ),
-            Err(e) => panic!("the hub did not start again: {e:#}"),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -373,6 +373,6 @@ async fn full_disk_answers_503_stores_nothing_half_and_recovers() {
     hub.shutdown().await;
     drop(hub);
 
-    let hub = restart_on(&data).await;
+    let hub = TestHub::start(|o| o.keys.data_dir = Some(data.clone())).await;
     assert_eq!(replayed(&hub).await, acknowledged, "after a restart too");
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use super::ids::IdGenerator;
@@ -60,9 +60,11 @@ pub enum OpenError {
 /// The on-disk log.
 pub struct DiskLog {
     shared: Arc<Shared>,
-    /// `None` once closed; dropping the sender stops the writer.
-    requests: Option<std::sync::mpsc::Sender<writer::Request>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    requests: std::sync::mpsc::Sender<writer::Command>,
+    /// `None` once closed.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Held until the log is closed: a second hub on the directory fails.
+    lock: Mutex<Option<File>>,
     ids: IdGenerator,
 }
 
@@ -70,8 +72,8 @@ impl Drop for DiskLog {
     /// Lets the writer finish pending commits and joins it, so the files and
     /// the directory lock are released when this returns.
     fn drop(&mut self) {
-        self.requests.take();
-        if let Some(writer) = self.writer.take() {
+        let _ = self.requests.send(writer::Command::Stop);
+        if let Some(writer) = self.writer.get_mut().take() {
             let _ = writer.join();
         }
     }
@@ -83,8 +85,6 @@ struct Shared {
     state: RwLock<State>,
     /// Keyed per process, so ids cannot be crafted to collide.
     hasher: std::collections::hash_map::RandomState,
-    /// Held for the life of the log: a second hub on the directory fails.
-    _lock: File,
 }
 
 struct State {
@@ -180,7 +180,6 @@ impl DiskLog {
             retention,
             state: RwLock::new(state),
             hasher,
-            _lock: lock,
         });
         shared.maintain(now_ms());
         shared.load_recent();
@@ -198,8 +197,9 @@ impl DiskLog {
         Ok((
             DiskLog {
                 shared,
-                requests: Some(requests),
-                writer: Some(writer),
+                requests,
+                writer: Mutex::new(Some(writer)),
+                lock: Mutex::new(Some(lock)),
                 ids,
             },
             rx,
@@ -331,11 +331,10 @@ async fn read_located(located: Located) -> Result<Vec<Arc<Event>>, LogError> {
 impl Log for DiskLog {
     fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
         let (reply, done) = oneshot::channel();
-        let request = writer::Request { updates, reply };
-        let sent = self.requests.as_ref().map(|r| r.send(request));
+        let request = writer::Command::Append(writer::Request { updates, reply });
+        let sent = self.requests.send(request);
         async move {
-            sent.ok_or(LogError::WriterStopped)?
-                .map_err(|_| LogError::WriterStopped)?;
+            sent.map_err(|_| LogError::WriterStopped)?;
             done.await.map_err(|_| LogError::WriterStopped)?
         }
         .boxed()
@@ -379,5 +378,17 @@ impl Log for DiskLog {
 
     fn new_id(&self) -> String {
         self.ids.next()
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let _ = self.requests.send(writer::Command::Stop);
+        let writer = self.writer.lock().take();
+        async move {
+            if let Some(writer) = writer {
+                let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+            }
+            self.lock.lock().take();
+        }
+        .boxed()
     }
 }

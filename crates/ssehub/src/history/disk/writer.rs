@@ -14,6 +14,14 @@ use crate::history::log::LogError;
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 
+/// What the writer is asked to do.
+pub(super) enum Command {
+    /// Commit these updates.
+    Append(Request),
+    /// Commit what was asked before, then stop.
+    Stop,
+}
+
 /// An append waiting for its commit.
 pub(super) struct Request {
     pub(super) updates: Vec<Update>,
@@ -29,21 +37,26 @@ const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Runs until every sender is gone (the thread owns its arguments).
 #[allow(clippy::needless_pass_by_value)]
-pub(super) fn run(shared: Arc<Shared>, incoming: Receiver<Request>, bell: Arc<Bell>) {
+pub(super) fn run(shared: Arc<Shared>, incoming: Receiver<Command>, bell: Arc<Bell>) {
     let mut buf = Vec::new();
     let mut batch = Vec::new();
-    loop {
+    let mut stopping = false;
+    while !stopping {
         match incoming.recv_timeout(MAINTENANCE) {
-            Ok(first) => batch.push(first),
+            Ok(Command::Append(first)) => batch.push(first),
+            Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {
                 shared.maintain(now_ms());
                 continue;
             }
-            Err(RecvTimeoutError::Disconnected) => return,
         }
         while batch.len() < MAX_BATCH {
             match incoming.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(Command::Append(r)) => batch.push(r),
+                Ok(Command::Stop) => {
+                    stopping = true;
+                    break;
+                }
                 Err(_) => break,
             }
         }

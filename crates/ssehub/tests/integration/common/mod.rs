@@ -36,11 +36,6 @@ pub(crate) struct TestHub {
 impl TestHub {
     /// Starts a hub with the test secret and `adjust` applied to the options.
     pub(crate) async fn start(adjust: impl FnOnce(&mut Options)) -> TestHub {
-        Self::try_start(adjust).await.unwrap()
-    }
-
-    /// [`TestHub::start`], or why the hub did not start.
-    pub(crate) async fn try_start(adjust: impl FnOnce(&mut Options)) -> anyhow::Result<TestHub> {
         let dir = tempfile::tempdir().unwrap();
         let mut options = Options::default();
         options.server.listen = Some("127.0.0.1:0".into());
@@ -48,14 +43,16 @@ impl TestHub {
         options.keys.data_dir = Some(dir.path().to_path_buf());
         options.keys.publisher_jwt_key = Some(SECRET.into());
         adjust(&mut options);
-        let running = ssehub::server::start(options.resolve().unwrap()).await?;
+        let running = ssehub::server::start(options.resolve().unwrap())
+            .await
+            .unwrap();
         let base = format!("http://{}", running.addr);
-        Ok(TestHub {
+        TestHub {
             running: Some(running),
             base,
             http: reqwest::Client::new(),
             _dir: dir,
-        })
+        }
     }
 
     /// Starts a hub with default options.

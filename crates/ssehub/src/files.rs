@@ -1,35 +1,45 @@
-//! Files the hub writes for itself: generated secrets and keys.
+//! Files the hub writes for itself: generated secrets, keys and certificates.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Creates `path` holding `contents`, readable and writable by its owner
-/// only (mode 0600), durably and whole: the contents go to a temporary file
-/// in the same directory and are synced, the file is then linked at `path`
-/// (which fails with `AlreadyExists` if something is there, so a file
-/// another process created meanwhile is never replaced), and the directory
-/// is synced so the new name survives a crash. A reader never sees a
-/// partly written file.
+/// only (mode 0600); see [`create`].
 pub fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    create(path, contents, 0o600)
+}
+
+/// Creates `path` holding `contents` with permissions `mode`, durably and
+/// whole: the contents go to a temporary file of a unique name in the same
+/// directory and are synced, the file is then linked at `path` (which fails
+/// with `AlreadyExists` if something is there, so a file another process
+/// created meanwhile is never replaced), and the directory is synced so the
+/// new name survives a crash. A reader never sees a partly written file.
+pub fn create(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written =
-        write_synced(&temporary, contents).and_then(|()| std::fs::hard_link(&temporary, path));
+    let unique = format!("{}.{:016x}", std::process::id(), rand::random::<u64>());
+    let temporary = dir.join(format!(".{name}.{unique}.tmp"));
+    write_synced(&temporary, contents, mode)?;
+    let linked = std::fs::hard_link(&temporary, path);
     let _ = std::fs::remove_file(&temporary);
-    written?;
+    linked?;
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn write_synced(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// Writes a new file and syncs it; on failure, removes what it created.
+fn write_synced(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)?;
-    file.write_all(contents)?;
-    file.sync_all()
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct HistoryOptions {
     /// Number of updates kept for replay
     #[arg(long, env = "SSEHUB_HISTORY_SIZE", value_name = "N")]
     pub history_size: Option<usize>,
-    /// Bytes of history kept on disk
+    /// Bytes of history kept (not used by a Redis store)
     #[arg(long, env = "SSEHUB_HISTORY_BYTES", value_name = "BYTES")]
     pub history_bytes: Option<u64>,
     /// Age after which history is dropped; 0 keeps it forever
@@ -58,7 +58,7 @@ pub struct HistoryConfig {
     pub store: Store,
     /// History length kept for replay.
     pub size: usize,
-    /// History bytes kept (disk store).
+    /// History bytes kept (disk and memory stores).
     pub bytes: u64,
     /// History age kept, if limited.
     pub ttl: Option<Duration>,

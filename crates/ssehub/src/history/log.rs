@@ -50,8 +50,14 @@ pub enum LogError {
     },
     /// The disk holding the history is full; writes succeed again once
     /// space is freed.
-    #[error("the history store is unavailable: the disk is full, update not stored: {0}")]
-    Full(#[source] Arc<std::io::Error>),
+    #[error("the history store is unavailable: {what}: {source}")]
+    Full {
+        /// What was being done.
+        what: &'static str,
+        /// The error of the operating system ("No space left on device").
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// Redis failed to carry out a command, or could not be reached.
     #[error("the history store is unavailable: Redis at {at} failed to {what}: {source}")]
     Redis {
@@ -77,12 +83,10 @@ impl LogError {
     /// An I/O failure while doing `what`: [`LogError::Full`] when the disk
     /// is full, [`LogError::Io`] otherwise.
     pub fn io(what: &'static str, source: std::io::Error) -> LogError {
+        let source = Arc::new(source);
         match source.kind() {
-            std::io::ErrorKind::StorageFull => LogError::Full(Arc::new(source)),
-            _ => LogError::Io {
-                what,
-                source: Arc::new(source),
-            },
+            std::io::ErrorKind::StorageFull => LogError::Full { what, source },
+            _ => LogError::Io { what, source },
         }
     }
 }

@@ -101,7 +101,8 @@ fn generate_if_missing(dir: &Path) -> Result<CertFiles, TlsError> {
         move |source| TlsError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    // A pair cut short by a crash (a key without its certificate) is made anew.
+    // A pair cut short by a crash (a key without its certificate: each file
+    // is written whole, one after the other) is made anew.
     for leftover in [&files.key, &files.cert] {
         match std::fs::remove_file(leftover) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(leftover)(e)),
@@ -117,7 +118,8 @@ fn generate_if_missing(dir: &Path) -> Result<CertFiles, TlsError> {
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     crate::files::create_private(&files.key, generated.key_pair.serialize_pem().as_bytes())
         .map_err(io(&files.key))?;
-    std::fs::write(&files.cert, generated.cert.pem()).map_err(io(&files.cert))?;
+    crate::files::create(&files.cert, generated.cert.pem().as_bytes(), 0o644)
+        .map_err(io(&files.cert))?;
     Ok(files)
 }
 

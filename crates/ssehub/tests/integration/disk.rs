@@ -280,6 +280,37 @@ async fn second_hub_on_the_same_directory_refuses_to_start() {
     next.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_racing_close_are_acknowledged_exactly_when_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+    let log = Arc::new(log);
+    let appends: Vec<_> = (0..300)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { (i, log.append(vec![update(i, 10)]).await.is_ok()) })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    log.close().await;
+    let mut acknowledged = Vec::new();
+    for append in appends {
+        let (i, ok) = append.await.unwrap();
+        if ok {
+            acknowledged.push(format!("id-{i}"));
+        }
+    }
+    drop(log);
+    let (again, _tail) = DiskLog::open(dir.path(), unlimited()).unwrap();
+    let mut stored = ids(&all(&again).await);
+    stored.sort();
+    acknowledged.sort();
+    assert_eq!(
+        stored, acknowledged,
+        "an append is acknowledged if and only if it is stored"
+    );
+}
+
 #[tokio::test]
 async fn a_closed_log_stores_what_it_took_then_refuses_appends_and_frees_its_directory() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@
 
 use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -30,9 +30,12 @@ pub(super) enum Done {
     Failed(Reply, LogError),
 }
 
+/// Outcomes the writer queued and the runtime's side has not answered yet.
+type Pending = Arc<Mutex<Vec<Done>>>;
+
 /// The writer thread's side: queued outcomes and the socket it rings.
 pub(super) struct Bell {
-    pending: Mutex<Vec<Done>>,
+    pending: Pending,
     ring: UnixStream,
 }
 
@@ -47,53 +50,55 @@ impl Bell {
 }
 
 /// A bell for the writer thread, and the task that answers it, feeding
-/// `tail`; the task ends once the bell is dropped.
+/// `tail`. The task ends once the bell is dropped (the writer stopped),
+/// after answering what the writer queued last.
 pub(super) fn open(tail: TailSender) -> std::io::Result<Arc<Bell>> {
     let (ring, hear) = UnixStream::pair()?;
     ring.set_nonblocking(true)?;
     hear.set_nonblocking(true)?;
     let hear = tokio::net::UnixStream::from_std(hear)?;
-    let bell = Arc::new(Bell {
-        pending: Mutex::new(Vec::new()),
-        ring,
-    });
-    tokio::spawn(answer(Arc::downgrade(&bell), hear, tail));
-    Ok(bell)
+    let pending = Pending::default();
+    tokio::spawn(answer(pending.clone(), hear, tail));
+    Ok(Arc::new(Bell { pending, ring }))
 }
 
-async fn answer(bell: Weak<Bell>, hear: tokio::net::UnixStream, tail: TailSender) {
+async fn answer(pending: Pending, hear: tokio::net::UnixStream, tail: TailSender) {
     let mut buf = [0u8; 256];
     loop {
-        if hear.readable().await.is_err() {
+        let mut open = hear.readable().await.is_ok();
+        while open {
+            match hear.try_read(&mut buf) {
+                Ok(n) if n > 0 => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // End of file (or a broken socket): the bell is gone.
+                _ => open = false,
+            }
+        }
+        deliver(&pending, &tail);
+        if !open {
+            // The bell is gone: what it queued before is answered above.
             return;
         }
-        loop {
-            match hear.try_read(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => return,
+    }
+}
+
+/// Answers every queued outcome, then feeds the committed events to the
+/// tail: the dispatch task, woken last, is the one that runs next.
+fn deliver(pending: &Pending, tail: &TailSender) {
+    let done = std::mem::take(&mut *pending.lock());
+    let mut events = Vec::new();
+    for outcome in done {
+        match outcome {
+            Done::Appended(reply, mine) => {
+                events.extend(mine.iter().cloned());
+                let _ = reply.send(Ok(mine));
+            }
+            Done::Failed(reply, e) => {
+                let _ = reply.send(Err(e));
             }
         }
-        let Some(bell) = bell.upgrade() else { return };
-        let done = std::mem::take(&mut *bell.pending.lock());
-        drop(bell);
-        // Answers first, the tail last: the dispatch task, woken last, is
-        // the one that runs next.
-        let mut events = Vec::new();
-        for outcome in done {
-            match outcome {
-                Done::Appended(reply, mine) => {
-                    events.extend(mine.iter().cloned());
-                    let _ = reply.send(Ok(mine));
-                }
-                Done::Failed(reply, e) => {
-                    let _ = reply.send(Err(e));
-                }
-            }
-        }
-        for event in events {
-            tail.send(Tailed::Event(event));
-        }
+    }
+    for event in events {
+        tail.send(Tailed::Event(event));
     }
 }

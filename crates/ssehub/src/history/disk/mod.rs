@@ -185,9 +185,10 @@ impl DiskLog {
         shared.load_recent();
         let (tail, rx) = tail();
         let bell = handoff::open(tail).map_err(io_error(data_dir))?;
-        // Unbounded, but each request is a publish awaiting its answer: it
-        // holds no more requests than publishes are in flight, which the
-        // connections and their streams bound.
+        // Unbounded, but each request is an append awaiting its answer: it
+        // holds no more requests than publishes in flight, which the
+        // connections and their streams bound, and the subscription events
+        // of subscriptions opening or closing, which the same bound holds.
         let (requests, incoming) = std::sync::mpsc::channel();
         let worker = shared.clone();
         let writer = std::thread::Builder::new()

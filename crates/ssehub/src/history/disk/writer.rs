@@ -35,7 +35,8 @@ const MAINTENANCE: Duration = Duration::from_secs(1);
 /// Largest segment file, so retention frees space in small steps.
 const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 
-/// Runs until every sender is gone (the thread owns its arguments).
+/// Runs until it is asked to stop or every sender is gone (the thread owns
+/// its arguments).
 #[allow(clippy::needless_pass_by_value)]
 pub(super) fn run(shared: Arc<Shared>, incoming: Receiver<Command>, bell: Arc<Bell>) {
     let mut buf = Vec::new();

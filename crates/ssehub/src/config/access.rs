@@ -46,7 +46,7 @@ pub struct AccessOptions {
     /// Let subscribers without a token receive public updates
     #[arg(long, env = "SSEHUB_ANONYMOUS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub anonymous: Option<bool>,
-    /// Origins allowed by CORS, comma-separated, or `*` [default: none]
+    /// Origins allowed by CORS with credentials, comma-separated; `*` adds any other origin, without credentials [default: none]
     #[arg(long, env = "SSEHUB_CORS_ORIGINS", value_name = "LIST")]
     pub cors_origins: Option<List>,
     /// Origins allowed to publish with a cookie-borne token, comma-separated [default: none]

@@ -92,7 +92,11 @@ impl Log for MemoryLog {
         for update in updates {
             let event = Arc::new(Event::new(inner.next_seq, update));
             inner.next_seq += 1;
-            inner.index.insert(event.update.id.clone(), event.seq);
+            // A reused id keeps pointing at the earliest update that carried it.
+            inner
+                .index
+                .entry(event.update.id.clone())
+                .or_insert(event.seq);
             inner.bytes += event.frame.len() as u64;
             inner.events.push_back((event.clone(), now));
             // Sent under the lock so the tail sees events in sequence order.

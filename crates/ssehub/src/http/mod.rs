@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
@@ -70,22 +70,32 @@ async fn health(State(hub): State<Arc<Hub>>) -> (StatusCode, String) {
     }
 }
 
-/// CORS for the allowlisted origins, with credentials (cookies, tokens).
+/// CORS: listed origins with credentials (cookies), and with `*` any other
+/// origin too, but without credentials, so no other site can read a
+/// visitor's cookie-authenticated stream.
 fn cors(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
+    let listed: Vec<HeaderValue> = origins
+        .iter()
+        .filter(|o| *o != "*")
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     let allow = if origins.iter().any(|o| o == "*") {
-        // Credentials forbid a literal `*`, so the request's origin is echoed.
+        // The request's origin is echoed rather than `*`, so that a listed
+        // origin can still be given credentials.
         AllowOrigin::mirror_request()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        AllowOrigin::list(listed.clone())
     };
+    let credentials =
+        AllowCredentials::predicate(move |origin, _| listed.iter().any(|o| o == origin));
     let last_event_id = HeaderName::from_static("last-event-id");
     Some(
         CorsLayer::new()
             .allow_origin(allow)
-            .allow_credentials(true)
+            .allow_credentials(credentials)
             .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
             .allow_headers([
                 header::AUTHORIZATION,

@@ -121,13 +121,57 @@ fn authorize(publish: &SelectorSet, update: Update) -> Result<Update, ApiError> 
     Ok(update)
 }
 
-/// Topics under `/.well-known/mercure` (subscription events) are the hub's own.
+/// The hub's own path: topics under it (subscription events) are reserved.
+const HUB_PATH: &str = "/.well-known/mercure";
+
+/// Whether `topic` names something under the hub's path, once normalised as
+/// a client would: resolved against the hub URL (a relative topic), query
+/// and fragment cut, percent-decoded, and dot segments removed. So neither
+/// `/.well-known/%6Dercure/x` nor `/a/../.well-known/mercure/x` gets past.
 fn is_reserved(topic: &str) -> bool {
-    let path = match topic.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
-        None => topic,
+    let path = topic.split(['?', '#']).next().unwrap_or_default();
+    let path = match path.split_once("://") {
+        Some((_, authority_and_path)) => authority_and_path
+            .find('/')
+            .map_or("/", |i| &authority_and_path[i..]),
+        None => path,
     };
-    path == "/.well-known/mercure" || path.starts_with("/.well-known/mercure/")
+    let absolute = match path.strip_prefix("//") {
+        // Scheme-relative: `//host/path`.
+        Some(rest) => rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string()),
+        None if path.starts_with('/') => path.to_string(),
+        // Relative to the hub URL's directory, `/.well-known/`.
+        None => format!("/.well-known/{path}"),
+    };
+    let decoded = percent_encoding::percent_decode_str(&absolute).decode_utf8_lossy();
+    let normal = remove_dot_segments(&decoded);
+    normal == HUB_PATH
+        || normal
+            .strip_prefix(HUB_PATH)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// RFC 3986 section 5.2.4, for an absolute path.
+fn remove_dot_segments(path: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    kept.pop();
+                }
+                if last {
+                    kept.push("");
+                }
+            }
+            other => kept.push(other),
+        }
+    }
+    format!("/{}", kept.join("/"))
 }
 
 /// Decodes a form or JSON body into update requests; `true` for a JSON array.
@@ -243,6 +287,28 @@ mod tests {
         assert!(is_reserved("https://hub.example/.well-known/mercure"));
         assert!(!is_reserved("https://hub.example/.well-known/mercurex"));
         assert!(!is_reserved("https://example.com/books/1"));
+        for disguised in [
+            "/.well-known/%6Dercure/subscriptions/x",
+            "/.well-known/mercure%2Fsubscriptions%2Fx",
+            "https://hub.example/a/../.well-known/mercure/x",
+            "/.well-known/./mercure",
+            "https://hub.example/.well-known/mercure/x?y#z",
+            "//hub.example/.well-known/mercure/subscriptions",
+            "mercure/subscriptions/x",
+            "./mercure",
+            "../.well-known/mercure/x",
+        ] {
+            assert!(is_reserved(disguised), "{disguised}");
+        }
+        for other in [
+            "/.well-known/mercurex/y",
+            "/.well-known/mercure-sub",
+            "https://hub.example/books/.well-known/mercure/../x",
+            "urn:uuid:0190a3f0-0000-7000-8000-000000000000",
+            "books/1",
+        ] {
+            assert!(!is_reserved(other), "{other}");
+        }
     }
 
     #[test]

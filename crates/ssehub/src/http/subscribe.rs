@@ -17,6 +17,18 @@ use crate::subscribe::{self, Start};
 /// Most topic selectors one subscription may carry.
 pub const MAX_TOPICS: usize = 1000;
 
+/// Query parameters carrying the cursor, the first present wins; the
+/// `Last-Event-ID` header (what `EventSource` sends when it reconnects) wins
+/// over all of them. `lastEventID`: Mercure 0.x; `Last-Event-ID`: Symfony
+/// Mercure's Twig helper; `lastEventId`: the event-source-polyfill's
+/// default; `last_event_id`: Mercure 1.0.
+const CURSOR_PARAMETERS: [&str; 4] = [
+    "lastEventID",
+    "Last-Event-ID",
+    "lastEventId",
+    "last_event_id",
+];
+
 /// Handles a subscribe request (GET or HEAD).
 pub(super) async fn subscribe(
     State(hub): State<Arc<Hub>>,
@@ -45,13 +57,16 @@ pub(super) async fn subscribe(
         return Ok(res.body(Body::empty()).expect("valid response"));
     }
 
-    // The header wins over the query parameters.
     let cursor = req
         .headers()
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .or_else(|| query.first("lastEventID").map(String::from))
-        .or_else(|| query.first("last_event_id").map(String::from));
+        .or_else(|| {
+            CURSOR_PARAMETERS
+                .iter()
+                .find_map(|name| query.first(name))
+                .map(String::from)
+        });
 
     // Everything that can fail happens before registering, so a refused
     // request never leaves a subscriber behind.

@@ -4,6 +4,10 @@ use bytes::Bytes;
 
 use super::sse::{encode_event, EventFields};
 
+/// The cursor value asking for the whole history; no update may carry it as
+/// its id.
+pub const EARLIEST: &str = "earliest";
+
 /// The longest a topic list of one update may be.
 pub const MAX_TOPICS_PER_UPDATE: usize = 1000;
 
@@ -66,6 +70,12 @@ pub enum UpdateError {
     /// An empty `id` would reset a client's last event id.
     #[error("invalid \"id\": it must not be empty")]
     EmptyId,
+    /// `earliest` is the cursor asking for the whole history: an update
+    /// with that id could never be resumed after.
+    #[error(
+        "invalid \"id\" \"earliest\": it is reserved for the cursor asking for the whole history"
+    )]
+    EarliestId,
 }
 
 impl UpdateRequest {
@@ -98,6 +108,9 @@ impl UpdateRequest {
                 }
                 if id.starts_with('#') {
                     return Err(UpdateError::ReservedId(id));
+                }
+                if id == EARLIEST {
+                    return Err(UpdateError::EarliestId);
                 }
                 id
             }
@@ -192,6 +205,11 @@ mod tests {
             r.validate(String::new),
             Err(UpdateError::ReservedId("#x".into()))
         );
+        let r = UpdateRequest {
+            id: Some(EARLIEST.into()),
+            ..req(&["t"])
+        };
+        assert_eq!(r.validate(String::new), Err(UpdateError::EarliestId));
     }
 
     #[test]

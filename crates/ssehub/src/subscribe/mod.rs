@@ -14,9 +14,7 @@ use crate::fanout::{Closed, Registration};
 use crate::history::{Log, LogError};
 use crate::hub::Hub;
 use crate::proto::claims::{Claims, SelectorSet};
-
-/// The cursor value asking for the whole history.
-pub const EARLIEST: &str = "earliest";
+pub use crate::proto::update::EARLIEST;
 
 /// Where a stream starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

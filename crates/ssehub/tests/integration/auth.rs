@@ -503,9 +503,16 @@ async fn fractional_exp_is_a_numeric_date() {
 }
 
 #[tokio::test]
-async fn cors_wildcard_mirrors_the_origin() {
-    let hub = TestHub::start(|o| o.access.cors_origins = Some("*".parse().unwrap())).await;
-    for origin in ["https://one.example", "http://localhost:3000"] {
+async fn cors_wildcard_allows_any_origin_but_credentials_only_to_listed_ones() {
+    let hub = TestHub::start(|o| {
+        o.access.cors_origins = Some("*,https://app.example".parse().unwrap());
+    })
+    .await;
+    for (origin, credentials) in [
+        ("https://one.example", None),
+        ("http://localhost:3000", None),
+        ("https://app.example", Some("true")),
+    ] {
         let res = hub
             .http
             .request(Method::OPTIONS, hub.url())
@@ -519,13 +526,28 @@ async fn cors_wildcard_mirrors_the_origin() {
             .await
             .unwrap();
         assert!(res.status().is_success(), "{}", res.status());
-        // With credentials a literal `*` is forbidden: the origin is echoed.
         assert_eq!(header(&res, "access-control-allow-origin"), Some(origin));
         assert_eq!(
             header(&res, "access-control-allow-credentials"),
-            Some("true")
+            credentials,
+            "a cookie-authenticated stream is readable by listed origins only: {origin}"
         );
         let methods = header(&res, "access-control-allow-methods").unwrap_or_default();
         assert!(methods.contains("POST"), "{methods:?}");
+        let res = hub
+            .http
+            .get(format!("{}?topic=a", hub.url()))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&res, "access-control-allow-credentials"),
+            credentials,
+            "{origin}"
+        );
+        let exposed = header(&res, "access-control-expose-headers").unwrap_or_default();
+        assert!(exposed.contains("mercure-last-event-id"), "{exposed:?}");
+        assert!(exposed.contains("last-event-id"), "{exposed:?}");
     }
 }

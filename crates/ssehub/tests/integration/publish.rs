@@ -396,6 +396,9 @@ async fn malformed_updates_are_400_with_a_reason() {
     post_form(&hub, &[t, ("id", "")])
         .await
         .assert_error(StatusCode::BAD_REQUEST, &["\"id\"", "empty"]);
+    post_form(&hub, &[t, ("id", "earliest")])
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, &["\"earliest\"", "cursor"]);
     post_form(&hub, &[t, ("topic", "")])
         .await
         .assert_error(StatusCode::BAD_REQUEST, &["empty", "topic"]);
@@ -547,6 +550,12 @@ async fn hub_topics_are_reserved_403() {
         "/.well-known/mercure/subscriptions/x",
         "https://h/.well-known/mercure",
         "https://h/.well-known/mercure/subscriptions/t/s",
+        // The same, disguised: percent-encoded, with dot segments, relative
+        // to the hub URL.
+        "/.well-known/%6Dercure/subscriptions/x",
+        "https://h/a/../.well-known/mercure/subscriptions/t/s",
+        "https://h/.well-known/mercure%2Fsubscriptions%2Ft%2Fs",
+        "mercure/subscriptions/x",
     ] {
         post_form(&hub, &[("topic", topic), ("data", "spoof")])
             .await

@@ -300,3 +300,10 @@ fn owns(line: &str, slot: u16) -> bool {
         matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if (lo..=hi).contains(&slot))
     })
 }
+
+#[tokio::test]
+async fn a_reused_id_resolves_to_its_earliest_update() {
+    let redis = Redis::start();
+    let hub = hub_on(&redis.url(), |o| o.access.anonymous = Some(true)).await;
+    crate::subscribe::check_reused_id_resumes_after_its_earliest_update(&hub).await;
+}

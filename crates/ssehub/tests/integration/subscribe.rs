@@ -122,13 +122,36 @@ async fn replays_from_each_cursor_form() {
     let mut snake = hub
         .subscribe(&format!("{q}&last_event_id={}", sent[1]), &[])
         .await;
+    let mut symfony = hub
+        .subscribe(&format!("{q}&Last-Event-ID={}", sent[1]), &[])
+        .await;
+    let mut polyfill = hub
+        .subscribe(&format!("{q}&lastEventId={}", sent[1]), &[])
+        .await;
     let mut wins = hub
         .subscribe(
             &format!("{q}&lastEventID={}", sent[0]),
             &[("last-event-id", &sent[1])],
         )
         .await;
-    for sub in [&mut header, &mut camel, &mut snake, &mut wins] {
+    let mut first_parameter_wins = hub
+        .subscribe(
+            &format!(
+                "{q}&last_event_id={}&lastEventId={}&lastEventID={}",
+                sent[0], sent[0], sent[1]
+            ),
+            &[],
+        )
+        .await;
+    for sub in [
+        &mut header,
+        &mut camel,
+        &mut snake,
+        &mut symfony,
+        &mut polyfill,
+        &mut wins,
+        &mut first_parameter_wins,
+    ] {
         assert_eq!(sub.headers["last-event-id"], sent[1].as_str());
         assert_eq!(sub.headers["mercure-last-event-id"], sent[1].as_str());
         assert_eq!(ids(&sub.take(3).await), after_second);
@@ -160,6 +183,37 @@ async fn replays_from_each_cursor_form() {
         live,
         "replay continues live"
     );
+}
+
+/// A reused id resolves to the earliest update that carried it.
+pub(crate) async fn check_reused_id_resumes_after_its_earliest_update(hub: &TestHub) {
+    let dup = |data: &'static str| [("topic", "urn:t"), ("id", "dup"), ("data", data)];
+    hub.publish_ok(&dup("first")).await;
+    let between = publish_n(hub, "urn:t", 1).await;
+    hub.publish_ok(&dup("again")).await;
+    let after = publish_n(hub, "urn:t", 1).await;
+    let mut sub = hub
+        .subscribe(&topic_query(&["urn:t"]), &[("last-event-id", "dup")])
+        .await;
+    assert_eq!(sub.headers["last-event-id"], "dup");
+    let replayed = sub.take(3).await;
+    assert_eq!(
+        ids(&replayed),
+        [between[0].as_str(), "dup", after[0].as_str()]
+    );
+    assert_eq!(replayed[1].data, "again");
+}
+
+#[tokio::test]
+async fn a_reused_id_resolves_to_its_earliest_update_on_disk_and_in_memory() {
+    for store in ["disk", "memory"] {
+        let hub = TestHub::start(|o| {
+            o.access.anonymous = Some(true);
+            o.history.store = Some(store.into());
+        })
+        .await;
+        check_reused_id_resumes_after_its_earliest_update(&hub).await;
+    }
 }
 
 #[tokio::test]

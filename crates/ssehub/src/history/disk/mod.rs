@@ -99,6 +99,18 @@ struct State {
     recent: VecDeque<Arc<Event>>,
 }
 
+impl State {
+    /// Indexes the update at `seq` by its id's `hash`, unless a retained
+    /// update holds that id already: a reused id resolves to the earliest
+    /// retained update that carried it.
+    fn index(&mut self, hash: u64, seq: u64) {
+        let held = self.ids.entry(hash).or_insert(seq);
+        if *held < self.first_seq {
+            *held = seq;
+        }
+    }
+}
+
 /// Newest events kept in memory for replay without I/O.
 const RECENT: usize = 4096;
 
@@ -144,7 +156,7 @@ impl DiskLog {
                 break;
             }
             let (seg, damage) = Segment::recover(path.clone(), first_seq, |r| {
-                state.ids.insert(hasher.hash_one(&r.update.id), r.seq);
+                state.index(hasher.hash_one(&r.update.id), r.seq);
                 last_ms = r.unix_ms;
             })
             .map_err(io_error(&path))?;

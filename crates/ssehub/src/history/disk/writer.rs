@@ -126,7 +126,7 @@ impl Shared {
                 .back_mut()
                 .expect("active segment")
                 .push(offset, len, now);
-            st.ids.insert(self.hasher.hash_one(&update.id), seq);
+            st.index(self.hasher.hash_one(&update.id), seq);
             st.next_seq += 1;
             let event = Arc::new(Event::new(seq, update));
             st.recent.push_back(event.clone());

@@ -25,7 +25,8 @@ for u = 1, n do
   xadd[#xadd + 1] = 'n'
   xadd[#xadd + 1] = redis.call('INCR', count_key)
   local stream_id = redis.call(unpack(xadd))
-  redis.call('HSET', index, event_id, stream_id)
+  -- A reused event id keeps pointing at the earliest entry that carried it.
+  redis.call('HSETNX', index, event_id, stream_id)
   redis.call('RPUSH', order, stream_id .. ' ' .. event_id)
   ids[u] = stream_id
   at = at + 2 + count
@@ -39,7 +40,8 @@ for _ = 1, extra do
   local item = redis.call('LPOP', order)
   local space = string.find(item, ' ', 1, true)
   local event_id = string.sub(item, space + 1)
-  -- A reused event id points at its newest entry; keep that mapping.
+  -- A reused event id points at its earliest entry: once that is trimmed,
+  -- the id is unknown (a cursor on it replays the whole retained stream).
   if redis.call('HGET', index, event_id) == string.sub(item, 1, space - 1) then
     redis.call('HDEL', index, event_id)
   end

@@ -1,12 +1,12 @@
 //! The command line: `ssehub serve` and `ssehub token`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
-use crate::config::{defaults, Config, HumanDuration, KeyOptions, Options, Store};
+use crate::config::{defaults, Config, HumanDuration, JwtConfig, KeyOptions, Options, Store};
 use crate::keys::{Keys, GENERATED_SECRET_FILE};
 use crate::proto::claims::MercureClaim;
 
@@ -79,13 +79,13 @@ pub fn main() -> ExitCode {
         } => keys
             .resolve_alone(config.as_deref())
             .map_err(anyhow::Error::from)
-            .and_then(|config| {
+            .and_then(|(data_dir, jwt)| {
                 let claim = MercureClaim {
                     publish: (!publish.is_empty()).then_some(publish),
                     subscribe: (!subscribe.is_empty()).then_some(subscribe),
                     payload: None,
                 };
-                token(&config, &claim, exp, signing_key.as_deref())
+                token(&data_dir, &jwt, &claim, exp, signing_key.as_deref())
             })
             .map(|t| println!("{t}")),
     };
@@ -110,16 +110,17 @@ fn init_tracing() {
 /// Signs a token with the key matching what it grants: the subscriber key
 /// for a subscribe-only token, the publisher key otherwise.
 fn token(
-    config: &Config,
+    data_dir: &Path,
+    jwt: &JwtConfig,
     claim: &MercureClaim,
     exp: Option<HumanDuration>,
     signing_key: Option<&str>,
 ) -> anyhow::Result<String> {
     let subscribe_only = claim.publish.is_none() && claim.subscribe.is_some();
     let alg = if subscribe_only {
-        config.jwt.subscriber_alg
+        jwt.subscriber_alg
     } else {
-        config.jwt.publisher_alg
+        jwt.publisher_alg
     };
     let signer = match signing_key {
         Some(private) => Signer::new(private, alg)?,
@@ -127,7 +128,7 @@ fn token(
             anyhow::bail!("{alg:?} keys only verify: pass the private key with --signing-key")
         }
         None => {
-            let keys = Keys::load(config)?;
+            let keys = Keys::load(data_dir, jwt)?;
             Signer::new(
                 if subscribe_only {
                     &keys.subscriber

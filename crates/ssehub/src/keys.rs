@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::auth::{KeyError, Signer};
-use crate::config::Config;
+use crate::config::JwtConfig;
 
 /// Name of the secret generated in the data directory when no key is set.
 pub const GENERATED_SECRET_FILE: &str = "jwt-secret";
@@ -20,19 +20,19 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The configured keys, or a secret generated once in the data directory.
-    pub fn load(config: &Config) -> Result<Keys, KeyError> {
-        let (publisher, generated) = match &config.jwt.publisher_key {
+    /// The configured keys, or a secret generated once in `data_dir`.
+    pub fn load(data_dir: &Path, jwt: &JwtConfig) -> Result<Keys, KeyError> {
+        let (publisher, generated) = match &jwt.publisher_key {
             Some(key) => (key.clone(), false),
-            None if Signer::is_symmetric(config.jwt.publisher_alg) => {
-                (load_or_create_secret(&config.data_dir)?, true)
+            None if Signer::is_symmetric(jwt.publisher_alg) => {
+                (load_or_create_secret(data_dir)?, true)
             }
-            None => return Err(KeyError::Missing("publisher", config.jwt.publisher_alg)),
+            None => return Err(KeyError::Missing("publisher", jwt.publisher_alg)),
         };
-        let subscriber = match &config.jwt.subscriber_key {
+        let subscriber = match &jwt.subscriber_key {
             Some(key) => key.clone(),
-            None if generated && !Signer::is_symmetric(config.jwt.subscriber_alg) => {
-                return Err(KeyError::Missing("subscriber", config.jwt.subscriber_alg))
+            None if generated && !Signer::is_symmetric(jwt.subscriber_alg) => {
+                return Err(KeyError::Missing("subscriber", jwt.subscriber_alg))
             }
             None => publisher.clone(),
         };

@@ -61,7 +61,7 @@ pub struct RunningHub {
 /// Loads keys and certificates, opens the log, binds every listener and
 /// starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
-    let keys = Keys::load(&config)?;
+    let keys = Keys::load(&config.data_dir, &config.jwt)?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -2,13 +2,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
 use crate::config::{defaults, Config, HumanDuration, JwtConfig, KeyOptions, Options, Store};
 use crate::keys::{Keys, GENERATED_SECRET_FILE};
-use crate::proto::claims::MercureClaim;
+use crate::proto::claims::{AccessToken, MercureClaim};
+use crate::proto::selector::{MatchType, Matcher};
 
 /// A Server-Sent Events push hub speaking the Mercure protocol.
 #[derive(Debug, Parser)]
@@ -30,13 +32,31 @@ enum Command {
     },
     /// Print a JWT signed with the configured key.
     Token {
-        /// Topic selector the token may publish to (repeatable).
+        /// Topic the token may publish to (repeatable): a 0.x selector, or a 1.0 exact topic.
         #[arg(long = "publish", value_name = "SEL")]
         publish: Vec<String>,
-        /// Topic selector of private updates the token may receive (repeatable).
+        /// Topic of private updates the token may receive (repeatable): a 0.x selector, or a 1.0 exact topic.
         #[arg(long = "subscribe", value_name = "SEL")]
         subscribe: Vec<String>,
-        /// Lifetime of the token, e.g. `1h` [default: no expiry].
+        /// 1.0 only: URL pattern the token may publish to (repeatable).
+        #[arg(long = "publish-pattern", value_name = "PATTERN")]
+        publish_pattern: Vec<String>,
+        /// 1.0 only: URL pattern of private updates the token may receive (repeatable).
+        #[arg(long = "subscribe-pattern", value_name = "PATTERN")]
+        subscribe_pattern: Vec<String>,
+        /// Token shape: 0 (the `mercure` claim) or 1 (an at+jwt access token with authorization_details).
+        #[arg(long, value_name = "0|1", default_value = "0", value_parser = ["0", "1"])]
+        protocol: String,
+        /// 1.0: the issuer (`iss`) [default: the hub's default --jwt-issuer].
+        #[arg(long, value_name = "ISS")]
+        issuer: Option<String>,
+        /// 1.0: the hub URL the token is for (`aud`) [default: the quick start's hub URL].
+        #[arg(long, value_name = "URL")]
+        audience: Option<String>,
+        /// 1.0: who the token is for (`sub`, `client_id`).
+        #[arg(long, value_name = "SUB", default_value = "ssehub-cli")]
+        subject: String,
+        /// Lifetime of the token, e.g. `1h` [default: no expiry for 0.x, 1h for 1.0].
         #[arg(long, value_name = "DURATION")]
         exp: Option<HumanDuration>,
         /// Private key (PEM or @FILE) for RS*/PS*/ES* algorithms, whose configured key only verifies.
@@ -72,6 +92,12 @@ pub fn main() -> ExitCode {
         Command::Token {
             publish,
             subscribe,
+            publish_pattern,
+            subscribe_pattern,
+            protocol,
+            issuer,
+            audience,
+            subject,
             exp,
             signing_key,
             config,
@@ -80,12 +106,39 @@ pub fn main() -> ExitCode {
             .resolve_alone(config.as_deref())
             .map_err(anyhow::Error::from)
             .and_then(|(data_dir, jwt)| {
-                let claim = MercureClaim {
-                    publish: (!publish.is_empty()).then_some(publish),
-                    subscribe: (!subscribe.is_empty()).then_some(subscribe),
-                    payload: None,
+                let v1 = protocol == "1";
+                if !v1 && !(publish_pattern.is_empty() && subscribe_pattern.is_empty()) {
+                    anyhow::bail!("URL patterns are Mercure 1.0: add --protocol 1");
+                }
+                let matchers = |exact: Vec<String>, patterns: Vec<String>| -> Vec<Matcher> {
+                    let kind = if v1 {
+                        MatchType::Exact
+                    } else {
+                        MatchType::Selector
+                    };
+                    let exact = exact.into_iter().map(|t| Matcher::new(kind, t));
+                    let patterns = patterns
+                        .into_iter()
+                        .map(|p| Matcher::new(MatchType::UrlPattern, p));
+                    exact.chain(patterns).collect()
                 };
-                token(&data_dir, &jwt, &claim, exp, signing_key.as_deref())
+                let grant = Grant {
+                    publish: matchers(publish, publish_pattern),
+                    subscribe: matchers(subscribe, subscribe_pattern),
+                    v1: v1.then(|| AccessTokenFields {
+                        issuer: issuer.unwrap_or_else(|| defaults::JWT_ISSUER.default.to_string()),
+                        audience: audience.unwrap_or_else(|| {
+                            format!(
+                                "http://{}{}",
+                                defaults::LISTEN.default,
+                                crate::http::HUB_PATH
+                            )
+                        }),
+                        subject,
+                    }),
+                    ttl: exp.map(|d| d.0),
+                };
+                token(&data_dir, &jwt, &grant, signing_key.as_deref())
             })
             .map(|t| println!("{t}")),
     };
@@ -107,16 +160,63 @@ fn init_tracing() {
         .init();
 }
 
+/// What `ssehub token` grants.
+struct Grant {
+    publish: Vec<Matcher>,
+    subscribe: Vec<Matcher>,
+    /// The claims of a 1.0 access token; `None` for a 0.x token.
+    v1: Option<AccessTokenFields>,
+    ttl: Option<Duration>,
+}
+
+/// What a 1.0 access token says besides its grants.
+struct AccessTokenFields {
+    issuer: String,
+    audience: String,
+    subject: String,
+}
+
+/// A 1.0 access token lives an hour unless told otherwise (`exp` is required).
+const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+impl Grant {
+    /// The signed token.
+    fn sign(&self, signer: &Signer) -> String {
+        let Some(v1) = &self.v1 else {
+            let texts =
+                |m: &[Matcher]| (!m.is_empty()).then(|| m.iter().map(|m| m.text.clone()).collect());
+            let claim = MercureClaim {
+                publish: texts(&self.publish),
+                subscribe: texts(&self.subscribe),
+                payload: None,
+            };
+            return signer.sign(&claim, self.ttl);
+        };
+        let now = crate::clock::unix_ms() / 1000;
+        let ttl = self.ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL).as_secs();
+        let claims = AccessToken {
+            issuer: &v1.issuer,
+            audience: &v1.audience,
+            subject: &v1.subject,
+            issued_at: now,
+            expires_at: now.saturating_add(ttl),
+            publish: &self.publish,
+            subscribe: &self.subscribe,
+        }
+        .claims();
+        signer.sign_json("at+jwt", &claims)
+    }
+}
+
 /// Signs a token with the key matching what it grants: the subscriber key
 /// for a subscribe-only token, the publisher key otherwise.
 fn token(
     data_dir: &Path,
     jwt: &JwtConfig,
-    claim: &MercureClaim,
-    exp: Option<HumanDuration>,
+    grant: &Grant,
     signing_key: Option<&str>,
 ) -> anyhow::Result<String> {
-    let subscribe_only = claim.publish.is_none() && claim.subscribe.is_some();
+    let subscribe_only = grant.publish.is_empty() && !grant.subscribe.is_empty();
     let alg = if subscribe_only {
         jwt.subscriber_alg
     } else {
@@ -139,7 +239,7 @@ fn token(
             )?
         }
     };
-    Ok(signer.sign(claim, exp.map(|d| d.0)))
+    Ok(grant.sign(&signer))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
@@ -227,14 +327,12 @@ fn print_banner(running: &crate::server::RunningHub) {
         return;
     }
     let everything = Some(vec!["*".to_string()]);
-    let sign = |claim: MercureClaim| {
-        Signer::new(
-            &running.keys.publisher,
-            parse_algorithm("HS256").expect("HS256 is supported"),
-        )
-        .expect("a generated secret is a valid HMAC key")
-        .sign(&claim, None)
-    };
+    let signer = Signer::new(
+        &running.keys.publisher,
+        parse_algorithm("HS256").expect("HS256 is supported"),
+    )
+    .expect("a generated secret is a valid HMAC key");
+    let sign = |claim: MercureClaim| signer.sign(&claim, None);
     let publisher = sign(MercureClaim {
         publish: everything.clone(),
         subscribe: everything.clone(),
@@ -244,6 +342,16 @@ fn print_banner(running: &crate::server::RunningHub) {
         subscribe: everything,
         ..MercureClaim::default()
     });
+    let access_token = Grant {
+        publish: Vec::new(),
+        subscribe: vec![Matcher::new(MatchType::Exact, "*")],
+        v1: Some(AccessTokenFields {
+            issuer: config.protocol.issuer.clone(),
+            audience: url.clone(),
+            subject: "quick-start".into(),
+        }),
+        ttl: Some(Duration::from_secs(24 * 3600)),
+    };
     let secret = config.data_dir.join(GENERATED_SECRET_FILE);
     println!(
         "no JWT key configured: using the secret generated in {}",
@@ -252,8 +360,18 @@ fn print_banner(running: &crate::server::RunningHub) {
     println!("publisher token (all topics, no expiry):\n  {publisher}");
     println!("publish:\n  curl -H 'Authorization: Bearer {publisher}' -d 'topic=https://example.com/demo' -d 'data=hello' {url}");
     println!(
-        "subscribe:\n  curl -N '{url}?topic=https://example.com/demo&authorization={subscriber}'"
+        "subscribe (Mercure 0.x):\n  curl -N '{url}?topic=https://example.com/demo&authorization={subscriber}'"
     );
+    if config
+        .protocol
+        .protocol
+        .allows(crate::proto::generation::Generation::V1)
+    {
+        let subscriber = access_token.sign(&signer);
+        println!(
+            "subscribe (Mercure 1.0, token valid 24h):\n  curl -N -H 'Authorization: Bearer {subscriber}' '{url}?match=https://example.com/demo'"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -262,7 +380,7 @@ mod tests {
 
     /// Flags whose `[default: ...]` describes what happens rather than
     /// giving a value.
-    const DESCRIBED: [&str; 7] = [
+    const DESCRIBED: [&str; 8] = [
         "tls-cert",
         "publisher-jwt-key",
         "subscriber-jwt-key",
@@ -270,6 +388,7 @@ mod tests {
         "cors-origins",
         "publish-origins",
         "redis-ca-cert",
+        "hub-url",
     ];
 
     /// The options of `ssehub serve ARGS…`.
@@ -321,6 +440,12 @@ mod tests {
             [
                 "publish",
                 "subscribe",
+                "publish-pattern",
+                "subscribe-pattern",
+                "protocol",
+                "issuer",
+                "audience",
+                "subject",
                 "exp",
                 "signing-key",
                 "config",

@@ -1,14 +1,19 @@
-//! The subscriptions API's events: a private update per topic at each
-//! subscribe and unsubscribe, on `/.well-known/mercure/subscriptions/{topic}/{subscriber}`.
+//! The subscriptions API's events: a private update per subscription at
+//! each subscribe and unsubscribe. A 0.x subscription (`topic=`) is
+//! described in 0.x's JSON-LD shape on
+//! `/.well-known/mercure/subscriptions/{topic}/{subscriber}`; a 1.0 one
+//! (`match=`, `match_urlpattern=`) in 1.0's plain JSON on
+//! `/.well-known/mercure/subscriptions/{match_type}/{match}/{subscriber}`,
+//! sent with the reserved event type `mercure`.
 
 use std::sync::Arc;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
-use crate::fanout::{Fanout, Subscriber};
+use crate::fanout::{Fanout, Subscriber, Subscription};
 use crate::history::{Directory, Log, LogError};
-use crate::proto::update::Update;
+use crate::proto::update::{Update, HUB_EVENT_TYPE};
 
 /// Path of the subscriptions API and prefix of its topics.
 pub const SUBSCRIPTIONS_PATH: &str = "/.well-known/mercure/subscriptions";
@@ -21,26 +26,51 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The id (and topic) of the subscription of `subscriber` to `topic`.
-pub fn subscription_id(topic: &str, subscriber: &str) -> String {
-    format!(
-        "{SUBSCRIPTIONS_PATH}/{}/{}",
-        utf8_percent_encode(topic, SEGMENT),
-        utf8_percent_encode(subscriber, SEGMENT)
-    )
+/// The `type` of a 1.0 subscription document.
+const V1_DOCUMENT: &str = "subscription";
+
+/// `path` under the subscriptions API: each segment percent-encoded once,
+/// whole (RFC 6570 simple expansion).
+pub fn subscription_path(segments: &[&str]) -> String {
+    segments
+        .iter()
+        .fold(SUBSCRIPTIONS_PATH.to_string(), |path, s| {
+            format!("{path}/{}", utf8_percent_encode(s, SEGMENT))
+        })
 }
 
-/// The JSON-LD document describing one subscription.
-pub fn document(sub: &Subscriber, topic: &str, active: bool) -> Value {
-    json!({
-        "@context": "https://mercure.rocks/",
-        "id": subscription_id(topic, &sub.id),
-        "type": "Subscription",
-        "topic": topic,
+/// The document describing one subscription of `sub`, in its generation's
+/// shape.
+pub fn document(sub: &Subscriber, subscription: &Subscription, active: bool) -> Value {
+    let text = &subscription.matcher.text;
+    let Some(match_type) = subscription.matcher.kind.name() else {
+        return json!({
+            "@context": "https://mercure.rocks/",
+            "id": subscription_path(&[text, &sub.id]),
+            "type": "Subscription",
+            "topic": text,
+            "subscriber": sub.id,
+            "active": active,
+            "payload": subscription.payload.clone().unwrap_or(Value::Null),
+        });
+    };
+    let mut doc = json!({
+        "id": subscription_path(&[match_type, text, &sub.id]),
+        "type": V1_DOCUMENT,
+        "match_type": match_type,
+        "match": text,
         "subscriber": sub.id,
         "active": active,
-        "payload": sub.payload.clone().unwrap_or(Value::Null),
-    })
+    });
+    if let Some(payload) = &subscription.payload {
+        doc["payload"] = payload.clone();
+    }
+    doc
+}
+
+/// Whether `doc` is in 1.0's shape.
+pub fn is_v1(doc: &Value) -> bool {
+    doc["type"] == V1_DOCUMENT
 }
 
 /// Publishes subscription events through the log, like any update, and
@@ -69,9 +99,9 @@ impl SubscriptionEvents {
     /// Announces that `sub` became active or inactive, in the background.
     pub fn announce(&self, sub: &Subscriber, active: bool) {
         let documents: Vec<Value> = sub
-            .topics
+            .subscriptions
             .iter()
-            .map(|topic| document(sub, topic, active))
+            .map(|subscription| document(sub, subscription, active))
             .collect();
         if let Some(directory) = &self.directory {
             directory.record(documents.clone());
@@ -88,7 +118,7 @@ impl SubscriptionEvents {
             .fanout
             .subscribers()
             .iter()
-            .flat_map(|s| s.topics.iter().map(|t| document(s, t, true)))
+            .flat_map(|s| s.subscriptions.iter().map(|x| document(s, x, true)))
             .collect())
     }
 }
@@ -103,7 +133,7 @@ pub fn publish(log: &Arc<dyn Log>, documents: Vec<Value>) {
             topics: vec![doc["id"].as_str().unwrap_or_default().to_string()],
             data: doc.to_string(),
             private: true,
-            event_type: None,
+            event_type: is_v1(&doc).then(|| HUB_EVENT_TYPE.to_string()),
             retry: None,
         })
         .collect();

@@ -85,6 +85,21 @@ pub const COOKIE_NAME: Setting = Setting {
     flag: "cookie-name",
     default: "mercureAuthorization",
 };
+/// `--protocol`.
+pub const PROTOCOL: Setting = Setting {
+    flag: "protocol",
+    default: "both",
+};
+/// `--jwt-issuer`: the issuer `ssehub token` writes into 1.0 tokens.
+pub const JWT_ISSUER: Setting = Setting {
+    flag: "jwt-issuer",
+    default: "ssehub",
+};
+/// `--access-token-cookie`: Mercure 1.0's recommended name.
+pub const ACCESS_TOKEN_COOKIE: Setting = Setting {
+    flag: "access-token-cookie",
+    default: "__Secure-mercure_access_token",
+};
 /// `--heartbeat`.
 pub const HEARTBEAT: Setting = Setting {
     flag: "heartbeat",
@@ -142,7 +157,7 @@ pub const QUEUE_SIZE: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 19] = [
+pub const ALL: [Setting; 22] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
@@ -151,6 +166,9 @@ pub const ALL: [Setting; 19] = [
     PUBLISHER_JWT_ALG,
     ANONYMOUS,
     COOKIE_NAME,
+    PROTOCOL,
+    JWT_ISSUER,
+    ACCESS_TOKEN_COOKIE,
     HEARTBEAT,
     SUBSCRIPTIONS,
     STORE,

@@ -46,4 +46,12 @@ pub enum ConfigError {
     /// Some numeric setting is out of range.
     #[error("invalid {0}: {1}")]
     Invalid(&'static str, &'static str),
+    /// A setting's value is unusable, for the reason given.
+    #[error("invalid --{flag}: {why}")]
+    Unusable {
+        /// The flag, without `--`.
+        flag: &'static str,
+        /// What is wrong.
+        why: String,
+    },
 }

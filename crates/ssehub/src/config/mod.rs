@@ -25,6 +25,7 @@ pub mod defaults;
 mod error;
 mod file;
 mod history;
+mod protocol;
 mod server;
 mod stream;
 mod values;
@@ -36,6 +37,7 @@ use serde::Deserialize;
 pub use self::access::{AccessConfig, AccessOptions, JwtConfig, KeyOptions};
 pub use self::error::ConfigError;
 pub use self::history::{HistoryConfig, HistoryOptions, RedisOptions, RedisStore, Store};
+pub use self::protocol::{ProtocolConfig, ProtocolOptions};
 pub use self::server::{ServerConfig, ServerOptions, TlsConfig, TlsOptions};
 pub use self::stream::{LimitOptions, LimitsConfig, StreamConfig, StreamOptions};
 pub use self::values::{HumanDuration, List};
@@ -65,6 +67,10 @@ pub struct Options {
     #[command(flatten)]
     #[serde(flatten)]
     pub access: AccessOptions,
+    /// Protocol generations and the hub's identity.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub protocol: ProtocolOptions,
     /// Heartbeats and subscription events.
     #[command(flatten)]
     #[serde(flatten)]
@@ -100,6 +106,7 @@ layer!(Options {
     tls,
     keys,
     access,
+    protocol,
     stream,
     history,
     redis,
@@ -120,6 +127,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Tokenless access, origins, the token cookie.
     pub access: AccessConfig,
+    /// Protocol generations and the hub's identity.
+    pub protocol: ProtocolConfig,
     /// Heartbeats and subscription events.
     pub stream: StreamConfig,
     /// The store and its bounds.
@@ -149,6 +158,7 @@ impl Options {
             tls: self.tls.resolve(),
             jwt,
             access: self.access.resolve(),
+            protocol: self.protocol.resolve()?,
             stream: self.stream.resolve(),
             history: self.history.resolve(self.redis)?,
             limits: self.limits.resolve()?,
@@ -219,6 +229,10 @@ anonymous = true
 cors_origins = "https://a"
 publish_origins = ["https://b"]
 cookie_name = "c"
+protocol = "1"
+hub_url = "https://hub.example/.well-known/mercure"
+jwt_issuer = "https://app.example"
+access_token_cookie = "t"
 heartbeat = "2s"
 subscriptions = true
 store = "rediss://h:1"
@@ -245,6 +259,7 @@ queue_size = 8
              tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, \
              jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512 }, \
              access: AccessConfig { anonymous: true, cors_origins: [\"https://a\"], publish_origins: [\"https://b\"], cookie_name: \"c\" }, \
+             protocol: ProtocolConfig { protocol: V1, hub_url: Some(Url { scheme: \"https\", cannot_be_a_base: false, username: \"\", password: None, host: Some(Domain(\"hub.example\")), port: None, path: \"/.well-known/mercure\", query: None, fragment: None }), issuer: \"https://app.example\", access_token_cookie: \"t\" }, \
              stream: StreamConfig { heartbeat: 2s, subscriptions: true }, \
              history: HistoryConfig { store: Redis(RedisStore { url: \"rediss://h:1\", stream: \"r\", ca_cert: Some(\"ca.pem\"), cluster: true }), size: 3, bytes: 4, ttl: Some(5s) }, \
              limits: LimitsConfig { max_concurrent_streams: 6, max_body: 7, queue_size: 8 } }"

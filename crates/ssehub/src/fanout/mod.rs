@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::proto::claims::{can_receive, SelectorSet};
 use crate::proto::event::Event;
+use crate::proto::selector::Matcher;
 
 /// What a subscriber's queue carries.
 #[derive(Debug, Clone)]
@@ -34,10 +35,8 @@ pub struct Subscriber {
     key: u64,
     /// Public identifier, `urn:uuid:...`, used by the subscriptions API.
     pub id: String,
-    /// Topic selectors as requested.
-    pub topics: Vec<String>,
-    /// `mercure.payload` of the subscriber's token.
-    pub payload: Option<Value>,
+    /// Its subscriptions: the matchers as requested.
+    pub subscriptions: Vec<Subscription>,
     subscribed: SelectorSet,
     allowed: SelectorSet,
     /// Sequence of the last event queued, so an event matching several of
@@ -46,6 +45,16 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// The topics of its matchers when all are exact (it is then indexed
+    /// by topic), else `None`.
+    fn exact_topics(&self) -> Option<Vec<&str>> {
+        self.subscribed
+            .selectors()
+            .iter()
+            .map(|s| s.as_exact())
+            .collect()
+    }
+
     /// Whether this subscriber may receive `event`.
     pub fn wants(&self, event: &Event) -> bool {
         can_receive(
@@ -77,17 +86,24 @@ impl Entry {
     }
 }
 
-/// What a new subscription asks for.
+/// One matcher of a stream, as the subscriptions API describes it.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// The matcher as requested.
+    pub matcher: Matcher,
+    /// The payload the subscriber's token attaches to it.
+    pub payload: Option<Value>,
+}
+
+/// What a new stream asks for.
 #[derive(Debug)]
 pub struct Registration {
-    /// Topic selectors as requested.
-    pub topics: Vec<String>,
-    /// Compiled topic selectors.
+    /// Its subscriptions, one per matcher.
+    pub subscriptions: Vec<Subscription>,
+    /// The same matchers, compiled.
     pub subscribed: SelectorSet,
-    /// Compiled `mercure.subscribe` selectors of the token (private updates).
+    /// The token's compiled `subscribe` grants (private updates).
     pub allowed: SelectorSet,
-    /// `mercure.payload` of the token.
-    pub payload: Option<Value>,
 }
 
 /// The registry of live subscribers.
@@ -130,8 +146,7 @@ impl Fanout {
         let sub = Arc::new(Subscriber {
             key,
             id: format!("urn:uuid:{}", uuid::Uuid::now_v7()),
-            topics: reg.topics,
-            payload: reg.payload,
+            subscriptions: reg.subscriptions,
             subscribed: reg.subscribed,
             allowed: reg.allowed,
             last_queued: AtomicU64::new(0),
@@ -140,13 +155,7 @@ impl Fanout {
         if r.closed {
             return Err(Closed);
         }
-        let exact: Option<Vec<&str>> = sub
-            .subscribed
-            .selectors()
-            .iter()
-            .map(|s| s.as_exact())
-            .collect();
-        match exact {
+        match sub.exact_topics() {
             Some(topics) => {
                 for topic in topics {
                     let keys = r.by_topic.entry(topic.to_string()).or_default();
@@ -255,13 +264,8 @@ impl Registry {
         let Some(Entry { sub, .. }) = self.subscribers.remove(&key) else {
             return false;
         };
-        let exact = sub
-            .subscribed
-            .selectors()
-            .iter()
-            .all(|s| s.as_exact().is_some());
-        if exact {
-            for topic in &sub.topics {
+        if let Some(topics) = sub.exact_topics() {
+            for topic in topics {
                 if let Some(keys) = self.by_topic.get_mut(topic) {
                     keys.retain(|k| *k != key);
                     if keys.is_empty() {
@@ -283,13 +287,21 @@ mod tests {
     use crate::proto::update::UpdateRequest;
 
     fn reg(cache: &SelectorCache, topics: &[&str], allowed: &[&str]) -> Registration {
-        let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-        let allowed: Vec<String> = allowed.iter().map(|t| t.to_string()).collect();
+        let matchers = |list: &[&str]| -> Vec<Matcher> {
+            list.iter().map(|t| Matcher::selector(*t)).collect()
+        };
+        let base = url::Url::parse("https://hub.example/.well-known/mercure").unwrap();
+        let compile = |list: &[&str]| SelectorSet::compile(cache, &matchers(list), &base).unwrap();
         Registration {
-            subscribed: SelectorSet::compile(cache, &topics),
-            allowed: SelectorSet::compile(cache, &allowed),
-            topics,
-            payload: None,
+            subscribed: compile(topics),
+            allowed: compile(allowed),
+            subscriptions: matchers(topics)
+                .into_iter()
+                .map(|matcher| Subscription {
+                    matcher,
+                    payload: None,
+                })
+                .collect(),
         }
     }
 

@@ -6,6 +6,7 @@ use http::{header, StatusCode};
 use crate::auth::TokenError;
 use crate::fanout::Closed;
 use crate::history::LogError;
+use crate::proto::claims::ClaimsError;
 use crate::proto::update::UpdateError;
 
 /// An API error: a status and a message saying what is wrong.
@@ -14,10 +15,21 @@ pub enum ApiError {
     /// Malformed request (400).
     #[error("{0}")]
     BadRequest(String),
-    /// Missing or invalid token (401).
+    /// No token where one is needed (401, a bare Bearer challenge).
     #[error("{0}")]
-    Unauthorized(String),
-    /// Valid token that does not allow this, or a forbidden origin or topic (403).
+    MissingToken(String),
+    /// A token that fails verification or whose claims are unusable (401,
+    /// `invalid_token`).
+    #[error("{0}")]
+    InvalidToken(String),
+    /// A valid token that does not grant this (403, `insufficient_scope`).
+    #[error("{0}")]
+    InsufficientScope(String),
+    /// A token presented in a way that is not accepted (400,
+    /// `invalid_request`).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A forbidden origin (403, no challenge: the token is not at fault).
     #[error("{0}")]
     Forbidden(String),
     /// Nothing here (404).
@@ -26,6 +38,9 @@ pub enum ApiError {
     /// Body above the configured limit (413).
     #[error("request body larger than the {0}-byte limit (--max-body)")]
     TooLarge(usize),
+    /// More topics than an update may carry (413).
+    #[error("{0}")]
+    TooManyTopics(String),
     /// A body type other than form or JSON (415).
     #[error(
         "unsupported Content-Type {0:?}: use application/x-www-form-urlencoded or application/json"
@@ -47,24 +62,46 @@ impl From<Closed> for ApiError {
 
 impl From<UpdateError> for ApiError {
     fn from(e: UpdateError) -> Self {
-        ApiError::BadRequest(e.to_string())
+        match e {
+            UpdateError::TooManyTopics => ApiError::TooManyTopics(e.to_string()),
+            e => ApiError::BadRequest(e.to_string()),
+        }
     }
 }
 
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
-        ApiError::Unauthorized(e.to_string())
+        ApiError::InvalidToken(e.to_string())
+    }
+}
+
+impl From<ClaimsError> for ApiError {
+    fn from(e: ClaimsError) -> Self {
+        ApiError::InvalidToken(format!("invalid token: {e}"))
     }
 }
 
 impl ApiError {
+    /// The RFC 6750 challenge of a token failure: `None` for other errors,
+    /// `Some(None)` for a bare challenge (no token was presented), else the
+    /// error code.
+    fn challenge(&self) -> Option<Option<&'static str>> {
+        match self {
+            ApiError::MissingToken(_) => Some(None),
+            ApiError::InvalidToken(_) => Some(Some("invalid_token")),
+            ApiError::InsufficientScope(_) => Some(Some("insufficient_scope")),
+            ApiError::InvalidRequest(_) => Some(Some("invalid_request")),
+            _ => None,
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MissingToken(_) | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::InsufficientScope(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::TooManyTopics(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -83,11 +120,21 @@ impl IntoResponse for ApiError {
             format!("{self}\n"),
         )
             .into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer realm=\"ssehub\""),
-            );
+        if let Some(error) = self.challenge() {
+            let mut challenge = String::from("Bearer realm=\"ssehub\"");
+            if let Some(error) = error {
+                let description: String = self
+                    .to_string()
+                    .chars()
+                    .filter(|c| c.is_ascii() && !c.is_ascii_control() && !matches!(c, '"' | '\\'))
+                    .collect();
+                challenge.push_str(&format!(
+                    ", error=\"{error}\", error_description=\"{description}\""
+                ));
+            }
+            if let Ok(value) = http::HeaderValue::from_str(&challenge) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            }
         }
         res
     }

@@ -1,49 +1,73 @@
 //! The HTTP API: routes, CORS, and the handlers.
 
 mod error;
+mod identity;
+mod metadata;
 mod publish;
 mod request;
 mod subscribe;
 mod subscriptions;
+mod token;
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
-use http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Extension, Router};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::ApiError;
+pub use identity::Secure;
 pub use subscribe::MAX_TOPICS;
 
 use crate::hub::Hub;
+use crate::proto::generation::Generation;
 use crate::subscriptions::SUBSCRIPTIONS_PATH;
 
+/// The hub's path: subscribe and publish here; everything under it is the
+/// hub's own (subscription events, the subscriptions API).
+pub const HUB_PATH: &str = "/.well-known/mercure";
+
+/// The safe method carrying subscribe parameters in a form body (RFC 10008).
+const QUERY_METHOD: &str = "QUERY";
+
 /// The hub's routes as a service; `alt_svc` is the UDP port of HTTP/3, if
-/// served, advertised on every response.
-pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>) -> Router {
+/// served, advertised on every response; `secure` tells the handlers the
+/// connection is TLS (the hub URL they derive is then `https`).
+pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>, secure: bool) -> Router {
     let mut router = Router::new()
-        .route(
-            "/.well-known/mercure",
-            get(subscribe::subscribe)
-                .head(subscribe::subscribe)
-                .post(publish::publish),
-        )
+        .route(HUB_PATH, any(hub_endpoint))
         .route("/healthz", get(health));
+    if hub.config.protocol.protocol.allows(Generation::V1) {
+        router = router.route(metadata::PATH, get(metadata::metadata));
+    }
     if hub.config.stream.subscriptions {
         router = router
             .route(SUBSCRIPTIONS_PATH, get(subscriptions::all))
             .route(
-                &format!("{SUBSCRIPTIONS_PATH}/{{topic}}"),
-                get(subscriptions::by_topic),
+                &format!("{SUBSCRIPTIONS_PATH}/{{first}}"),
+                get(subscriptions::one_segment),
             )
             .route(
-                &format!("{SUBSCRIPTIONS_PATH}/{{topic}}/{{subscriber}}"),
-                get(subscriptions::one),
+                &format!("{SUBSCRIPTIONS_PATH}/{{first}}/{{second}}"),
+                get(subscriptions::two_segments),
+            )
+            .route(
+                &format!("{SUBSCRIPTIONS_PATH}/{{match_type}}/{{match}}/{{subscriber}}"),
+                get(subscriptions::three_segments),
             );
     }
+    router = router.layer(middleware::from_fn_with_state(
+        hub.clone(),
+        metadata::point_to_metadata,
+    ));
     if let Some(cors) = cors(&hub.config.access.cors_origins) {
         router = router.layer(cors);
     }
@@ -55,7 +79,43 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>) -> Router {
             value,
         ));
     }
+    if secure {
+        router = router.layer(Extension(Secure));
+    }
     router.with_state(hub)
+}
+
+/// `/.well-known/mercure`: subscribe with GET, HEAD or QUERY; publish with
+/// POST. (CORS preflights are answered by the CORS layer.)
+async fn hub_endpoint(hub: State<Arc<Hub>>, req: Request) -> Result<Response, ApiError> {
+    match req.method().as_str() {
+        "GET" | "HEAD" | QUERY_METHOD => subscribe::subscribe(hub, req).await,
+        "POST" => publish::publish(hub, req).await,
+        _ => Ok((
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "GET, HEAD, POST, QUERY")],
+            "use GET, HEAD or QUERY to subscribe and POST to publish\n",
+        )
+            .into_response()),
+    }
+}
+
+/// Reads a request body of at most `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let body = Limited::new(body, limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<LengthLimitError>().is_some() {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {e}"))
+        }
+    })?;
+    Ok(body.to_bytes())
 }
 
 /// `GET /healthz`: 200 when the hub can take publishes, else 503 and why
@@ -96,7 +156,13 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_credentials(credentials)
-            .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::OPTIONS,
+                Method::from_bytes(QUERY_METHOD.as_bytes()).expect("a valid method"),
+            ])
             .allow_headers([
                 header::AUTHORIZATION,
                 header::CACHE_CONTROL,
@@ -106,6 +172,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .expose_headers([
                 last_event_id,
                 HeaderName::from_static("mercure-last-event-id"),
+                header::LINK,
+                header::WWW_AUTHENTICATE,
             ])
             .max_age(std::time::Duration::from_secs(3600)),
     )

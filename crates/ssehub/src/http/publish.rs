@@ -5,12 +5,15 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::request::{find_token, Query, TokenSource};
+use super::identity::hub_url;
+use super::read_body;
+use super::request::Query;
+use super::token::{authenticate, grants, Role, TokenSource};
+use super::HUB_PATH;
 use crate::hub::Hub;
 use crate::proto::claims::{can_publish, SelectorSet};
 use crate::proto::update::{Update, UpdateRequest};
@@ -22,27 +25,20 @@ pub(super) async fn publish(
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
-    let claims = authenticate(&hub, &parts.headers, &query)?;
-
-    let limit = hub.config.limits.max_body;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::TooLarge(limit));
+    let base = hub_url(&hub, &parts)?;
+    let token = authenticate(&hub, &parts.headers, &query, &base, Role::Publisher, None).await?;
+    let Some((claims, source)) = token else {
+        return Err(ApiError::MissingToken(
+            "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
+        ));
+    };
+    if source == TokenSource::Cookie {
+        check_origin(&parts.headers, &hub.config.access.publish_origins)?;
     }
-    let body = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<LengthLimitError>().is_some() {
-            ApiError::TooLarge(limit)
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {e}"))
-        }
-    })?;
-    let body = body.to_bytes();
+    let publish = grants(&hub, &claims.publish, &base)?;
 
+    let body = read_body(&parts.headers, body, hub.config.limits.max_body).await?;
     let (requests, batch) = parse_body(&parts.headers, &body)?;
-    let publish = SelectorSet::compile(&hub.selectors, claims.as_deref().unwrap_or_default());
     let updates = requests
         .into_iter()
         .map(|r| authorize(&publish, r.validate(|| hub.log.new_id())?))
@@ -63,24 +59,6 @@ pub(super) async fn publish(
         )
             .into_response()
     })
-}
-
-/// Verifies the publisher token; returns its `mercure.publish` selectors.
-fn authenticate(
-    hub: &Hub,
-    headers: &HeaderMap,
-    query: &Query,
-) -> Result<Option<Vec<String>>, ApiError> {
-    let Some((token, source)) = find_token(headers, query, &hub.config.access.cookie_name)? else {
-        return Err(ApiError::Unauthorized(
-            "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
-        ));
-    };
-    let claims = hub.publisher.verify(&token)?;
-    if source == TokenSource::Cookie {
-        check_origin(headers, &hub.config.access.publish_origins)?;
-    }
-    Ok(claims.mercure.publish)
 }
 
 /// A cookie is sent by the browser on its own, so a cookie-authenticated
@@ -107,22 +85,21 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     }
 }
 
+/// Refuses topics reserved for the hub (whatever the token) and topics the
+/// token may not publish to.
 fn authorize(publish: &SelectorSet, update: Update) -> Result<Update, ApiError> {
     if let Some(t) = update.topics.iter().find(|t| is_reserved(t)) {
-        return Err(ApiError::Forbidden(format!(
-            "topic {t:?} is reserved for the hub"
+        return Err(ApiError::BadRequest(format!(
+            "topic {t:?} is reserved for the hub: topics under {HUB_PATH} are its own"
         )));
     }
     if !can_publish(publish, &update.topics) {
-        return Err(ApiError::Forbidden(
-            "the token's mercure.publish claim does not cover every topic of the update".into(),
+        return Err(ApiError::InsufficientScope(
+            "the token does not grant publishing to every topic of the update".into(),
         ));
     }
     Ok(update)
 }
-
-/// The hub's own path: topics under it (subscription events) are reserved.
-const HUB_PATH: &str = "/.well-known/mercure";
 
 /// Whether `topic` names something under the hub's path, once normalised as
 /// a client would: resolved against the hub URL (a relative topic), query

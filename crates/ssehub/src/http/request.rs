@@ -1,15 +1,14 @@
-//! Reading what a request carries: query pairs and the token.
+//! Reading what a request carries: its query pairs (and a form body's).
 
-use http::{header, HeaderMap};
+use percent_encoding::percent_decode;
 
-use super::error::ApiError;
-
-/// The decoded query string, in order, repeated keys kept.
+/// Decoded `application/x-www-form-urlencoded` pairs, in order, repeated
+/// keys kept.
 #[derive(Debug, Default)]
 pub(super) struct Query(pub Vec<(String, String)>);
 
 impl Query {
-    /// Parses a raw query string.
+    /// Parses a raw query string; invalid UTF-8 becomes U+FFFD.
     pub(super) fn parse(raw: Option<&str>) -> Query {
         Query(
             form_urlencoded::parse(raw.unwrap_or("").as_bytes())
@@ -18,12 +17,38 @@ impl Query {
         )
     }
 
-    /// Every value of `key`.
-    pub(super) fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+    /// Parses form-encoded bytes (a query string or a body) strictly: a
+    /// name or value that is not UTF-8 once decoded is an error naming it.
+    pub(super) fn parse_strict(raw: &[u8]) -> Result<Query, String> {
+        let decode = |part: &[u8]| -> Result<String, String> {
+            let spaced: Vec<u8> = part
+                .iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect();
+            let bytes: Vec<u8> = percent_decode(&spaced).collect();
+            String::from_utf8(bytes).map_err(|_| {
+                format!(
+                    "{:?} is not UTF-8 once percent-decoded",
+                    String::from_utf8_lossy(part)
+                )
+            })
+        };
+        raw.split(|&b| b == b'&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = match pair.iter().position(|&b| b == b'=') {
+                    Some(i) => (&pair[..i], &pair[i + 1..]),
+                    None => (pair, &b""[..]),
+                };
+                Ok((decode(name)?, decode(value)?))
+            })
+            .collect::<Result<_, _>>()
+            .map(Query)
+    }
+
+    /// Adds the pairs of `other` after these.
+    pub(super) fn extend(&mut self, other: Query) {
+        self.0.extend(other.0);
     }
 
     /// The first value of `key`.
@@ -35,79 +60,23 @@ impl Query {
     }
 }
 
-/// Where a token came from; a cookie needs a CSRF check before publishing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum TokenSource {
-    /// `Authorization: Bearer`.
-    Header,
-    /// The `authorization` query parameter.
-    Query,
-    /// The configured cookie.
-    Cookie,
-}
-
-/// The request's token: the `Authorization` header, else the `authorization`
-/// query parameter, else the cookie.
-pub(super) fn find_token(
-    headers: &HeaderMap,
-    query: &Query,
-    cookie_name: &str,
-) -> Result<Option<(String, TokenSource)>, ApiError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().unwrap_or_default();
-        let token = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be \"Bearer <token>\"".into())
-            })?;
-        return Ok(Some((token.trim().to_string(), TokenSource::Header)));
-    }
-    if let Some(token) = query.first("authorization") {
-        return Ok(Some((token.to_string(), TokenSource::Query)));
-    }
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == cookie_name)
-        .map(|(_, value)| (value.trim_matches('"').to_string(), TokenSource::Cookie));
-    Ok(cookie)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn token_precedence() {
+    fn lenient_and_strict_parsing() {
         let q = Query::parse(Some("authorization=q&topic=a&topic=b"));
-        assert_eq!(q.all("topic").collect::<Vec<_>>(), ["a", "b"]);
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            "x=1; mercureAuthorization=c".parse().unwrap(),
-        );
-        assert_eq!(
-            find_token(&h, &Query::default(), "mercureAuthorization").unwrap(),
-            Some(("c".into(), TokenSource::Cookie))
-        );
-        assert_eq!(
-            find_token(&h, &q, "mercureAuthorization")
-                .unwrap()
-                .unwrap()
-                .1,
-            TokenSource::Query
-        );
-        h.insert(header::AUTHORIZATION, "Bearer h".parse().unwrap());
-        assert_eq!(
-            find_token(&h, &q, "mercureAuthorization").unwrap(),
-            Some(("h".into(), TokenSource::Header))
-        );
-        h.insert(header::AUTHORIZATION, "Basic h".parse().unwrap());
-        assert!(find_token(&h, &q, "mercureAuthorization").is_err());
+        assert_eq!(q.first("topic"), Some("a"));
+        let q = Query::parse_strict(b"match=a%2Fb+c&flag&&x=%C3%A9").unwrap();
+        assert_eq!(q.first("match"), Some("a/b c"));
+        assert_eq!(q.first("flag"), Some(""));
+        assert_eq!(q.first("x"), Some("é"));
+        let err = Query::parse_strict(b"match=%FF").unwrap_err();
+        assert!(err.contains("%FF"), "{err}");
+        let mut q = Query::parse_strict(b"a=1").unwrap();
+        q.extend(Query::parse_strict(b"a=2").unwrap());
+        assert_eq!(q.0.len(), 2);
+        assert_eq!(q.0[1], ("a".to_string(), "2".to_string()));
     }
 }

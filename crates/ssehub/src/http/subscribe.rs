@@ -1,5 +1,7 @@
-//! `GET /.well-known/mercure`: the subscribe request read from HTTP (topics,
-//! token, cursor) and answered with the stream of [`crate::subscribe`].
+//! Subscribing over HTTP: the request read in either generation (0.x
+//! `topic=`, 1.0 `match=`, `match_exact=`, `match_urlpattern=`), from the
+//! query string and, with the `QUERY` method, a form body too; the token
+//! checked; and the answer streamed by [`crate::subscribe`].
 
 use std::sync::Arc;
 
@@ -9,19 +11,27 @@ use axum::response::Response;
 use http::{header, HeaderValue, Method, StatusCode};
 
 use super::error::ApiError;
-use super::request::{find_token, Query};
+use super::identity::hub_url;
+use super::request::Query;
+use super::token::{authenticate, grants, Role};
+use super::{read_body, QUERY_METHOD};
+use crate::fanout::{Registration, Subscription};
 use crate::hub::Hub;
-use crate::proto::claims::Claims;
+use crate::proto::claims::{Claims, SelectorSet};
+use crate::proto::generation::Generation;
+use crate::proto::selector::{MatchType, Matcher};
+use crate::proto::text::{describe, forbidden_char};
 use crate::subscribe::{self, Start};
 
-/// Most topic selectors one subscription may carry.
+/// Most topic matchers one subscription request may carry.
 pub const MAX_TOPICS: usize = 1000;
 
 /// Query parameters carrying the cursor, the first present wins; the
 /// `Last-Event-ID` header (what `EventSource` sends when it reconnects) wins
 /// over all of them. `lastEventID`: Mercure 0.x; `Last-Event-ID`: Symfony
 /// Mercure's Twig helper; `lastEventId`: the event-source-polyfill's
-/// default; `last_event_id`: Mercure 1.0.
+/// default; `last_event_id`: Mercure 1.0. With `QUERY`, the query string's
+/// come before the body's.
 const CURSOR_PARAMETERS: [&str; 4] = [
     "lastEventID",
     "Last-Event-ID",
@@ -29,36 +39,61 @@ const CURSOR_PARAMETERS: [&str; 4] = [
     "last_event_id",
 ];
 
-/// Handles a subscribe request (GET or HEAD).
+/// What a subscribe request asks for.
+struct Wanted {
+    /// Its matchers, in order.
+    matchers: Vec<Matcher>,
+    /// 1.0 when it has a `match` parameter, else 0.x.
+    generation: Generation,
+}
+
+/// Handles a subscribe request (GET, HEAD or QUERY).
 pub(super) async fn subscribe(
     State(hub): State<Arc<Hub>>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let query = Query::parse(req.uri().query());
-    let topics: Vec<String> = query.all("topic").map(String::from).collect();
-    if topics.is_empty() {
-        return Err(ApiError::BadRequest(
-            "missing \"topic\" query parameter: subscribe to at least one topic selector".into(),
-        ));
+    let (parts, body) = req.into_parts();
+    let raw = parts.uri.query().unwrap_or_default().as_bytes();
+    let mut query = Query::parse_strict(raw).map_err(ApiError::BadRequest)?;
+    if parts.method.as_str() == QUERY_METHOD {
+        let body = read_body(&parts.headers, body, hub.config.limits.max_body).await?;
+        query.extend(Query::parse_strict(&body).map_err(ApiError::BadRequest)?);
     }
-    if topics.len() > MAX_TOPICS {
-        return Err(ApiError::BadRequest(format!(
-            "too many topics: at most {MAX_TOPICS} per subscription"
-        )));
-    }
-    let claims = authenticate(&hub, &req, &query)?;
+    let wanted = read_matchers(&hub, &query)?;
+    let base = hub_url(&hub, &parts)?;
+    let token = authenticate(
+        &hub,
+        &parts.headers,
+        &query,
+        &base,
+        Role::Subscriber,
+        Some(wanted.generation),
+    )
+    .await?;
+    let claims = match token {
+        Some((claims, _)) => claims,
+        None if hub.config.access.anonymous => Claims::default(),
+        None => {
+            return Err(ApiError::MissingToken(
+                "subscribing requires a token (Authorization header or cookie), or a hub started with --anonymous".into(),
+            ))
+        }
+    };
+    let subscribed = SelectorSet::compile(&hub.selectors, &wanted.matchers, &base)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let allowed = grants(&hub, &claims.subscribe, &base)?;
 
     let mut res = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .header("x-accel-buffering", "no");
-    if req.method() == Method::HEAD {
+    if parts.method == Method::HEAD {
         return Ok(res.body(Body::empty()).expect("valid response"));
     }
 
-    let cursor = req
-        .headers()
+    let cursor = parts
+        .headers
         .get("last-event-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .or_else(|| {
@@ -79,17 +114,79 @@ pub(super) async fn subscribe(
             .header("last-event-id", value.clone())
             .header("mercure-last-event-id", value);
     }
-    let body = subscribe::subscribe(&hub, topics, &claims, &start)?;
+    let subscriptions = wanted
+        .matchers
+        .into_iter()
+        .map(|matcher| Subscription {
+            payload: claims.payload_for(&matcher, &hub.selectors, &base),
+            matcher,
+        })
+        .collect();
+    let registration = Registration {
+        subscriptions,
+        subscribed,
+        allowed,
+    };
+    let body = subscribe::subscribe(&hub, registration, claims.exp, &start)?;
     Ok(res.body(Body::new(body)).expect("valid response"))
 }
 
-/// Verifies the subscriber token; none is fine only with `--anonymous`.
-fn authenticate(hub: &Hub, req: &Request, query: &Query) -> Result<Claims, ApiError> {
-    match find_token(req.headers(), query, &hub.config.access.cookie_name)? {
-        Some((token, _)) => Ok(hub.subscriber.verify(&token)?),
-        None if hub.config.access.anonymous => Ok(Claims::default()),
-        None => Err(ApiError::Unauthorized(
-            "subscribing requires a token (Authorization header, authorization query parameter or cookie), or a hub started with --anonymous".into(),
-        )),
+/// The matchers of the request. Every name in the `match` namespace (any
+/// case) must be a matcher type the hub knows; values may not carry control
+/// or format characters; each generation must be accepted by the hub.
+fn read_matchers(hub: &Hub, query: &Query) -> Result<Wanted, ApiError> {
+    let mut matchers = Vec::new();
+    for (name, value) in &query.0 {
+        let kind = match name.as_str() {
+            "topic" => MatchType::Selector,
+            "match" | "match_exact" => MatchType::Exact,
+            "match_urlpattern" => MatchType::UrlPattern,
+            other if other.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("match")) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown matcher parameter {other:?}: use match, match_exact or match_urlpattern"
+                )))
+            }
+            _ => continue,
+        };
+        if let Some(c) = forbidden_char(value) {
+            return Err(ApiError::BadRequest(format!(
+                "invalid {name} {value:?}: it contains {}, a control or invisible format character",
+                describe(c)
+            )));
+        }
+        matchers.push(Matcher::new(kind, value.clone()));
     }
+    let has = |legacy: bool| {
+        matchers
+            .iter()
+            .any(|m| (m.kind == MatchType::Selector) == legacy)
+    };
+    let protocol = hub.config.protocol.protocol;
+    for (generation, what) in [
+        (Generation::Legacy, "the topic parameter"),
+        (Generation::V1, "the match parameter"),
+    ] {
+        if has(generation == Generation::Legacy) && !protocol.allows(generation) {
+            return Err(ApiError::BadRequest(protocol.refuse(generation, what)));
+        }
+    }
+    if matchers.is_empty() {
+        return Err(ApiError::BadRequest(
+            "no topic to subscribe to: add match=TOPIC or match_urlpattern=PATTERN (Mercure 1.0), or topic=SELECTOR (0.x)".into(),
+        ));
+    }
+    if matchers.len() > MAX_TOPICS {
+        return Err(ApiError::BadRequest(format!(
+            "too many topic matchers: at most {MAX_TOPICS} per subscription"
+        )));
+    }
+    let generation = if has(false) {
+        Generation::V1
+    } else {
+        Generation::Legacy
+    };
+    Ok(Wanted {
+        matchers,
+        generation,
+    })
 }

@@ -3,6 +3,8 @@
 
 pub mod claims;
 pub mod event;
+pub mod generation;
 pub mod selector;
 pub mod sse;
+pub mod text;
 pub mod update;

@@ -3,10 +3,15 @@
 use bytes::Bytes;
 
 use super::sse::{encode_event, EventFields};
+use super::text::{describe, forbidden_char};
 
 /// The cursor value asking for the whole history; no update may carry it as
 /// its id.
 pub const EARLIEST: &str = "earliest";
+
+/// The SSE event type of the hub's own 1.0 subscription events, which
+/// publishers may not use (a subscriber routing on it could be fooled).
+pub const HUB_EVENT_TYPE: &str = "mercure";
 
 /// The longest a topic list of one update may be.
 pub const MAX_TOPICS_PER_UPDATE: usize = 1000;
@@ -60,10 +65,23 @@ pub enum UpdateError {
     /// `retry` is not a non-negative integer.
     #[error("invalid \"retry\" {0:?}: expected a number of milliseconds (digits only)")]
     BadRetry(String),
-    /// `id` or `type` contains a control character: CR, LF or NUL would break
-    /// SSE framing, and an id is sent back in a `Last-Event-ID` header.
-    #[error("invalid \"{0}\": it must not contain control characters (CR, LF, NUL, ...)")]
-    ControlChar(&'static str),
+    /// A topic, `id` or `type` contains a control character (CR, LF or NUL
+    /// would break SSE framing, and an id is sent back in a `Last-Event-ID`
+    /// header) or an invisible format character.
+    #[error("invalid \"{field}\": it contains {}, a control or invisible format character", describe(*.character))]
+    ForbiddenChar {
+        /// `topic`, `id` or `type`.
+        field: &'static str,
+        /// The first such character.
+        character: char,
+    },
+    /// A topic that is exactly `*`: every matcher reads `*` as "every
+    /// topic", so no subscriber could select that topic alone.
+    #[error("invalid \"topic\" \"*\": it is the wildcard matching every topic")]
+    WildcardTopic,
+    /// `type=mercure` is reserved for the hub's subscription events.
+    #[error("invalid \"type\" \"mercure\": it is reserved for the hub's subscription events")]
+    ReservedType,
     /// `id` starting with `#` is reserved by the Mercure protocol.
     #[error("invalid \"id\" {0:?}: ids starting with '#' are reserved")]
     ReservedId(String),
@@ -90,6 +108,12 @@ impl UpdateRequest {
         if self.topics.iter().any(String::is_empty) {
             return Err(UpdateError::EmptyTopic);
         }
+        if self.topics.iter().any(|t| t == "*") {
+            return Err(UpdateError::WildcardTopic);
+        }
+        for topic in &self.topics {
+            check_field("topic", topic)?;
+        }
         let retry = match self.retry {
             None => None,
             Some(r) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => {
@@ -99,6 +123,9 @@ impl UpdateRequest {
         };
         if let Some(t) = &self.event_type {
             check_field("type", t)?;
+            if t == HUB_EVENT_TYPE {
+                return Err(UpdateError::ReservedType);
+            }
         }
         let id = match self.id {
             Some(id) => {
@@ -127,11 +154,10 @@ impl UpdateRequest {
     }
 }
 
-fn check_field(name: &'static str, value: &str) -> Result<(), UpdateError> {
-    if value.chars().any(char::is_control) {
-        Err(UpdateError::ControlChar(name))
-    } else {
-        Ok(())
+fn check_field(field: &'static str, value: &str) -> Result<(), UpdateError> {
+    match forbidden_char(value) {
+        Some(character) => Err(UpdateError::ForbiddenChar { field, character }),
+        None => Ok(()),
     }
 }
 
@@ -182,21 +208,51 @@ mod tests {
                 "{bad}"
             );
         }
-        for bad in ["a\nb", "a\rb", "a\0b"] {
+        for (bad, character) in [
+            ("a\nb", '\n'),
+            ("a\rb", '\r'),
+            ("a\0b", '\0'),
+            ("a\u{200e}", '\u{200e}'),
+        ] {
             let r = UpdateRequest {
                 id: Some(bad.into()),
                 ..req(&["t"])
             };
-            assert_eq!(r.validate(String::new), Err(UpdateError::ControlChar("id")));
+            assert_eq!(
+                r.validate(String::new),
+                Err(UpdateError::ForbiddenChar {
+                    field: "id",
+                    character
+                })
+            );
             let r = UpdateRequest {
                 event_type: Some(bad.into()),
                 ..req(&["t"])
             };
             assert_eq!(
                 r.validate(String::new),
-                Err(UpdateError::ControlChar("type"))
+                Err(UpdateError::ForbiddenChar {
+                    field: "type",
+                    character
+                })
+            );
+            assert_eq!(
+                req(&["ok", bad]).validate(String::new),
+                Err(UpdateError::ForbiddenChar {
+                    field: "topic",
+                    character
+                })
             );
         }
+        assert_eq!(
+            req(&["a", "*"]).validate(String::new),
+            Err(UpdateError::WildcardTopic)
+        );
+        let r = UpdateRequest {
+            event_type: Some("mercure".into()),
+            ..req(&["t"])
+        };
+        assert_eq!(r.validate(String::new), Err(UpdateError::ReservedType));
         let r = UpdateRequest {
             id: Some("#x".into()),
             ..req(&["t"])

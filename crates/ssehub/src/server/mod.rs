@@ -161,7 +161,11 @@ async fn serve(
     let (done, mut all_done) = mpsc::channel(1);
     let builder = Arc::new(connection_builder(&hub.config));
     for (listener, tls) in listeners {
-        let router = crate::http::router(hub.clone(), alt_svc.filter(|_| tls.is_some()));
+        let router = crate::http::router(
+            hub.clone(),
+            alt_svc.filter(|_| tls.is_some()),
+            tls.is_some(),
+        );
         let serving = Serving {
             builder: builder.clone(),
             service: TowerToHyperService::new(router.clone()),
@@ -172,7 +176,7 @@ async fn serve(
         tokio::spawn(accept_loop(listener, tls, serving));
     }
     if let Some(endpoint) = quic {
-        let router = crate::http::router(hub.clone(), alt_svc);
+        let router = crate::http::router(hub.clone(), alt_svc, true);
         tokio::spawn(http3::serve(endpoint, router, stop.clone(), done.clone()));
     }
     drop(done);

@@ -13,7 +13,6 @@ pub use stream::SubscriptionBody;
 use crate::fanout::{Closed, Registration};
 use crate::history::{Log, LogError};
 use crate::hub::Hub;
-use crate::proto::claims::{Claims, SelectorSet};
 pub use crate::proto::update::EARLIEST;
 
 /// Where a stream starts.
@@ -33,11 +32,17 @@ pub enum Start {
 }
 
 impl Start {
-    /// Resolves the client's cursor (`Last-Event-ID`), if it sent one.
+    /// Resolves the client's cursor (`Last-Event-ID`), if it sent one. An
+    /// empty cursor means "from now on": it resolves to the newest event,
+    /// so the client learns where its stream starts (and nothing published
+    /// while it registers is lost).
     pub async fn resolve(log: &dyn Log, cursor: Option<String>) -> Result<Start, LogError> {
-        let Some(id) = cursor else {
+        let Some(mut id) = cursor else {
             return Ok(Start::Live);
         };
+        if id.is_empty() {
+            id = log.last_id().unwrap_or_else(|| EARLIEST.to_string());
+        }
         let position = match id.as_str() {
             EARLIEST => None,
             id => log.position(id).await?,
@@ -50,29 +55,22 @@ impl Start {
     }
 }
 
-/// Registers a subscription to `topics` for a subscriber holding `claims`
-/// and returns its stream. Registration comes before the history is read:
-/// every event is then either in the replay or queued live (or both, and
-/// the stream drops the copy). The stream ends when the token expires.
+/// Registers a stream asking for `registration` and returns it; `exp` is
+/// the expiry of the subscriber's token, if any. Registration comes before
+/// the history is read: every event is then either in the replay or queued
+/// live (or both, and the stream drops the copy). The stream ends when the
+/// token expires.
 pub fn subscribe(
     hub: &Arc<Hub>,
-    topics: Vec<String>,
-    claims: &Claims,
+    registration: Registration,
+    exp: Option<u64>,
     start: &Start,
 ) -> Result<SubscriptionBody, Closed> {
-    let (sub, rx) = hub.fanout.register(Registration {
-        subscribed: SelectorSet::compile(&hub.selectors, &topics),
-        allowed: SelectorSet::compile(
-            &hub.selectors,
-            claims.mercure.subscribe.as_deref().unwrap_or_default(),
-        ),
-        topics,
-        payload: claims.mercure.payload.clone(),
-    })?;
+    let (sub, rx) = hub.fanout.register(registration)?;
     if let Some(events) = &hub.subscription_events {
         events.announce(&sub, true);
     }
-    let deadline = claims.exp.and_then(deadline_of);
+    let deadline = exp.and_then(deadline_of);
     Ok(SubscriptionBody::new(hub.clone(), sub, rx, start, deadline))
 }
 

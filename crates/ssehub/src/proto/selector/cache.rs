@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::Selector;
+use super::{MatchType, Matcher, PatternError, Selector};
 
-/// A bounded, thread-safe cache of compiled selectors keyed by the selector
-/// string, so each template is compiled once and shared by all subscribers
-/// and publishers.
+/// A bounded, thread-safe cache of compiled selectors keyed by the matcher
+/// (its type and text, and for URL patterns the base URL), so each template
+/// or pattern is compiled once and shared by all subscribers and publishers.
+/// The type is part of the key: the 0.x selector `https://a/{x}` (a
+/// template) and the 1.0 exact matcher `https://a/{x}` never share an entry.
 ///
 /// Eviction is CLOCK (second chance): a hit sets the entry's referenced bit
 /// under the read lock; when the cache is full, the hand sweeps the entries,
@@ -23,13 +25,22 @@ pub struct SelectorCache {
 }
 
 struct CacheInner {
-    index: HashMap<Arc<str>, usize>,
+    index: HashMap<Arc<Key>, usize>,
     slots: Vec<CacheSlot>,
     hand: usize,
 }
 
+/// What a compiled selector depends on.
+#[derive(PartialEq, Eq, Hash)]
+struct Key {
+    kind: MatchType,
+    text: String,
+    /// The base URL, for URL patterns only (empty otherwise).
+    base: String,
+}
+
 struct CacheSlot {
-    key: Arc<str>,
+    key: Arc<Key>,
     selector: Arc<Selector>,
     referenced: AtomicBool,
 }
@@ -47,34 +58,44 @@ impl SelectorCache {
         }
     }
 
-    /// Returns the compiled selector, compiling and caching it on first use.
-    pub fn get(&self, selector: &str) -> Arc<Selector> {
+    /// Returns the compiled selector, compiling and caching it on first use;
+    /// `base` is the hub URL relative URL patterns resolve against. A URL
+    /// pattern that does not compile is an error (and is not cached).
+    pub fn get(&self, matcher: &Matcher, base: &url::Url) -> Result<Arc<Selector>, PatternError> {
+        let key = Key {
+            kind: matcher.kind,
+            text: matcher.text.clone(),
+            base: match matcher.kind {
+                MatchType::UrlPattern => base.as_str().to_string(),
+                MatchType::Selector | MatchType::Exact => String::new(),
+            },
+        };
         {
             let inner = self.inner.read();
-            if let Some(&slot) = inner.index.get(selector) {
+            if let Some(&slot) = inner.index.get(&key) {
                 let slot = &inner.slots[slot];
                 // Checking first avoids bouncing the cache line between
                 // cores when a popular entry is already marked.
                 if !slot.referenced.load(Ordering::Relaxed) {
                     slot.referenced.store(true, Ordering::Relaxed);
                 }
-                return Arc::clone(&slot.selector);
+                return Ok(Arc::clone(&slot.selector));
             }
         }
         // Compiling outside the lock keeps a slow template from stalling
         // every other lookup.
-        let compiled = Arc::new(Selector::parse(selector));
+        let compiled = Arc::new(Selector::compile(matcher, base)?);
         if self.capacity == 0 {
-            return compiled;
+            return Ok(compiled);
         }
         let mut guard = self.inner.write();
         let inner = &mut *guard;
         // Another thread may have inserted it meanwhile; returning its copy
         // keeps one shared instance per selector string.
-        if let Some(&slot) = inner.index.get(selector) {
-            return Arc::clone(&inner.slots[slot].selector);
+        if let Some(&slot) = inner.index.get(&key) {
+            return Ok(Arc::clone(&inner.slots[slot].selector));
         }
-        let key: Arc<str> = Arc::from(selector);
+        let key = Arc::new(key);
         let slot = CacheSlot {
             key: Arc::clone(&key),
             selector: Arc::clone(&compiled),
@@ -95,7 +116,7 @@ impl SelectorCache {
             victim
         };
         inner.index.insert(key, position);
-        compiled
+        Ok(compiled)
     }
 
     /// Number of cached entries.

@@ -1,4 +1,12 @@
-//! Mercure topic selectors: `*`, RFC 6570 URI templates and exact strings.
+//! Topic matchers of both Mercure generations, compiled once and shared.
+//!
+//! A [`Matcher`] is what a subscriber or a token wrote: its text and its
+//! [`MatchType`]. Mercure 0.x has one kind, the topic *selector* described
+//! below; Mercure 1.0 has `exact` (byte for byte) and `urlpattern` (WHATWG
+//! URL Pattern, see [`UrlPatternMatcher`]). In every kind, `*` matches every
+//! topic. [`Selector::compile`] turns a matcher into what the fan-out runs.
+//!
+//! # 0.x selectors: `*`, RFC 6570 URI templates and exact strings
 //!
 //! A selector is `*` (every topic), a URI template (a topic matches when
 //! some assignment of the template's variables expands to exactly that
@@ -44,12 +52,74 @@ mod cache;
 mod template;
 #[cfg(test)]
 mod tests;
+mod urlpattern;
 
 pub use cache::SelectorCache;
 pub use template::TemplateMatcher;
+pub use urlpattern::{PatternError, UrlPatternMatcher, MAX_PATTERN_LEN};
+
+/// How a matcher's text is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchType {
+    /// Mercure 0.x (`topic=`, the `mercure` claim): `*`, a URI template, or
+    /// else an exact string.
+    Selector,
+    /// Mercure 1.0 `exact`: compared byte for byte.
+    Exact,
+    /// Mercure 1.0 `urlpattern`: a WHATWG URL Pattern.
+    UrlPattern,
+}
+
+impl MatchType {
+    /// The 1.0 matcher type named `name` (`exact`, `urlpattern`), compared
+    /// case-sensitively.
+    pub fn from_name(name: &str) -> Option<MatchType> {
+        match name {
+            "exact" => Some(MatchType::Exact),
+            "urlpattern" => Some(MatchType::UrlPattern),
+            _ => None,
+        }
+    }
+
+    /// The 1.0 name of this type; `None` for 0.x selectors.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            MatchType::Selector => None,
+            MatchType::Exact => Some("exact"),
+            MatchType::UrlPattern => Some("urlpattern"),
+        }
+    }
+}
+
+/// A topic matcher as written, in a subscribe request or a token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Matcher {
+    /// How `text` is read.
+    pub kind: MatchType,
+    /// The matcher itself.
+    pub text: String,
+}
+
+impl Matcher {
+    /// A Mercure 0.x selector.
+    pub fn selector(text: impl Into<String>) -> Matcher {
+        Matcher {
+            kind: MatchType::Selector,
+            text: text.into(),
+        }
+    }
+
+    /// A Mercure 1.0 matcher of type `kind`.
+    pub fn new(kind: MatchType, text: impl Into<String>) -> Matcher {
+        Matcher {
+            kind,
+            text: text.into(),
+        }
+    }
+}
 
 /// A compiled topic selector.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Selector {
     /// `*`: matches every topic.
     Any,
@@ -57,6 +127,8 @@ pub enum Selector {
     Exact(String),
     /// A compiled URI template.
     Template(TemplateMatcher),
+    /// A compiled URL pattern.
+    UrlPattern(UrlPatternMatcher),
 }
 
 impl Selector {
@@ -72,12 +144,29 @@ impl Selector {
         }
     }
 
+    /// Compiles a matcher of any type; `base` (the hub URL) is what relative
+    /// URL patterns, and the relative topics they are matched against,
+    /// resolve against. Only URL patterns can fail.
+    pub fn compile(matcher: &Matcher, base: &url::Url) -> Result<Selector, PatternError> {
+        if matcher.text == "*" {
+            return Ok(Selector::Any);
+        }
+        Ok(match matcher.kind {
+            MatchType::Selector => Selector::parse(&matcher.text),
+            MatchType::Exact => Selector::Exact(matcher.text.clone()),
+            MatchType::UrlPattern => {
+                Selector::UrlPattern(UrlPatternMatcher::compile(&matcher.text, base)?)
+            }
+        })
+    }
+
     /// Whether `topic` matches.
     pub fn matches(&self, topic: &str) -> bool {
         match self {
             Selector::Any => true,
             Selector::Exact(exact) => exact == topic,
             Selector::Template(matcher) => matcher.matches(topic),
+            Selector::UrlPattern(matcher) => matcher.matches(topic),
         }
     }
 
@@ -86,7 +175,7 @@ impl Selector {
     pub fn as_exact(&self) -> Option<&str> {
         match self {
             Selector::Exact(exact) => Some(exact),
-            Selector::Any | Selector::Template(_) => None,
+            Selector::Any | Selector::Template(_) | Selector::UrlPattern(_) => None,
         }
     }
 }

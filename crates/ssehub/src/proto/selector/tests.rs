@@ -12,6 +12,40 @@ fn matches(selector: &str, topic: &str) -> bool {
     Selector::parse(selector).matches(topic)
 }
 
+/// A 0.x selector through the cache.
+fn get(cache: &SelectorCache, selector: &str) -> Arc<Selector> {
+    cache.get(&Matcher::selector(selector), &base()).unwrap()
+}
+
+fn base() -> url::Url {
+    url::Url::parse("https://hub.example/.well-known/mercure").unwrap()
+}
+
+#[test]
+fn the_type_is_part_of_the_cache_key() {
+    let cache = SelectorCache::new(16);
+    let template = get(&cache, "https://a/{x}");
+    let exact = cache
+        .get(&Matcher::new(MatchType::Exact, "https://a/{x}"), &base())
+        .unwrap();
+    assert!(template.matches("https://a/1"));
+    assert!(!exact.matches("https://a/1"));
+    assert!(exact.matches("https://a/{x}"));
+    let pattern = Matcher::new(MatchType::UrlPattern, "/books/:id");
+    let here = cache.get(&pattern, &base()).unwrap();
+    let elsewhere = url::Url::parse("https://other.example/.well-known/mercure").unwrap();
+    let there = cache.get(&pattern, &elsewhere).unwrap();
+    assert!(here.matches("https://hub.example/books/1"));
+    assert!(!there.matches("https://hub.example/books/1"));
+    assert!(there.matches("/books/1"));
+    for kind in [MatchType::Selector, MatchType::Exact, MatchType::UrlPattern] {
+        let any = cache.get(&Matcher::new(kind, "*"), &base()).unwrap();
+        assert!(matches!(*any, Selector::Any), "{kind:?}");
+    }
+    let bad = Matcher::new(MatchType::UrlPattern, "https://a/(");
+    assert!(cache.get(&bad, &base()).is_err());
+}
+
 fn is_template(selector: &str) -> bool {
     matches!(Selector::parse(selector), Selector::Template(_))
 }
@@ -295,17 +329,17 @@ fn oversized_template_is_exact() {
 fn cache_shares_and_evicts_with_clock() {
     let cache = SelectorCache::new(2);
     assert!(cache.is_empty());
-    let a = cache.get("/a/{x}");
-    let b = cache.get("/b");
-    assert!(Arc::ptr_eq(&a, &cache.get("/a/{x}")));
+    let a = get(&cache, "/a/{x}");
+    let b = get(&cache, "/b");
+    assert!(Arc::ptr_eq(&a, &get(&cache, "/a/{x}")));
     assert_eq!(cache.len(), 2);
     // `/a/{x}` was hit, so the sweep gives it a second chance and
     // evicts `/b`.
-    let c = cache.get("/c");
+    let c = get(&cache, "/c");
     assert_eq!(cache.len(), 2);
-    assert!(Arc::ptr_eq(&a, &cache.get("/a/{x}")));
-    assert!(Arc::ptr_eq(&c, &cache.get("/c")));
-    assert!(!Arc::ptr_eq(&b, &cache.get("/b")));
+    assert!(Arc::ptr_eq(&a, &get(&cache, "/a/{x}")));
+    assert!(Arc::ptr_eq(&c, &get(&cache, "/c")));
+    assert!(!Arc::ptr_eq(&b, &get(&cache, "/b")));
     assert_eq!(cache.len(), 2);
     assert!(a.matches("/a/1"));
 }
@@ -313,7 +347,7 @@ fn cache_shares_and_evicts_with_clock() {
 #[test]
 fn zero_capacity_cache_still_compiles() {
     let cache = SelectorCache::new(0);
-    assert!(cache.get("/a/{x}").matches("/a/1"));
+    assert!(get(&cache, "/a/{x}").matches("/a/1"));
     assert_eq!(cache.len(), 0);
 }
 
@@ -325,7 +359,7 @@ fn concurrent_gets_share_one_instance() {
             .map(|_| {
                 scope.spawn(|| {
                     (0..32)
-                        .map(|i| cache.get(&format!("/t/{i}/{{x}}")))
+                        .map(|i| get(&cache, &format!("/t/{i}/{{x}}")))
                         .collect()
                 })
             })
@@ -446,9 +480,9 @@ proptest! {
         selectors in prop::collection::vec(".{0,8}", 1..20),
     ) {
         let cache = SelectorCache::new(64);
-        let first: Vec<_> = selectors.iter().map(|s| cache.get(s)).collect();
+        let first: Vec<_> = selectors.iter().map(|s| get(&cache, s)).collect();
         for (s, arc) in selectors.iter().zip(&first) {
-            prop_assert!(Arc::ptr_eq(arc, &cache.get(s)));
+            prop_assert!(Arc::ptr_eq(arc, &get(&cache, s)));
         }
     }
 }

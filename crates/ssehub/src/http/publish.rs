@@ -15,7 +15,8 @@ use super::request::Query;
 use super::token::{authenticate, grants, Role, TokenSource};
 use super::HUB_PATH;
 use crate::hub::Hub;
-use crate::proto::claims::{can_publish, SelectorSet};
+use crate::proto::claims::{can_publish, Claims, SelectorSet};
+use crate::proto::generation::Generation;
 use crate::proto::update::{Update, UpdateRequest};
 
 /// Handles a publish request.
@@ -41,7 +42,7 @@ pub(super) async fn publish(
     let (requests, batch) = parse_body(&parts.headers, &body)?;
     let updates = requests
         .into_iter()
-        .map(|r| authorize(&publish, r.validate(|| hub.log.new_id())?))
+        .map(|r| authorize(&publish, &claims, r.validate(|| hub.log.new_id())?))
         .collect::<Result<Vec<Update>, ApiError>>()?;
     let events = hub.publish(updates).await?;
 
@@ -87,16 +88,20 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
 
 /// Refuses topics reserved for the hub (whatever the token) and topics the
 /// token may not publish to.
-fn authorize(publish: &SelectorSet, update: Update) -> Result<Update, ApiError> {
+fn authorize(publish: &SelectorSet, claims: &Claims, update: Update) -> Result<Update, ApiError> {
     if let Some(t) = update.topics.iter().find(|t| is_reserved(t)) {
         return Err(ApiError::BadRequest(format!(
             "topic {t:?} is reserved for the hub: topics under {HUB_PATH} are its own"
         )));
     }
     if !can_publish(publish, &update.topics) {
-        return Err(ApiError::InsufficientScope(
-            "the token does not grant publishing to every topic of the update".into(),
-        ));
+        let grant = match claims.generation {
+            Some(Generation::V1) => "authorization_details do not grant \"publish\"",
+            _ => "mercure.publish claim does not cover",
+        };
+        return Err(ApiError::InsufficientScope(format!(
+            "the token's {grant} on every topic of the update"
+        )));
     }
     Ok(update)
 }

@@ -177,7 +177,7 @@ fn read_matchers(hub: &Hub, query: &Query) -> Result<Wanted, ApiError> {
     }
     if matchers.len() > MAX_TOPICS {
         return Err(ApiError::BadRequest(format!(
-            "too many topic matchers: at most {MAX_TOPICS} per subscription"
+            "too many topics: at most {MAX_TOPICS} topic matchers per subscription"
         )));
     }
     let generation = if has(false) {

@@ -237,7 +237,8 @@ async fn invalid_tokens_are_401_even_when_anonymous() {
         &[("authorization", "Basic dXNlcjpwYXNz")],
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A token presented the wrong way is a malformed request (RFC 6750).
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("Bearer"), "{body}");
 }
 

@@ -239,7 +239,7 @@ async fn serve_without_key_generates_a_secret_and_prints_working_commands() {
     assert_eq!(curl.url, hub_url(addr));
     assert!(curl.form.contains(&("topic".into(), DEMO_TOPIC.into())));
 
-    let subscribe_url = parse_curl_subscribe(banner_line(&banner, "subscribe:"));
+    let subscribe_url = parse_curl_subscribe(banner_line(&banner, "subscribe (Mercure 0.x):"));
     assert!(
         subscribe_url.starts_with(&format!("{}?", hub_url(addr))),
         "{subscribe_url}"

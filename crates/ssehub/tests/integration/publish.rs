@@ -383,12 +383,12 @@ async fn malformed_updates_are_400_with_a_reason() {
     for bad in ["a\rb", "a\nb", "a\0b"] {
         post_form(&hub, &[t, ("id", bad)])
             .await
-            .assert_error(StatusCode::BAD_REQUEST, &["\"id\"", "CR, LF"]);
+            .assert_error(StatusCode::BAD_REQUEST, &["\"id\"", "control"]);
     }
     for bad in ["a\rb", "a\nb"] {
         post_form(&hub, &[t, ("type", bad)])
             .await
-            .assert_error(StatusCode::BAD_REQUEST, &["\"type\"", "CR, LF"]);
+            .assert_error(StatusCode::BAD_REQUEST, &["\"type\"", "control"]);
     }
     post_form(&hub, &[t, ("id", "#frag")])
         .await
@@ -408,7 +408,7 @@ async fn malformed_updates_are_400_with_a_reason() {
     let pairs: Vec<(&str, &str)> = many.iter().map(|t| ("topic", t.as_str())).collect();
     post_form(&hub, &pairs)
         .await
-        .assert_error(StatusCode::BAD_REQUEST, &["too many topics"]);
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, &["too many topics"]);
 
     // The same rules apply to JSON bodies.
     post_json(&hub, &json!({"topic": [], "data": "x"}))
@@ -499,7 +499,7 @@ async fn publisher_tokens_are_checked_401() {
         &[("authorization", &format!("Basic {}", publisher_token()))],
     )
     .await
-    .assert_error(StatusCode::UNAUTHORIZED, &["bearer"]);
+    .assert_error(StatusCode::BAD_REQUEST, &["bearer"]);
 
     // Control: the same request with a good token, and one expiring later, pass.
     let fresh = sign_hs256(
@@ -544,7 +544,7 @@ async fn publish_claim_must_cover_every_topic_403() {
 }
 
 #[tokio::test]
-async fn hub_topics_are_reserved_403() {
+async fn hub_topics_are_reserved_400() {
     let hub = TestHub::default().await;
     for topic in [
         "/.well-known/mercure/subscriptions/x",
@@ -559,14 +559,14 @@ async fn hub_topics_are_reserved_403() {
     ] {
         post_form(&hub, &[("topic", topic), ("data", "spoof")])
             .await
-            .assert_error(StatusCode::FORBIDDEN, &["reserved", topic]);
+            .assert_error(StatusCode::BAD_REQUEST, &["reserved", topic]);
         // Also as an alternate topic.
         post_form(
             &hub,
             &[("topic", "https://example.com/a"), ("topic", topic)],
         )
         .await
-        .assert_error(StatusCode::FORBIDDEN, &["reserved"]);
+        .assert_error(StatusCode::BAD_REQUEST, &["reserved"]);
     }
 }
 
@@ -666,7 +666,7 @@ async fn a_failed_batch_publishes_nothing() {
         ),
         (
             json!([{"topic": t, "id": "fail-4"}, {"topic": "https://h/.well-known/mercure"}, {"topic": t, "id": "fail-6"}]),
-            StatusCode::FORBIDDEN,
+            StatusCode::BAD_REQUEST,
             "reserved",
         ),
         (

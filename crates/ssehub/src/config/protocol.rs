@@ -79,10 +79,10 @@ fn parse_hub_url(text: &str) -> Result<url::Url, String> {
             "{text:?} must be an http:// or https:// URL with a host"
         ));
     }
-    if url.path() != crate::http::HUB_PATH {
+    if url.path() != crate::proto::HUB_PATH {
         return Err(format!(
             "{text:?} must end with {} (the hub is served there)",
-            crate::http::HUB_PATH
+            crate::proto::HUB_PATH
         ));
     }
     Ok(url)

@@ -31,9 +31,7 @@ use crate::hub::Hub;
 use crate::proto::generation::Generation;
 use crate::subscriptions::SUBSCRIPTIONS_PATH;
 
-/// The hub's path: subscribe and publish here; everything under it is the
-/// hub's own (subscription events, the subscriptions API).
-pub const HUB_PATH: &str = "/.well-known/mercure";
+pub use crate::proto::HUB_PATH;
 
 /// The safe method carrying subscribe parameters in a form body (RFC 10008).
 const QUERY_METHOD: &str = "QUERY";

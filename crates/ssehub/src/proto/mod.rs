@@ -8,3 +8,8 @@ pub mod selector;
 pub mod sse;
 pub mod text;
 pub mod update;
+
+/// The hub's path (Mercure's well-known URI): subscribe and publish there;
+/// everything under it is the hub's own (subscription events, the
+/// subscriptions API), and no publisher may use it as a topic.
+pub const HUB_PATH: &str = "/.well-known/mercure";

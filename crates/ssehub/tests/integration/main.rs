@@ -17,6 +17,8 @@ mod cli;
 mod cluster;
 mod crash;
 mod disk;
+mod mercure_v1;
+mod mixed;
 mod publish;
 mod redis_store;
 mod subscribe;

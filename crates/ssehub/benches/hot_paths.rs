@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Bencher, Criterion, Throughput};
 
-use ssehub::fanout::{Delivery, Fanout, Registration};
+use ssehub::fanout::{Delivery, Fanout, Registration, Subscription};
 use ssehub::proto::claims::SelectorSet;
 use ssehub::proto::event::Event;
-use ssehub::proto::selector::{Selector, SelectorCache};
+use ssehub::proto::selector::{MatchType, Matcher, Selector, SelectorCache};
 use ssehub::proto::sse::{encode_event, EventFields, Parser};
 use ssehub::proto::update::{Update, UpdateRequest};
 
@@ -23,6 +23,19 @@ const EVENT_TYPE: &str = "book.updated";
 const SIMPLE_TEMPLATE: &str = "https://example.com/books/{id}";
 const MULTI_TEMPLATE: &str = "https://example.com/{category}/{id}{?lang}";
 const PATH_TEMPLATE: &str = "https://example.com{/path*}";
+const URL_PATTERN: &str = "https://example.com/books/:id";
+
+/// The hub URL relative URL patterns resolve against.
+fn base() -> url::Url {
+    url::Url::parse("https://hub.example/.well-known/mercure").expect("a URL")
+}
+
+/// A 0.x selector through `cache`.
+fn cached(cache: &SelectorCache, selector: &str) -> Arc<Selector> {
+    cache
+        .get(&Matcher::selector(selector), &base())
+        .expect("selectors compile")
+}
 
 fn selector(c: &mut Criterion) {
     let mut group = c.benchmark_group("selector");
@@ -34,9 +47,9 @@ fn selector(c: &mut Criterion) {
     // Per-subscribe cost: every topic of a subscription goes through the
     // shared cache, which normally already holds it.
     let cache = SelectorCache::new(1024);
-    cache.get(SIMPLE_TEMPLATE);
+    cached(&cache, SIMPLE_TEMPLATE);
     group.bench_function("cache_get_hit", |b| {
-        b.iter(|| cache.get(black_box(SIMPLE_TEMPLATE)))
+        b.iter(|| cached(&cache, black_box(SIMPLE_TEMPLATE)))
     });
 
     // Cache miss: compiling the template into a regex and inserting it. A
@@ -48,7 +61,7 @@ fn selector(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter_batched_ref(
                 || SelectorCache::new(16),
-                |cache| cache.get(black_box(template)),
+                |cache| cached(cache, black_box(template)),
                 BatchSize::SmallInput,
             )
         });
@@ -59,12 +72,26 @@ fn selector(c: &mut Criterion) {
     let simple = Selector::parse(SIMPLE_TEMPLATE);
     let multi = Selector::parse(MULTI_TEMPLATE);
     let path = Selector::parse(PATH_TEMPLATE);
+    let pattern = Selector::compile(&Matcher::new(MatchType::UrlPattern, URL_PATTERN), &base())
+        .expect("the pattern compiles");
     assert!(exact.as_exact().is_some());
     for template in [&simple, &multi, &path] {
         assert!(matches!(template, Selector::Template(_)));
     }
 
-    let cases: [(&str, &Selector, &str, bool); 8] = [
+    let cases: [(&str, &Selector, &str, bool); 10] = [
+        (
+            "urlpattern_hit",
+            &pattern,
+            "https://example.com/books/42",
+            true,
+        ),
+        (
+            "urlpattern_miss",
+            &pattern,
+            "https://example.com/authors/42",
+            false,
+        ),
         ("exact_hit", &exact, "https://example.com/books/1", true),
         // Same length, differs in the last byte: the worst exact miss.
         ("exact_miss", &exact, "https://example.com/books/2", false),
@@ -222,17 +249,24 @@ impl Fixture {
         let mut receivers = Vec::new();
         let mut reached = Vec::new();
         for (i, selector) in selectors.into_iter().enumerate() {
-            let topics = vec![selector];
-            let subscribed = SelectorSet::compile(&cache, &topics);
+            let matchers = vec![Matcher::selector(selector)];
+            let subscribed =
+                SelectorSet::compile(&cache, &matchers, &base()).expect("selectors compile");
             if subscribed.matches(topic) {
                 reached.push(i);
             }
+            let subscriptions = matchers
+                .into_iter()
+                .map(|matcher| Subscription {
+                    matcher,
+                    payload: None,
+                })
+                .collect();
             let (_, rx) = fanout
                 .register(Registration {
-                    topics,
+                    subscriptions,
                     subscribed,
                     allowed: SelectorSet::default(),
-                    payload: None,
                 })
                 .expect("fan-out is open");
             receivers.push(rx);

@@ -107,7 +107,7 @@ pub fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|(data_dir, jwt)| {
                 let v1 = protocol == "1";
-                if !v1 && !(publish_pattern.is_empty() && subscribe_pattern.is_empty()) {
+                if !v1 && (!publish_pattern.is_empty() || !subscribe_pattern.is_empty()) {
                     anyhow::bail!("URL patterns are Mercure 1.0: add --protocol 1");
                 }
                 let matchers = |exact: Vec<String>, patterns: Vec<String>| -> Vec<Matcher> {

@@ -81,16 +81,22 @@ impl From<ClaimsError> for ApiError {
     }
 }
 
+/// An RFC 6750 `WWW-Authenticate: Bearer` challenge.
+enum Challenge {
+    /// No token was presented: no error code.
+    Bare,
+    /// A token failure, with its error code.
+    Error(&'static str),
+}
+
 impl ApiError {
-    /// The RFC 6750 challenge of a token failure: `None` for other errors,
-    /// `Some(None)` for a bare challenge (no token was presented), else the
-    /// error code.
-    fn challenge(&self) -> Option<Option<&'static str>> {
+    /// The RFC 6750 challenge of a token failure, if this is one.
+    fn challenge(&self) -> Option<Challenge> {
         match self {
-            ApiError::MissingToken(_) => Some(None),
-            ApiError::InvalidToken(_) => Some(Some("invalid_token")),
-            ApiError::InsufficientScope(_) => Some(Some("insufficient_scope")),
-            ApiError::InvalidRequest(_) => Some(Some("invalid_request")),
+            ApiError::MissingToken(_) => Some(Challenge::Bare),
+            ApiError::InvalidToken(_) => Some(Challenge::Error("invalid_token")),
+            ApiError::InsufficientScope(_) => Some(Challenge::Error("insufficient_scope")),
+            ApiError::InvalidRequest(_) => Some(Challenge::Error("invalid_request")),
             _ => None,
         }
     }
@@ -120,9 +126,9 @@ impl IntoResponse for ApiError {
             format!("{self}\n"),
         )
             .into_response();
-        if let Some(error) = self.challenge() {
+        if let Some(kind) = self.challenge() {
             let mut challenge = String::from("Bearer realm=\"ssehub\"");
-            if let Some(error) = error {
+            if let Challenge::Error(error) = kind {
                 let description: String = self
                     .to_string()
                     .chars()

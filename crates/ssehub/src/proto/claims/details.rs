@@ -189,7 +189,10 @@ mod tests {
     use serde_json::json;
 
     fn detail(actions: Value, topics: Value) -> Value {
-        json!({"type": DETAIL_TYPE, "actions": actions, "topics": topics})
+        let mut detail = json!({ "type": DETAIL_TYPE });
+        detail["actions"] = actions;
+        detail["topics"] = topics;
+        detail
     }
 
     #[test]

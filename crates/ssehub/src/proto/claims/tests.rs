@@ -28,8 +28,11 @@ fn selectors(s: &[&str]) -> Vec<Matcher> {
 
 fn access_token(extra: Value) -> Value {
     let mut payload = json!({"iss": ISSUER, "aud": HUB, "exp": 4_102_444_800u64, "sub": "u1"});
-    for (k, v) in extra.as_object().unwrap() {
-        payload[k] = v.clone();
+    let Value::Object(extra) = extra else {
+        panic!("claims are an object")
+    };
+    for (k, v) in extra {
+        payload[k] = v;
     }
     payload
 }

@@ -127,8 +127,8 @@ pub enum Selector {
     Exact(String),
     /// A compiled URI template.
     Template(TemplateMatcher),
-    /// A compiled URL pattern.
-    UrlPattern(UrlPatternMatcher),
+    /// A compiled URL pattern (boxed: it is much larger than the others).
+    UrlPattern(Box<UrlPatternMatcher>),
 }
 
 impl Selector {
@@ -155,7 +155,7 @@ impl Selector {
             MatchType::Selector => Selector::parse(&matcher.text),
             MatchType::Exact => Selector::Exact(matcher.text.clone()),
             MatchType::UrlPattern => {
-                Selector::UrlPattern(UrlPatternMatcher::compile(&matcher.text, base)?)
+                Selector::UrlPattern(Box::new(UrlPatternMatcher::compile(&matcher.text, base)?))
             }
         })
     }

@@ -44,9 +44,11 @@ mod cache;
 mod template;
 #[cfg(test)]
 mod tests;
+mod urlpattern;
 
 pub use cache::SelectorCache;
 pub use template::TemplateMatcher;
+pub use urlpattern::{PatternError, UrlPatternMatcher, MAX_PATTERN_LEN};
 
 /// A compiled topic selector.
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 // A real browser: Debian's Chromium driven by playwright-core opens a page
-// served from another loopback origin, whose EventSource (withCredentials
-// false, so CORS applies) subscribes to the hub while node publishes.
+// served from another loopback origin, whose EventSource (CORS applies)
+// subscribes to the hub while node publishes: 0.x with withCredentials false,
+// 1.0 with the access token in a cookie (withCredentials true).
 
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -10,7 +11,9 @@ import { chromium } from 'playwright-core';
 import {
   CHROMIUM_ARGS,
   HUB,
+  HUB_URL,
   TRICKY,
+  accessToken,
   normalized,
   publish,
   subscribeUrl,
@@ -28,8 +31,8 @@ const PAGE = `<!doctype html>
 <script>
   // Opens an EventSource and records what it dispatches, for the test to read.
   window.sources = [];
-  window.subscribe = (url, types) => new Promise((resolve) => {
-    const es = new EventSource(url, { withCredentials: false });
+  window.subscribe = (url, types, withCredentials = false) => new Promise((resolve) => {
+    const es = new EventSource(url, { withCredentials });
     const record = { es, events: [], errors: 0, opened: false };
     window.sources.push(record);
     const keep = (e) => record.events.push({ type: e.type, data: e.data, lastEventId: e.lastEventId, origin: e.origin });
@@ -149,5 +152,104 @@ test('a page of an origin missing from --cors-origins cannot subscribe', async (
   ]);
   assert.equal(result.opened, false, 'CORS blocks the stream');
   assert.equal(result.readyState, 2, 'the EventSource is closed');
+  await page.close();
+});
+
+/** RFC 6570 simple expansion of one value: all but unreserved characters encoded. */
+const segment = (value) =>
+  encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+test('Chromium: a Mercure 1.0 EventSource with the access token cookie gets its URL pattern and subscription events', async () => {
+  const { page, logs } = await openPage(pageOrigin);
+  const pattern = 'https://example.com/books/:id';
+  // Relative to the hub URL, like the topics of subscription events.
+  const namespace = '/.well-known/mercure/subscriptions/urlpattern/*';
+  const payload = { user: 'https://example.com/users/alice' };
+  const token = await accessToken({
+    subscribe: [
+      { match: 'https://example.com/*', match_type: 'urlpattern' },
+      { match: '/.well-known/mercure/subscriptions/*', match_type: 'urlpattern' },
+    ],
+    payload,
+  });
+  // run.sh names the cookie mercure_access_token (--access-token-cookie):
+  // Chromium refuses __Secure- cookies, the default name, for plain http
+  // origins such as this hub's, whether set by the page, by the hub or here.
+  await page.context().addCookies([{ name: 'mercure_access_token', value: token, url: HUB }]);
+  const open = (match, credentials, types = []) =>
+    page.evaluate(([u, t, c]) => window.subscribe(u, t, c), [
+      `${HUB_URL}?match_urlpattern=${encodeURIComponent(match)}`,
+      types,
+      credentials,
+    ]);
+
+  const watcher = await open(namespace, true, ['mercure']);
+  const books = await open(pattern, true);
+  // Without credentials: no cookie, so an anonymous subscriber.
+  const anonymous = await open(pattern, false);
+  for (const s of [watcher, books, anonymous]) {
+    assert.equal(s.opened, true, `EventSource opened (console: ${logs.join(' | ')})`);
+  }
+
+  const publisher = await accessToken({ publish: [{ match: 'https://example.com/*', match_type: 'urlpattern' }] });
+  const sent = [];
+  for (const [topic, isPrivate] of [
+    ['https://example.com/books/1', true],
+    ['https://example.com/authors/1', true],
+    ['https://example.com/books/2', true],
+    ['https://example.com/books/3', false],
+  ]) {
+    const data = `${isPrivate ? 'private' : 'public'} ${topic}`;
+    sent.push([data, await publish({ topic, data, private: isPrivate }, publisher)]);
+  }
+  const events = (i) => page.evaluate((n) => window.sources[n].events, i);
+  await page.waitForFunction(([b, a]) => window.sources[b].events.length >= 3 && window.sources[a].events.length >= 1, [
+    books.index,
+    anonymous.index,
+  ]);
+  await page.waitForTimeout(200);
+  const got = (list) => list.map((e) => [e.type, e.data, e.lastEventId]);
+  const [b1, , b2, b3] = sent.map(([data, id]) => ['message', data, id]);
+  assert.deepEqual(got(await events(books.index)), [b1, b2, b3], 'books in order, no author');
+  assert.deepEqual(got(await events(anonymous.index)), [b3], 'the public update only');
+
+  // The watcher saw both subscriptions to the pattern, as `mercure` events:
+  // the cookie's with the token's payload, the anonymous one without.
+  const subscriptionEvents = async () =>
+    (await events(watcher.index)).map((e) => ({ type: e.type, doc: JSON.parse(e.data) }));
+  await page.waitForFunction(
+    ([w, p]) => window.sources[w].events.filter((e) => JSON.parse(e.data).match === p).length >= 2,
+    [watcher.index, pattern],
+  );
+  const announced = (await subscriptionEvents()).filter((e) => e.doc.match === pattern);
+  assert.ok(announced.every((e) => e.type === 'mercure'), 'event: mercure');
+  const withToken = announced.find((e) => e.doc.payload !== undefined)?.doc;
+  const withoutToken = announced.find((e) => e.doc.payload === undefined)?.doc;
+  assert.ok(withToken && withoutToken, JSON.stringify(announced));
+  assert.notEqual(withToken.subscriber, withoutToken.subscriber);
+  for (const [doc, extra] of [[withToken, { payload }], [withoutToken, {}]]) {
+    assert.deepEqual(doc, {
+      id: `/.well-known/mercure/subscriptions/urlpattern/${segment(pattern)}/${segment(doc.subscriber)}`,
+      type: 'subscription',
+      match_type: 'urlpattern',
+      match: pattern,
+      subscriber: doc.subscriber,
+      active: true,
+      ...extra,
+    });
+  }
+
+  // Closing the EventSource ends the subscription.
+  await page.evaluate((i) => window.sources[i].es.close(), books.index);
+  await page.waitForFunction(
+    ([w, s]) =>
+      window.sources[w].events.some((e) => {
+        const doc = JSON.parse(e.data);
+        return doc.subscriber === s && doc.active === false;
+      }),
+    [watcher.index, withToken.subscriber],
+  );
+  const ended = (await subscriptionEvents()).find((e) => e.doc.subscriber === withToken.subscriber && !e.doc.active);
+  assert.deepEqual(ended, { type: 'mercure', doc: { ...withToken, active: false } });
   await page.close();
 });

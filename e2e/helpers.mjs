@@ -2,6 +2,7 @@
 // where it listens and its HMAC secret through the environment.
 
 import { createHmac, randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
 
 function required(name) {
   const value = process.env[name];
@@ -40,6 +41,63 @@ export function subscriberToken(topics, ttlSeconds) {
   return sign(payload);
 }
 
+/** The issuer the hub trusts for 1.0 access tokens (run.sh's --jwt-issuer). */
+export const ISSUER = process.env.E2E_JWT_ISSUER || 'ssehub';
+/** The `type` of a Mercure authorization detail. */
+export const DETAIL_TYPE = 'https://mercure.rocks/authorization-detail';
+
+/** The hub's HMAC secret as jose takes it: the bytes of the configured string. */
+const SECRET_KEY = new TextEncoder().encode(SECRET);
+
+/**
+ * A Mercure 0.x token minted by jose: the `mercure` claim, HS256 with the
+ * hub's secret unless `key` and `alg` say otherwise.
+ */
+export function legacyToken(mercure, { key = SECRET_KEY, alg = 'HS256' } = {}) {
+  return new SignJWT({ mercure }).setProtectedHeader({ alg }).setIssuedAt().sign(key);
+}
+
+/**
+ * A Mercure 1.0 access token (RFC 9068, `typ: at+jwt`) minted by jose.
+ * `publish` and `subscribe` list topic matchers, a string being an exact
+ * topic (the default match_type) and an object a full matcher such as
+ * `{ match, match_type: 'urlpattern' }`; `payload` goes on the subscribe
+ * detail. Options: `key`/`alg` (default the hub's HS256 secret),
+ * `audience` (default the hub URL as the hub derives it from Host),
+ * `issuer`, `ttl` (a jose duration; `null` for no `exp`), and `claims`
+ * merged over the generated ones.
+ */
+export function accessToken({ publish = [], subscribe = [], payload } = {}, options = {}) {
+  const {
+    key = SECRET_KEY,
+    alg = 'HS256',
+    audience = HUB_URL,
+    issuer = ISSUER,
+    ttl = '1h',
+    claims = {},
+  } = options;
+  const topics = (list) => list.map((t) => (typeof t === 'string' ? { match: t } : t));
+  const details = [];
+  if (publish.length) {
+    details.push({ type: DETAIL_TYPE, actions: ['publish'], topics: topics(publish) });
+  }
+  if (subscribe.length) {
+    const detail = { type: DETAIL_TYPE, actions: ['subscribe'], topics: topics(subscribe) };
+    if (payload !== undefined) detail.payload = payload;
+    details.push(detail);
+  }
+  const subject = `urn:e2e:${randomUUID()}`;
+  const jwt = new SignJWT({ client_id: 'ssehub-e2e', authorization_details: details, ...claims })
+    .setProtectedHeader({ alg, typ: 'at+jwt' })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setSubject(subject)
+    .setIssuedAt()
+    .setJti(`urn:uuid:${randomUUID()}`);
+  if (ttl !== null) jwt.setExpirationTime(ttl);
+  return jwt.sign(key);
+}
+
 /** A topic no other test uses. */
 export function uniqueTopic(name) {
   return `https://e2e.example/${name}/${randomUUID()}`;
@@ -54,16 +112,16 @@ export function subscribeUrl(topics, params = {}) {
 }
 
 /**
- * Publishes one update (form fields; `private: true` adds `private=on`) and
- * returns the id the hub answers; throws unless the hub answers 200.
+ * Publishes one update (form fields; `private: true` adds `private=on`) to
+ * `hub` and returns the id it answers; throws unless it answers 200.
  */
-export async function publish(fields, token = PUBLISHER) {
+export async function publish(fields, token = PUBLISHER, hub = HUB_URL) {
   const form = new URLSearchParams();
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined || v === false) continue;
     for (const one of [].concat(v)) form.append(k, one === true ? 'on' : String(one));
   }
-  const res = await fetch(HUB_URL, {
+  const res = await fetch(hub, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}` },
     body: form,

@@ -44,6 +44,9 @@ read -r HUB_PORT PAGE_PORT < <(node -e '
     servers.forEach((s) => s.close());
   });')
 SECRET="$(node -e 'console.log(require("node:crypto").randomBytes(32).toString("hex"))')"
+# The trusted issuer of Mercure 1.0 access tokens, set rather than left to
+# the default so the tests mint tokens for the issuer the hub was told.
+ISSUER="https://auth.e2e.example"
 TMP="$(mktemp -d)"
 HUB_PID=
 
@@ -67,12 +70,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 HUB="http://127.0.0.1:$HUB_PORT"
+SSEHUB="$ROOT/target/release/ssehub"
 log "starting the hub on $HUB"
-"$ROOT/target/release/ssehub" serve \
+# The 1.0 access token cookie is renamed from its default,
+# __Secure-mercure_access_token: browsers refuse __Secure- cookies for plain
+# http origins, and this hub is plain http on loopback (browser.test.mjs sets
+# the cookie in Chromium; mercure-v1.test.mjs covers the default name).
+"$SSEHUB" serve \
   --listen "127.0.0.1:$HUB_PORT" \
   --tls-listen none \
   --data-dir "$TMP/data" \
   --publisher-jwt-key "$SECRET" \
+  --jwt-issuer "$ISSUER" \
+  --access-token-cookie mercure_access_token \
+  --subscriptions \
   --anonymous \
   --heartbeat 1s \
   --cors-origins "http://127.0.0.1:$PAGE_PORT" \
@@ -91,7 +102,8 @@ node -e '
     }
   })();' "$HUB"
 
-export E2E_HUB="$HUB" E2E_SECRET="$SECRET" E2E_PAGE_PORT="$PAGE_PORT" E2E_CHROMIUM="$CHROMIUM"
+export E2E_HUB="$HUB" E2E_SECRET="$SECRET" E2E_JWT_ISSUER="$ISSUER" E2E_PAGE_PORT="$PAGE_PORT" \
+  E2E_CHROMIUM="$CHROMIUM" E2E_SSEHUB="$SSEHUB"
 cd "$E2E_DIR"
 node --test --test-concurrency=1 --test-timeout=60000 "$@" ./*.test.mjs
 

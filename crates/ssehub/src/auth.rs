@@ -12,7 +12,7 @@ use crate::proto::claims::{Claims, ClaimsError, MercureClaim};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The algorithm name is not supported.
-    #[error("unsupported JWT algorithm {0:?} (use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256 or ES384)")]
+    #[error("unsupported JWT algorithm {0:?} (use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA)")]
     UnknownAlgorithm(String),
     /// A key file could not be read.
     #[error("cannot read key file {path}")]
@@ -51,11 +51,14 @@ pub enum TokenError {
 
 /// Parses an algorithm name such as `HS256`.
 pub fn parse_algorithm(name: &str) -> Result<Algorithm, KeyError> {
-    let alg: Algorithm = name
-        .trim()
-        .to_ascii_uppercase()
-        .parse()
-        .map_err(|_| KeyError::UnknownAlgorithm(name.to_string()))?;
+    // Case-insensitive: upper case, except EdDSA's own spelling.
+    let upper = name.trim().to_ascii_uppercase();
+    let alg: Algorithm = match upper.as_str() {
+        "EDDSA" => Algorithm::EdDSA,
+        _ => upper
+            .parse()
+            .map_err(|_| KeyError::UnknownAlgorithm(name.to_string()))?,
+    };
     match alg {
         Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA => Ok(alg),
         a if is_hmac(a) || is_rsa(a) => Ok(a),
@@ -253,5 +256,7 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/key.pem"), "{err}");
         assert!(parse_algorithm("none").is_err());
         assert_eq!(parse_algorithm("rs512").unwrap(), Algorithm::RS512);
+        assert_eq!(parse_algorithm("EdDSA").unwrap(), Algorithm::EdDSA);
+        assert_eq!(parse_algorithm("eddsa").unwrap(), Algorithm::EdDSA);
     }
 }

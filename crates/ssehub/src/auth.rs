@@ -70,7 +70,8 @@ fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
-fn is_rsa(alg: Algorithm) -> bool {
+/// Whether `alg` is RS* or PS* (verified with an RSA key).
+pub(crate) fn is_rsa(alg: Algorithm) -> bool {
     matches!(
         alg,
         Algorithm::RS256

@@ -262,11 +262,12 @@ mod tests {
 
     /// Flags whose `[default: ...]` describes what happens rather than
     /// giving a value.
-    const DESCRIBED: [&str; 7] = [
+    const DESCRIBED: [&str; 8] = [
         "tls-cert",
         "publisher-jwt-key",
         "subscriber-jwt-key",
         "subscriber-jwt-alg",
+        "subscriber-jwks-url",
         "cors-origins",
         "publish-origins",
         "redis-ca-cert",

@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
-use crate::proto::claims::{Claims, ClaimsError, MercureClaim};
+use crate::jwks::{Jwks, JwksError, NoKey};
+use crate::proto::claims::{ClaimsError, MercureClaim};
 
 /// Why a key could not be loaded (a configuration error, stops start-up).
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,9 @@ pub enum KeyError {
     /// An empty secret would make tokens forgeable.
     #[error("the JWT key is empty")]
     Empty,
+    /// A JWK set cannot be used at start-up.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
 }
 
 /// Why a presented token was refused (answered with 401).
@@ -47,6 +51,9 @@ pub enum TokenError {
     /// The token is valid but its claims cannot be used.
     #[error("invalid token: {0}")]
     Claims(#[from] ClaimsError),
+    /// No key of the JWK set verifies the token.
+    #[error("invalid token: {0}")]
+    Key(#[from] NoKey),
 }
 
 /// Parses an algorithm name such as `HS256`.
@@ -104,19 +111,58 @@ pub fn key_material(key: &str, alg: Algorithm) -> Result<Vec<u8>, KeyError> {
     Ok(bytes)
 }
 
-/// Verifies tokens signed with one key and one algorithm.
+/// A verified token: its header and its payload, for the claims code to
+/// interpret.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The JOSE header (`alg`, `kid`, ...).
+    pub header: Header,
+    /// The payload, a JSON object whose `exp` and `nbf` (when present)
+    /// have been checked.
+    pub payload: Value,
+}
+
+/// Verifies tokens: with one configured key and one algorithm, or with the
+/// keys of a JWK set, chosen by `kid`, for the allowed algorithms.
 #[derive(Clone)]
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: VerifierKeys,
+}
+
+#[derive(Clone)]
+enum VerifierKeys {
+    /// A configured key; only its algorithm is accepted.
+    Static {
+        key: DecodingKey,
+        validation: Box<Validation>,
+    },
+    /// The keys of a JWK set.
+    Jwks(Jwks),
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
+        match &self.keys {
+            VerifierKeys::Static { validation, .. } => f
+                .debug_struct("Verifier")
+                .field("algorithms", &validation.algorithms)
+                .finish_non_exhaustive(),
+            VerifierKeys::Jwks(jwks) => f.debug_tuple("Verifier").field(jwks).finish(),
+        }
     }
+}
+
+/// What every token must pass besides its signature, `alg` being its only
+/// accepted algorithm: `exp` and `nbf` when present, with no leeway; no
+/// claim required. `none` never parses as an algorithm.
+fn validation(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims = HashSet::new();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    validation
 }
 
 impl Verifier {
@@ -133,20 +179,37 @@ impl Verifier {
         } else {
             DecodingKey::from_ec_pem(&bytes).map_err(invalid)?
         };
-        // Only the configured algorithm is accepted; `none` never parses as one.
-        let mut validation = Validation::new(alg);
-        validation.required_spec_claims = HashSet::new();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        Ok(Verifier { key, validation })
+        Ok(Verifier {
+            keys: VerifierKeys::Static {
+                key,
+                validation: Box::new(validation(alg)),
+            },
+        })
     }
 
-    /// Verifies a compact JWS and returns its claims.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)?;
-        Ok(Claims::from_payload(&data.claims)?)
+    /// A verifier using the keys of `jwks`.
+    pub fn with_jwks(jwks: Jwks) -> Verifier {
+        Verifier {
+            keys: VerifierKeys::Jwks(jwks),
+        }
+    }
+
+    /// Verifies a compact JWS: its signature, algorithm, `exp` and `nbf`.
+    pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let data = match &self.keys {
+            VerifierKeys::Static { key, validation } => {
+                jsonwebtoken::decode::<Value>(token, key, validation)?
+            }
+            VerifierKeys::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token)?;
+                let key = jwks.key_for(&header).await?;
+                jsonwebtoken::decode::<Value>(token, &key, &validation(header.alg))?
+            }
+        };
+        Ok(Verified {
+            header: data.header,
+            payload: data.claims,
+        })
     }
 }
 
@@ -203,39 +266,87 @@ mod tests {
         }
     }
 
-    #[test]
-    fn round_trip_and_wrong_key() {
+    #[tokio::test]
+    async fn round_trip_and_wrong_key() {
         let token = Signer::new("secret", Algorithm::HS256)
             .unwrap()
             .sign(&claim(), None);
         let ok = Verifier::new("secret", Algorithm::HS256).unwrap();
-        assert_eq!(ok.verify(&token).unwrap().mercure, claim());
-        assert!(Verifier::new("other", Algorithm::HS256)
-            .unwrap()
-            .verify(&token)
-            .is_err());
-        assert!(Verifier::new("secret", Algorithm::HS512)
-            .unwrap()
-            .verify(&token)
-            .is_err());
+        let verified = ok.verify(&token).await.unwrap();
+        assert_eq!(verified.header.alg, Algorithm::HS256);
+        assert_eq!(
+            verified.payload["mercure"],
+            serde_json::to_value(claim()).unwrap()
+        );
+        for other in [
+            Verifier::new("other", Algorithm::HS256).unwrap(),
+            Verifier::new("secret", Algorithm::HS512).unwrap(),
+        ] {
+            assert!(other.verify(&token).await.is_err());
+        }
     }
 
-    #[test]
-    fn refuses_alg_none_and_expired() {
+    /// Tokens with the header `header` and the payloads `{"exp": 1}`
+    /// (expired), `{"nbf": u32::MAX}` (not yet valid) and
+    /// `{"exp": u32::MAX}` (valid), signed with `key`.
+    fn timed_tokens(header: &Header, key: &EncodingKey) -> [String; 3] {
+        let far = Value::from(u32::MAX);
+        [
+            serde_json::json!({"mercure": claim(), "exp": 1}),
+            serde_json::json!({"mercure": claim(), "nbf": far}),
+            serde_json::json!({"mercure": claim(), "exp": far}),
+        ]
+        .map(|payload| jsonwebtoken::encode(header, &payload, key).unwrap())
+    }
+
+    /// An unsigned token (`alg: none`) with `kid`.
+    fn unsigned(kid: &str) -> String {
         use base64_url as b64;
-        let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
+        let header = b64(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#).as_bytes());
         let body = b64(br#"{"mercure":{"publish":["*"]}}"#);
+        format!("{header}.{body}.")
+    }
+
+    #[tokio::test]
+    async fn refuses_alg_none_and_expired() {
         let v = Verifier::new("secret", Algorithm::HS256).unwrap();
-        assert!(v.verify(&format!("{header}.{body}.")).is_err());
+        assert!(v.verify(&unsigned("a")).await.is_err());
         let signer = Signer::new("secret", Algorithm::HS256).unwrap();
-        let mut expired = serde_json::json!({"mercure": claim(), "exp": 1});
-        let t =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &signer.key).unwrap();
-        assert!(v.verify(&t).is_err());
-        expired["exp"] = Value::from(u32::MAX);
-        let t =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &signer.key).unwrap();
-        assert_eq!(v.verify(&t).unwrap().exp, Some(u64::from(u32::MAX)));
+        let [expired, early, valid] = timed_tokens(&Header::new(Algorithm::HS256), &signer.key);
+        assert!(v.verify(&expired).await.is_err());
+        assert!(v.verify(&early).await.is_err());
+        assert_eq!(
+            v.verify(&valid).await.unwrap().payload["exp"],
+            u64::from(u32::MAX)
+        );
+    }
+
+    #[tokio::test]
+    async fn jwks_tokens_are_checked_like_the_others() {
+        let (private, jwk) = crate::jwks::tests::p256("a", serde_json::json!({}));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+        let settings = crate::jwks::Settings {
+            algorithms: vec![Algorithm::ES256],
+            refresh: Duration::ZERO,
+            min_refresh: Duration::ZERO,
+            ca_cert: None,
+        };
+        let url = url::Url::from_file_path(&path).unwrap();
+        let v = Verifier::with_jwks(Jwks::load(url.as_str(), &settings).await.unwrap());
+        assert!(v.verify(&unsigned("a")).await.is_err());
+        let header = Header {
+            kid: Some("a".into()),
+            ..Header::new(Algorithm::ES256)
+        };
+        let key = EncodingKey::from_ec_pem(private.as_bytes()).unwrap();
+        let [expired, early, valid] = timed_tokens(&header, &key);
+        assert!(v.verify(&expired).await.is_err());
+        assert!(v.verify(&early).await.is_err());
+        let verified = v.verify(&valid).await.unwrap();
+        assert_eq!(verified.header.kid.as_deref(), Some("a"));
+        assert_eq!(verified.payload["exp"], u64::from(u32::MAX));
     }
 
     fn base64_url(bytes: &[u8]) -> String {

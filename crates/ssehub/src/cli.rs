@@ -7,7 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
 use crate::config::{defaults, Config, HumanDuration, JwtConfig, KeyOptions, Options, Store};
-use crate::keys::{Keys, GENERATED_SECRET_FILE};
+use crate::keys::{KeySource, Keys, GENERATED_SECRET_FILE};
 use crate::proto::claims::MercureClaim;
 
 /// A Server-Sent Events push hub speaking the Mercure protocol.
@@ -129,14 +129,17 @@ fn token(
         }
         None => {
             let keys = Keys::load(data_dir, jwt)?;
-            Signer::new(
-                if subscribe_only {
-                    &keys.subscriber
-                } else {
-                    &keys.publisher
-                },
-                alg,
-            )?
+            let source = if subscribe_only {
+                keys.subscriber
+            } else {
+                keys.publisher
+            };
+            match source {
+                KeySource::Key(key) => Signer::new(&key, alg)?,
+                KeySource::Jwks(url) => {
+                    anyhow::bail!("tokens are verified with the JWKS at {url}: sign them with its issuer's key")
+                }
+            }
         }
     };
     Ok(signer.sign(claim, exp.map(|d| d.0)))
@@ -222,14 +225,14 @@ fn print_banner(running: &crate::server::RunningHub) {
             config.history.size
         ),
     }
-    if !running.keys.generated {
+    let Some(secret) = running.keys.generated_secret() else {
         println!("hub URL: {url}");
         return;
-    }
+    };
     let everything = Some(vec!["*".to_string()]);
     let sign = |claim: MercureClaim| {
         Signer::new(
-            &running.keys.publisher,
+            secret,
             parse_algorithm("HS256").expect("HS256 is supported"),
         )
         .expect("a generated secret is a valid HMAC key")

@@ -6,6 +6,7 @@ use http::{header, StatusCode};
 use crate::auth::TokenError;
 use crate::fanout::Closed;
 use crate::history::LogError;
+use crate::proto::claims::ClaimsError;
 use crate::proto::update::UpdateError;
 
 /// An API error: a status and a message saying what is wrong.
@@ -54,6 +55,12 @@ impl From<UpdateError> for ApiError {
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         ApiError::Unauthorized(e.to_string())
+    }
+}
+
+impl From<ClaimsError> for ApiError {
+    fn from(e: ClaimsError) -> Self {
+        TokenError::from(e).into()
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::request::{find_token, Query, TokenSource};
 use crate::hub::Hub;
-use crate::proto::claims::{can_publish, SelectorSet};
+use crate::proto::claims::{can_publish, Claims, SelectorSet};
 use crate::proto::update::{Update, UpdateRequest};
 
 /// Handles a publish request.
@@ -22,7 +22,7 @@ pub(super) async fn publish(
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
-    let claims = authenticate(&hub, &parts.headers, &query)?;
+    let claims = authenticate(&hub, &parts.headers, &query).await?;
 
     let limit = hub.config.limits.max_body;
     let declared = parts
@@ -66,7 +66,7 @@ pub(super) async fn publish(
 }
 
 /// Verifies the publisher token; returns its `mercure.publish` selectors.
-fn authenticate(
+async fn authenticate(
     hub: &Hub,
     headers: &HeaderMap,
     query: &Query,
@@ -76,7 +76,7 @@ fn authenticate(
             "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
         ));
     };
-    let claims = hub.publisher.verify(&token)?;
+    let claims = Claims::from_payload(&hub.publisher.verify(&token).await?.payload)?;
     if source == TokenSource::Cookie {
         check_origin(headers, &hub.config.access.publish_origins)?;
     }

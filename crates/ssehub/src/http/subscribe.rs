@@ -46,7 +46,7 @@ pub(super) async fn subscribe(
             "too many topics: at most {MAX_TOPICS} per subscription"
         )));
     }
-    let claims = authenticate(&hub, &req, &query)?;
+    let claims = authenticate(&hub, req.headers(), &query).await?;
 
     let mut res = Response::builder()
         .status(StatusCode::OK)
@@ -84,9 +84,15 @@ pub(super) async fn subscribe(
 }
 
 /// Verifies the subscriber token; none is fine only with `--anonymous`.
-fn authenticate(hub: &Hub, req: &Request, query: &Query) -> Result<Claims, ApiError> {
-    match find_token(req.headers(), query, &hub.config.access.cookie_name)? {
-        Some((token, _)) => Ok(hub.subscriber.verify(&token)?),
+async fn authenticate(
+    hub: &Hub,
+    headers: &http::HeaderMap,
+    query: &Query,
+) -> Result<Claims, ApiError> {
+    match find_token(headers, query, &hub.config.access.cookie_name)? {
+        Some((token, _)) => Ok(Claims::from_payload(
+            &hub.subscriber.verify(&token).await?.payload,
+        )?),
         None if hub.config.access.anonymous => Ok(Claims::default()),
         None => Err(ApiError::Unauthorized(
             "subscribing requires a token (Authorization header, authorization query parameter or cookie), or a hub started with --anonymous".into(),

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::request::{find_token, Query};
 use crate::hub::Hub;
-use crate::proto::claims::SelectorSet;
+use crate::proto::claims::{Claims, SelectorSet};
 
 /// Lists every active subscription the token may see.
 pub(super) async fn all(State(hub): State<Arc<Hub>>, req: Request) -> Result<Response, ApiError> {
@@ -49,7 +49,7 @@ async fn list(
             "the subscriptions API requires a subscriber token".into(),
         ));
     };
-    let claims = hub.subscriber.verify(&token)?;
+    let claims = Claims::from_payload(&hub.subscriber.verify(&token).await?.payload)?;
     let allowed = SelectorSet::compile(
         &hub.selectors,
         claims.mercure.subscribe.as_deref().unwrap_or_default(),

@@ -17,6 +17,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod disk;
+mod jwks;
 mod publish;
 mod redis_store;
 mod subscribe;

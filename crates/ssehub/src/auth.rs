@@ -77,8 +77,7 @@ fn is_hmac(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
 }
 
-/// Whether `alg` is RS* or PS* (verified with an RSA key).
-pub(crate) fn is_rsa(alg: Algorithm) -> bool {
+fn is_rsa(alg: Algorithm) -> bool {
     matches!(
         alg,
         Algorithm::RS256

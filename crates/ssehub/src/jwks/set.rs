@@ -1,5 +1,5 @@
 //! The usable keys of one JWK set document, and which of them verifies a
-//! token of a given `kid` and `alg`. Pure: no I/O.
+//! token of a given `kid` and `alg`. Pure: no I/O, nothing of the crate.
 
 use std::str::FromStr;
 
@@ -7,8 +7,6 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, 
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use serde_json::Value;
-
-use crate::auth::is_rsa;
 
 /// Why no key of the set verifies a token (answered with 401).
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +66,15 @@ enum Kind {
 impl Kind {
     fn verifies(self, alg: Algorithm) -> bool {
         match self {
-            Kind::Rsa => is_rsa(alg),
+            Kind::Rsa => matches!(
+                alg,
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
+            ),
             Kind::P256 => alg == Algorithm::ES256,
             Kind::P384 => alg == Algorithm::ES384,
             Kind::Ed25519 => alg == Algorithm::EdDSA,

@@ -6,13 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
 
+use crate::jwks::{Jwks, JwksError, NoKey};
 use crate::proto::claims::{ClaimsError, MercureClaim};
 
 /// Why a key could not be loaded (a configuration error, stops start-up).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The algorithm name is not supported.
-    #[error("unsupported JWT algorithm {0:?} (use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256 or ES384)")]
+    #[error("unsupported JWT algorithm {0:?} (use HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA)")]
     UnknownAlgorithm(String),
     /// A key file could not be read.
     #[error("cannot read key file {path}")]
@@ -36,6 +37,9 @@ pub enum KeyError {
     /// An empty secret would make tokens forgeable.
     #[error("the JWT key is empty")]
     Empty,
+    /// A JWK set cannot be used at start-up.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
 }
 
 /// Why a presented token was refused (answered with 401).
@@ -47,15 +51,21 @@ pub enum TokenError {
     /// The token is valid but its claims cannot be used.
     #[error("invalid token: {0}")]
     Claims(#[from] ClaimsError),
+    /// No key of the JWK set verifies the token.
+    #[error("invalid token: {0}")]
+    Key(#[from] NoKey),
 }
 
 /// Parses an algorithm name such as `HS256`.
 pub fn parse_algorithm(name: &str) -> Result<Algorithm, KeyError> {
-    let alg: Algorithm = name
-        .trim()
-        .to_ascii_uppercase()
-        .parse()
-        .map_err(|_| KeyError::UnknownAlgorithm(name.to_string()))?;
+    // Case-insensitive: upper case, except EdDSA's own spelling.
+    let upper = name.trim().to_ascii_uppercase();
+    let alg: Algorithm = match upper.as_str() {
+        "EDDSA" => Algorithm::EdDSA,
+        _ => upper
+            .parse()
+            .map_err(|_| KeyError::UnknownAlgorithm(name.to_string()))?,
+    };
     match alg {
         Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA => Ok(alg),
         a if is_hmac(a) || is_rsa(a) => Ok(a),
@@ -100,28 +110,58 @@ pub fn key_material(key: &str, alg: Algorithm) -> Result<Vec<u8>, KeyError> {
     Ok(bytes)
 }
 
-/// A token whose signature and dates were verified.
-#[derive(Debug)]
+/// A verified token: its header and its payload, for the claims code to
+/// interpret.
+#[derive(Debug, Clone)]
 pub struct Verified {
-    /// Its header (`typ`, `kid`, `alg`).
+    /// The JOSE header (`alg`, `kid`, ...).
     pub header: Header,
-    /// Its claims.
+    /// The payload, a JSON object whose `exp` and `nbf` (when present)
+    /// have been checked.
     pub payload: Value,
 }
 
-/// Verifies tokens signed with one key and one algorithm.
+/// Verifies tokens: with one configured key and one algorithm, or with the
+/// keys of a JWK set, chosen by `kid`, for the allowed algorithms.
 #[derive(Clone)]
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: VerifierKeys,
+}
+
+#[derive(Clone)]
+enum VerifierKeys {
+    /// A configured key; only its algorithm is accepted.
+    Static {
+        key: DecodingKey,
+        validation: Box<Validation>,
+    },
+    /// The keys of a JWK set.
+    Jwks(Jwks),
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
+        match &self.keys {
+            VerifierKeys::Static { validation, .. } => f
+                .debug_struct("Verifier")
+                .field("algorithms", &validation.algorithms)
+                .finish_non_exhaustive(),
+            VerifierKeys::Jwks(jwks) => f.debug_tuple("Verifier").field(jwks).finish(),
+        }
     }
+}
+
+/// What every token must pass besides its signature, `alg` being its only
+/// accepted algorithm: `exp` and `nbf` when present, with no leeway; no
+/// claim required. `none` never parses as an algorithm.
+fn validation(alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims = HashSet::new();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    validation
 }
 
 impl Verifier {
@@ -138,19 +178,33 @@ impl Verifier {
         } else {
             DecodingKey::from_ec_pem(&bytes).map_err(invalid)?
         };
-        // Only the configured algorithm is accepted; `none` never parses as one.
-        let mut validation = Validation::new(alg);
-        validation.required_spec_claims = HashSet::new();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        Ok(Verifier { key, validation })
+        Ok(Verifier {
+            keys: VerifierKeys::Static {
+                key,
+                validation: Box::new(validation(alg)),
+            },
+        })
     }
 
-    /// Verifies a compact JWS and returns its header and payload.
+    /// A verifier using the keys of `jwks`.
+    pub fn with_jwks(jwks: Jwks) -> Verifier {
+        Verifier {
+            keys: VerifierKeys::Jwks(jwks),
+        }
+    }
+
+    /// Verifies a compact JWS: its signature, algorithm, `exp` and `nbf`.
     pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
-        let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation)?;
+        let data = match &self.keys {
+            VerifierKeys::Static { key, validation } => {
+                jsonwebtoken::decode::<Value>(token, key, validation)?
+            }
+            VerifierKeys::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token)?;
+                let key = jwks.key_for(&header).await?;
+                jsonwebtoken::decode::<Value>(token, &key, &validation(header.alg))?
+            }
+        };
         Ok(Verified {
             header: data.header,
             payload: data.claims,
@@ -186,15 +240,6 @@ impl Signer {
         is_hmac(alg)
     }
 
-    /// Signs `claims` with the header type `typ` (`at+jwt` for a 1.0
-    /// access token).
-    pub fn sign_json(&self, typ: &str, claims: &Value) -> String {
-        let mut header = Header::new(self.alg);
-        header.typ = Some(typ.to_string());
-        jsonwebtoken::encode(&header, claims, &self.key)
-            .expect("encoding a JSON object with a loaded key cannot fail")
-    }
-
     /// Signs a token granting `claim`, expiring after `ttl` if given.
     pub fn sign(&self, claim: &MercureClaim, ttl: Option<Duration>) -> String {
         let mut payload = serde_json::json!({ "mercure": claim });
@@ -204,7 +249,15 @@ impl Signer {
                 .unwrap_or_default();
             payload["exp"] = Value::from((now + ttl).as_secs());
         }
-        jsonwebtoken::encode(&Header::new(self.alg), &payload, &self.key)
+        self.sign_json("JWT", &payload)
+    }
+
+    /// Signs `claims` with the header type `typ` (`at+jwt` for a 1.0
+    /// access token).
+    pub fn sign_json(&self, typ: &str, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.typ = Some(typ.to_string());
+        jsonwebtoken::encode(&header, claims, &self.key)
             .expect("encoding a JSON object with a loaded key cannot fail")
     }
 }
@@ -226,38 +279,81 @@ mod tests {
             .unwrap()
             .sign(&claim(), None);
         let ok = Verifier::new("secret", Algorithm::HS256).unwrap();
+        let verified = ok.verify(&token).await.unwrap();
+        assert_eq!(verified.header.alg, Algorithm::HS256);
         assert_eq!(
-            ok.verify(&token).await.unwrap().payload["mercure"],
+            verified.payload["mercure"],
             serde_json::to_value(claim()).unwrap()
         );
-        assert!(Verifier::new("other", Algorithm::HS256)
-            .unwrap()
-            .verify(&token)
-            .await
-            .is_err());
-        assert!(Verifier::new("secret", Algorithm::HS512)
-            .unwrap()
-            .verify(&token)
-            .await
-            .is_err());
+        for other in [
+            Verifier::new("other", Algorithm::HS256).unwrap(),
+            Verifier::new("secret", Algorithm::HS512).unwrap(),
+        ] {
+            assert!(other.verify(&token).await.is_err());
+        }
+    }
+
+    /// Tokens with the header `header` and the payloads `{"exp": 1}`
+    /// (expired), `{"nbf": u32::MAX}` (not yet valid) and
+    /// `{"exp": u32::MAX}` (valid), signed with `key`.
+    fn timed_tokens(header: &Header, key: &EncodingKey) -> [String; 3] {
+        let far = Value::from(u32::MAX);
+        [
+            serde_json::json!({"mercure": claim(), "exp": 1}),
+            serde_json::json!({"mercure": claim(), "nbf": far}),
+            serde_json::json!({"mercure": claim(), "exp": far}),
+        ]
+        .map(|payload| jsonwebtoken::encode(header, &payload, key).unwrap())
+    }
+
+    /// An unsigned token (`alg: none`) with `kid`.
+    fn unsigned(kid: &str) -> String {
+        use base64_url as b64;
+        let header = b64(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#).as_bytes());
+        let body = b64(br#"{"mercure":{"publish":["*"]}}"#);
+        format!("{header}.{body}.")
     }
 
     #[tokio::test]
     async fn refuses_alg_none_and_expired() {
-        use base64_url as b64;
-        let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
-        let body = b64(br#"{"mercure":{"publish":["*"]}}"#);
         let v = Verifier::new("secret", Algorithm::HS256).unwrap();
-        assert!(v.verify(&format!("{header}.{body}.")).await.is_err());
+        assert!(v.verify(&unsigned("a")).await.is_err());
         let signer = Signer::new("secret", Algorithm::HS256).unwrap();
-        let mut expired = serde_json::json!({"mercure": claim(), "exp": 1});
-        let t =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &signer.key).unwrap();
-        assert!(v.verify(&t).await.is_err());
-        expired["exp"] = Value::from(u32::MAX);
-        let t =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &signer.key).unwrap();
-        assert_eq!(v.verify(&t).await.unwrap().payload["exp"], u32::MAX);
+        let [expired, early, valid] = timed_tokens(&Header::new(Algorithm::HS256), &signer.key);
+        assert!(v.verify(&expired).await.is_err());
+        assert!(v.verify(&early).await.is_err());
+        assert_eq!(
+            v.verify(&valid).await.unwrap().payload["exp"],
+            u64::from(u32::MAX)
+        );
+    }
+
+    #[tokio::test]
+    async fn jwks_tokens_are_checked_like_the_others() {
+        let (private, jwk) = crate::jwks::tests::p256("a", serde_json::json!({}));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, serde_json::json!({ "keys": [jwk] }).to_string()).unwrap();
+        let settings = crate::jwks::Settings {
+            algorithms: vec![Algorithm::ES256],
+            refresh: Duration::ZERO,
+            min_refresh: Duration::ZERO,
+            ca_cert: None,
+        };
+        let url = url::Url::from_file_path(&path).unwrap();
+        let v = Verifier::with_jwks(Jwks::load(url.as_str(), &settings).await.unwrap());
+        assert!(v.verify(&unsigned("a")).await.is_err());
+        let header = Header {
+            kid: Some("a".into()),
+            ..Header::new(Algorithm::ES256)
+        };
+        let key = EncodingKey::from_ec_pem(private.as_bytes()).unwrap();
+        let [expired, early, valid] = timed_tokens(&header, &key);
+        assert!(v.verify(&expired).await.is_err());
+        assert!(v.verify(&early).await.is_err());
+        let verified = v.verify(&valid).await.unwrap();
+        assert_eq!(verified.header.kid.as_deref(), Some("a"));
+        assert_eq!(verified.payload["exp"], u64::from(u32::MAX));
     }
 
     fn base64_url(bytes: &[u8]) -> String {
@@ -279,5 +375,7 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/key.pem"), "{err}");
         assert!(parse_algorithm("none").is_err());
         assert_eq!(parse_algorithm("rs512").unwrap(), Algorithm::RS512);
+        assert_eq!(parse_algorithm("EdDSA").unwrap(), Algorithm::EdDSA);
+        assert_eq!(parse_algorithm("eddsa").unwrap(), Algorithm::EdDSA);
     }
 }

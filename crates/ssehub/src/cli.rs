@@ -8,7 +8,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::auth::{parse_algorithm, Signer};
 use crate::config::{defaults, Config, HumanDuration, JwtConfig, KeyOptions, Options, Store};
-use crate::keys::{Keys, GENERATED_SECRET_FILE};
+use crate::keys::{KeySource, Keys, GENERATED_SECRET_FILE};
 use crate::proto::claims::{AccessToken, MercureClaim};
 use crate::proto::selector::{MatchType, Matcher};
 
@@ -229,14 +229,17 @@ fn token(
         }
         None => {
             let keys = Keys::load(data_dir, jwt)?;
-            Signer::new(
-                if subscribe_only {
-                    &keys.subscriber
-                } else {
-                    &keys.publisher
-                },
-                alg,
-            )?
+            let source = if subscribe_only {
+                keys.subscriber
+            } else {
+                keys.publisher
+            };
+            match source {
+                KeySource::Key(key) => Signer::new(&key, alg)?,
+                KeySource::Jwks(url) => {
+                    anyhow::bail!("tokens are verified with the JWKS at {url}: sign them with its issuer's key")
+                }
+            }
         }
     };
     Ok(grant.sign(&signer))
@@ -322,16 +325,13 @@ fn print_banner(running: &crate::server::RunningHub) {
             config.history.size
         ),
     }
-    if !running.keys.generated {
+    let Some(secret) = running.keys.generated_secret() else {
         println!("hub URL: {url}");
         return;
-    }
+    };
     let everything = Some(vec!["*".to_string()]);
-    let signer = Signer::new(
-        &running.keys.publisher,
-        parse_algorithm("HS256").expect("HS256 is supported"),
-    )
-    .expect("a generated secret is a valid HMAC key");
+    let signer = Signer::new(secret, parse_algorithm("HS256").expect("HS256 is supported"))
+        .expect("a generated secret is a valid HMAC key");
     let sign = |claim: MercureClaim| signer.sign(&claim, None);
     let publisher = sign(MercureClaim {
         publish: everything.clone(),
@@ -380,11 +380,12 @@ mod tests {
 
     /// Flags whose `[default: ...]` describes what happens rather than
     /// giving a value.
-    const DESCRIBED: [&str; 8] = [
+    const DESCRIBED: [&str; 9] = [
         "tls-cert",
         "publisher-jwt-key",
         "subscriber-jwt-key",
         "subscriber-jwt-alg",
+        "subscriber-jwks-url",
         "cors-origins",
         "publish-origins",
         "redis-ca-cert",

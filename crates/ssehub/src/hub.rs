@@ -4,11 +4,10 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use crate::auth::{KeyError, Verifier};
+use crate::auth::Verifier;
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
-use crate::keys::Keys;
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
 use crate::proto::update::Update;
@@ -37,12 +36,16 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Starts a hub on `store`: its tail feeds the fan-out, and one shared
-    /// ticker writes heartbeats to every idle stream.
-    pub fn start(config: Config, keys: &Keys, store: Store) -> Result<Arc<Hub>, KeyError> {
+    /// Starts a hub on `store` verifying tokens with `publisher` and
+    /// `subscriber`: its tail feeds the fan-out, and one shared ticker
+    /// writes heartbeats to every idle stream.
+    pub fn start(
+        config: Config,
+        publisher: Verifier,
+        subscriber: Verifier,
+        store: Store,
+    ) -> Arc<Hub> {
         let Store { log, tail, cluster } = store;
-        let publisher = Verifier::new(&keys.publisher, config.jwt.publisher_alg)?;
-        let subscriber = Verifier::new(&keys.subscriber, config.jwt.subscriber_alg)?;
         let fanout = Arc::new(Fanout::new(config.limits.queue_size));
         let mut tasks = vec![tokio::spawn(dispatch(tail, fanout.clone()))];
         if !config.stream.heartbeat.is_zero() {
@@ -59,7 +62,7 @@ impl Hub {
             });
             SubscriptionEvents::new(log.clone(), fanout.clone(), directory)
         });
-        Ok(Arc::new(Hub {
+        Arc::new(Hub {
             subscription_events,
             config,
             log,
@@ -68,7 +71,7 @@ impl Hub {
             publisher,
             subscriber,
             tasks,
-        }))
+        })
     }
 
     /// Appends updates to the log; fan-out follows from the tail.

@@ -13,6 +13,7 @@ pub mod files;
 pub mod history;
 pub mod http;
 pub mod hub;
+pub mod jwks;
 pub mod keys;
 pub mod proto;
 pub mod server;

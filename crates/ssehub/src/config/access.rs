@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
-use super::{defaults, ConfigError, List};
-use crate::auth::parse_algorithm;
+use super::{defaults, ConfigError, HumanDuration, List};
+use crate::auth::{parse_algorithm, Signer};
+use crate::jwks;
 
 /// The keys tokens are verified (and `ssehub token` signs) with, and the
 /// data directory where a generated secret is kept. These are all that
@@ -37,6 +38,39 @@ layer!(KeyOptions {
     publisher_jwt_alg,
     subscriber_jwt_key,
     subscriber_jwt_alg
+});
+
+/// JWK sets verifying tokens instead of the configured keys: where they
+/// are, how often they are read, which of their keys are used.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+pub struct JwksOptions {
+    /// JWK set verifying publisher tokens instead of --publisher-jwt-key, keys chosen by kid and read again periodically: https://URL or file:///PATH
+    #[arg(long, env = "SSEHUB_PUBLISHER_JWKS_URL", value_name = "URL")]
+    pub publisher_jwks_url: Option<String>,
+    /// JWK set verifying subscriber tokens instead of --subscriber-jwt-key [default: --subscriber-jwt-key if set, else the publisher's keys]
+    #[arg(long, env = "SSEHUB_SUBSCRIBER_JWKS_URL", value_name = "URL")]
+    pub subscriber_jwks_url: Option<String>,
+    /// PEM CA certificate(s) trusted for https:// JWKS URLs, besides the system's roots
+    #[arg(long, env = "SSEHUB_JWKS_CA_CERT", value_name = "FILE")]
+    pub jwks_ca_cert: Option<PathBuf>,
+    /// Interval between reads of the JWK sets; 0 reads them only at start and for unknown kids
+    #[arg(long, env = "SSEHUB_JWKS_REFRESH", value_name = "DURATION")]
+    pub jwks_refresh: Option<HumanDuration>,
+    /// Shortest interval between two reads of a JWK set caused by tokens with an unknown kid
+    #[arg(long, env = "SSEHUB_JWKS_MIN_REFRESH", value_name = "DURATION")]
+    pub jwks_min_refresh: Option<HumanDuration>,
+    /// Token algorithms accepted with JWKS keys, comma-separated (HMAC never is)
+    #[arg(long, env = "SSEHUB_JWT_ALGORITHMS", value_name = "LIST")]
+    pub jwt_algorithms: Option<List>,
+}
+
+layer!(JwksOptions {
+    publisher_jwks_url,
+    subscriber_jwks_url,
+    jwks_ca_cert,
+    jwks_refresh,
+    jwks_min_refresh,
+    jwt_algorithms
 });
 
 /// Who may subscribe without a token, from which origins, and where a
@@ -75,6 +109,20 @@ pub struct JwtConfig {
     pub subscriber_key: Option<String>,
     /// Subscriber token algorithm.
     pub subscriber_alg: Algorithm,
+    /// The JWK sets used instead of keys, if any.
+    pub jwks: JwksConfig,
+}
+
+/// JWK sets verifying tokens instead of configured keys.
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    /// JWK set of publisher tokens.
+    pub publisher_url: Option<String>,
+    /// JWK set of subscriber tokens (else the subscriber key, else the
+    /// publisher's keys).
+    pub subscriber_url: Option<String>,
+    /// How the sets are read and which keys are used.
+    pub settings: jwks::Settings,
 }
 
 /// Who may subscribe without a token, from which origins, and where a
@@ -122,9 +170,31 @@ impl KeyOptions {
         keys
     }
 
-    /// The data directory and the token keys, defaults applied and
-    /// algorithms checked.
-    pub(super) fn resolve(self) -> Result<(PathBuf, JwtConfig), ConfigError> {
+    /// The data directory and the token keys, `jwks` among them, defaults
+    /// applied and algorithms checked.
+    pub(super) fn resolve(self, jwks: JwksOptions) -> Result<(PathBuf, JwtConfig), ConfigError> {
+        let roles = [
+            (
+                "publisher",
+                &jwks.publisher_jwks_url,
+                &self.publisher_jwt_key,
+                &self.publisher_jwt_alg,
+            ),
+            (
+                "subscriber",
+                &jwks.subscriber_jwks_url,
+                &self.subscriber_jwt_key,
+                &self.subscriber_jwt_alg,
+            ),
+        ];
+        for (role, url, key, alg) in roles {
+            let setting = match (url, key, alg) {
+                (Some(_), Some(_), _) => "jwt-key",
+                (Some(_), None, Some(_)) => "jwt-alg",
+                _ => continue,
+            };
+            return Err(ConfigError::JwksAndKey { role, setting });
+        }
         let publisher_alg =
             parse_algorithm(&defaults::PUBLISHER_JWT_ALG.or(self.publisher_jwt_alg))?;
         let subscriber_alg = match &self.subscriber_jwt_alg {
@@ -136,8 +206,50 @@ impl KeyOptions {
             publisher_alg,
             subscriber_key: self.subscriber_jwt_key,
             subscriber_alg,
+            jwks: jwks.resolve()?,
         };
         Ok((defaults::DATA_DIR.or(self.data_dir), jwt))
+    }
+}
+
+impl JwksOptions {
+    /// Applies the defaults and checks the allowlist.
+    fn resolve(self) -> Result<JwksConfig, ConfigError> {
+        let used = self.publisher_jwks_url.is_some() || self.subscriber_jwks_url.is_some();
+        if self.jwks_ca_cert.is_some() && !used {
+            return Err(ConfigError::Invalid(
+                "jwks-ca-cert",
+                "only applies with --publisher-jwks-url or --subscriber-jwks-url",
+            ));
+        }
+        let algorithms = defaults::JWT_ALGORITHMS
+            .or(self.jwt_algorithms)
+            .0
+            .iter()
+            .map(|name| parse_algorithm(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        if algorithms.is_empty() {
+            return Err(ConfigError::Invalid(
+                "jwt-algorithms",
+                "must name at least one algorithm",
+            ));
+        }
+        if algorithms.iter().any(|&alg| Signer::is_symmetric(alg)) {
+            return Err(ConfigError::Invalid(
+                "jwt-algorithms",
+                "HS256, HS384 and HS512 are not accepted with a JWKS: a secret published in a key set is no secret",
+            ));
+        }
+        Ok(JwksConfig {
+            publisher_url: self.publisher_jwks_url,
+            subscriber_url: self.subscriber_jwks_url,
+            settings: jwks::Settings {
+                algorithms,
+                refresh: defaults::JWKS_REFRESH.or(self.jwks_refresh).0,
+                min_refresh: defaults::JWKS_MIN_REFRESH.or(self.jwks_min_refresh).0,
+                ca_cert: self.jwks_ca_cert,
+            },
+        })
     }
 }
 

@@ -75,6 +75,21 @@ pub const PUBLISHER_JWT_ALG: Setting = Setting {
     flag: "publisher-jwt-alg",
     default: "HS256",
 };
+/// `--jwks-refresh`.
+pub const JWKS_REFRESH: Setting = Setting {
+    flag: "jwks-refresh",
+    default: "5m",
+};
+/// `--jwks-min-refresh`.
+pub const JWKS_MIN_REFRESH: Setting = Setting {
+    flag: "jwks-min-refresh",
+    default: "10s",
+};
+/// `--jwt-algorithms`: every asymmetric algorithm supported.
+pub const JWT_ALGORITHMS: Setting = Setting {
+    flag: "jwt-algorithms",
+    default: "RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA",
+};
 /// `--anonymous`.
 pub const ANONYMOUS: Setting = Setting {
     flag: "anonymous",
@@ -157,13 +172,16 @@ pub const QUEUE_SIZE: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 22] = [
+pub const ALL: [Setting; 25] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
     SHUTDOWN_TIMEOUT,
     DATA_DIR,
     PUBLISHER_JWT_ALG,
+    JWKS_REFRESH,
+    JWKS_MIN_REFRESH,
+    JWT_ALGORITHMS,
     ANONYMOUS,
     COOKIE_NAME,
     PROTOCOL,

@@ -29,6 +29,14 @@ pub enum ConfigError {
     /// A key or algorithm is unusable.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A JWKS URL and a key (or algorithm) for the same tokens.
+    #[error("--{role}-jwks-url and --{role}-{setting} both say how {role} tokens are verified: keep one (with a JWKS, the keys come from the set and --jwt-algorithms lists the accepted algorithms)")]
+    JwksAndKey {
+        /// `publisher` or `subscriber`.
+        role: &'static str,
+        /// The other setting, without its role: `jwt-key` or `jwt-alg`.
+        setting: &'static str,
+    },
     /// `--store` names no known store.
     #[error("unknown store {0:?}: expected \"disk\", \"memory\" or a redis:// or rediss:// URL")]
     UnknownStore(String),

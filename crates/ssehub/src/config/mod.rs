@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use self::access::{AccessConfig, AccessOptions, JwtConfig, KeyOptions};
+pub use self::access::{
+    AccessConfig, AccessOptions, JwksConfig, JwksOptions, JwtConfig, KeyOptions,
+};
 pub use self::error::ConfigError;
 pub use self::history::{HistoryConfig, HistoryOptions, RedisOptions, RedisStore, Store};
 pub use self::protocol::{ProtocolConfig, ProtocolOptions};
@@ -63,6 +65,10 @@ pub struct Options {
     #[command(flatten)]
     #[serde(flatten)]
     pub keys: KeyOptions,
+    /// JWK sets used instead of token keys.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub jwks: JwksOptions,
     /// Tokenless access, origins, the token cookie.
     #[command(flatten)]
     #[serde(flatten)]
@@ -105,6 +111,7 @@ layer!(Options {
     server,
     tls,
     keys,
+    jwks,
     access,
     protocol,
     stream,
@@ -151,7 +158,7 @@ impl Options {
     /// Applies defaults and checks values.
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let server = self.server.resolve()?;
-        let (data_dir, jwt) = self.keys.resolve()?;
+        let (data_dir, jwt) = self.keys.resolve(self.jwks)?;
         Ok(Config {
             data_dir,
             server,
@@ -169,7 +176,7 @@ impl Options {
 impl KeyOptions {
     /// What `ssehub token` signs with, the data directory and the token
     /// keys: these settings layered like [`Options::layered`] (the file may
-    /// hold any setting; only these are read) and resolved.
+    /// hold any setting; only these are read, so no JWK set) and resolved.
     pub fn resolve_alone(
         self,
         config_file: Option<&Path>,
@@ -180,7 +187,7 @@ impl KeyOptions {
         }
         .layered(config_file)?
         .keys
-        .resolve()
+        .resolve(JwksOptions::default())
     }
 }
 
@@ -257,13 +264,79 @@ queue_size = 8
             "Config { data_dir: \"d\", \
              server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s }, \
              tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, \
-             jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512 }, \
+             jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512, \
+             jwks: JwksConfig { publisher_url: None, subscriber_url: None, settings: Settings { \
+             algorithms: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA], refresh: 300s, min_refresh: 10s, ca_cert: None } } }, \
              access: AccessConfig { anonymous: true, cors_origins: [\"https://a\"], publish_origins: [\"https://b\"], cookie_name: \"c\" }, \
              protocol: ProtocolConfig { protocol: V1, hub_url: Some(Url { scheme: \"https\", cannot_be_a_base: false, username: \"\", password: None, host: Some(Domain(\"hub.example\")), port: None, path: \"/.well-known/mercure\", query: None, fragment: None }), issuer: \"https://app.example\", access_token_cookie: \"t\" }, \
              stream: StreamConfig { heartbeat: 2s, subscriptions: true }, \
              history: HistoryConfig { store: Redis(RedisStore { url: \"rediss://h:1\", stream: \"r\", ca_cert: Some(\"ca.pem\"), cluster: true }), size: 3, bytes: 4, ttl: Some(5s) }, \
              limits: LimitsConfig { max_concurrent_streams: 6, max_body: 7, queue_size: 8 } }"
         );
+    }
+
+    #[test]
+    fn jwks_settings_from_toml() {
+        let (_dir, path) = toml_file(
+            r#"
+publisher_jwks_url = "https://idp.example/jwks.json"
+subscriber_jwks_url = "file:///etc/ssehub/jwks.json"
+jwks_ca_cert = "ca.pem"
+jwks_refresh = "1m"
+jwks_min_refresh = "0"
+jwt_algorithms = ["ES256", "eddsa"]
+"#,
+        );
+        let c = Options::default()
+            .layered(Some(&path))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", c.jwt.jwks),
+            "JwksConfig { publisher_url: Some(\"https://idp.example/jwks.json\"), \
+             subscriber_url: Some(\"file:///etc/ssehub/jwks.json\"), settings: Settings { \
+             algorithms: [ES256, EdDSA], refresh: 60s, min_refresh: 0ns, ca_cert: Some(\"ca.pem\") } }"
+        );
+    }
+
+    #[test]
+    fn a_jwks_url_excludes_a_key_for_the_same_tokens() {
+        let refused = |adjust: fn(&mut Options)| {
+            let mut o = Options::default();
+            adjust(&mut o);
+            o.resolve().unwrap_err().to_string()
+        };
+        let err = refused(|o| {
+            o.jwks.publisher_jwks_url = Some("https://idp.example/jwks.json".into());
+            o.keys.publisher_jwt_key = Some("secret".into());
+        });
+        assert!(
+            err.contains("--publisher-jwks-url and --publisher-jwt-key both say how publisher tokens are verified"),
+            "{err}"
+        );
+        let err = refused(|o| {
+            o.jwks.subscriber_jwks_url = Some("https://idp.example/jwks.json".into());
+            o.keys.subscriber_jwt_alg = Some("RS256".into());
+        });
+        assert!(err.contains("--subscriber-jwt-alg"), "{err}");
+        let err = refused(|o| {
+            o.jwks.publisher_jwks_url = Some("https://idp.example/jwks.json".into());
+            o.jwks.jwt_algorithms = Some("RS256,HS256".parse().unwrap());
+        });
+        assert!(
+            err.contains("HS256, HS384 and HS512 are not accepted"),
+            "{err}"
+        );
+        let err = refused(|o| o.jwks.jwt_algorithms = Some("".parse().unwrap()));
+        assert!(err.contains("at least one"), "{err}");
+        let err = refused(|o| o.jwks.jwks_ca_cert = Some("ca.pem".into()));
+        assert!(err.contains("jwks-ca-cert: only applies"), "{err}");
+        // A JWKS for one kind of token, a key for the other: fine.
+        let mut o = Options::default();
+        o.jwks.publisher_jwks_url = Some("https://idp.example/jwks.json".into());
+        o.keys.subscriber_jwt_key = Some("secret".into());
+        assert!(o.resolve().is_ok());
     }
 
     #[test]

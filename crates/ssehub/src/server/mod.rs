@@ -62,6 +62,7 @@ pub struct RunningHub {
 /// starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
     let keys = Keys::load(&config.data_dir, &config.jwt)?;
+    let (publisher, subscriber) = keys.verifiers(&config.jwt).await?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -92,7 +93,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
     }
     let store = crate::history::open(&config)?;
     let alt_svc = quic.as_ref().and(tls_addr).map(|a| a.port());
-    let hub = Hub::start(config, &keys, store)?;
+    let hub = Hub::start(config, publisher, subscriber, store);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(serve(listeners, quic, hub.clone(), alt_svc, stopped));
     Ok(RunningHub {

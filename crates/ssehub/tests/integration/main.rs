@@ -17,6 +17,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod disk;
+mod jwks;
 mod mercure_v1;
 mod mixed;
 mod publish;

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::common::child::free_addr;
+use crate::common::keys::private_ca;
 use crate::common::redis::Redis;
 use crate::common::remote::publish_batch_ok;
 use crate::common::{publisher_token, TestHub};
@@ -140,30 +141,6 @@ async fn age_retention_trims_and_reads_skip_expired_updates() {
     assert_eq!(lengths(&mut conn).await, (1, 1, 1), "trimmed at the append");
     let mut after = hub.resume(&["t"], "earliest").await;
     assert_eq!(after.next().await.last_event_id, "new");
-}
-
-/// Writes a CA and a certificate for 127.0.0.1 signed by it into `dir`;
-/// returns the paths of the CA, the certificate and its key.
-fn private_ca(dir: &std::path::Path) -> [String; 3] {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let files = [
-        ("ca.pem", ca.pem()),
-        ("cert.pem", cert.pem()),
-        ("key.pem", key.serialize_pem()),
-    ];
-    files.map(|(name, pem)| {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).unwrap();
-        path.to_str().unwrap().to_string()
-    })
 }
 
 #[tokio::test]

@@ -19,13 +19,23 @@ pub struct KeyOptions {
     #[arg(long, env = "SSEHUB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Key verifying publisher tokens: a secret, a PEM public key, or @FILE [default: generated secret in the data dir]
-    #[arg(long, env = "SSEHUB_PUBLISHER_JWT_KEY", value_name = "KEY")]
+    #[arg(
+        long,
+        env = "SSEHUB_PUBLISHER_JWT_KEY",
+        value_name = "KEY",
+        allow_hyphen_values = true
+    )]
     pub publisher_jwt_key: Option<String>,
     /// Algorithm of publisher tokens
     #[arg(long, env = "SSEHUB_PUBLISHER_JWT_ALG", value_name = "ALG")]
     pub publisher_jwt_alg: Option<String>,
     /// Key verifying subscriber tokens [default: the publisher key]
-    #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_KEY", value_name = "KEY")]
+    #[arg(
+        long,
+        env = "SSEHUB_SUBSCRIBER_JWT_KEY",
+        value_name = "KEY",
+        allow_hyphen_values = true
+    )]
     pub subscriber_jwt_key: Option<String>,
     /// Algorithm of subscriber tokens [default: the publisher algorithm]
     #[arg(long, env = "SSEHUB_SUBSCRIBER_JWT_ALG", value_name = "ALG")]

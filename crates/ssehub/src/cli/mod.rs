@@ -1,16 +1,19 @@
 //! The command line: `ssehub serve` and `ssehub token`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod token;
+
 use crate::auth::{parse_algorithm, Signer};
-use crate::config::{defaults, Config, HumanDuration, JwtConfig, KeyOptions, Options, Store};
-use crate::keys::{KeySource, Keys, GENERATED_SECRET_FILE};
-use crate::proto::claims::{AccessToken, MercureClaim};
+use crate::config::{defaults, Config, Options, Store};
+use crate::keys::GENERATED_SECRET_FILE;
+use crate::proto::claims::MercureClaim;
 use crate::proto::selector::{MatchType, Matcher};
+use token::{AccessTokenFields, Grant, TokenArgs};
 
 /// A Server-Sent Events push hub speaking the Mercure protocol.
 #[derive(Debug, Parser)]
@@ -31,43 +34,7 @@ enum Command {
         options: Box<Options>,
     },
     /// Print a JWT signed with the configured key.
-    Token {
-        /// Topic the token may publish to (repeatable): a 0.x selector, or a 1.0 exact topic.
-        #[arg(long = "publish", value_name = "SEL")]
-        publish: Vec<String>,
-        /// Topic of private updates the token may receive (repeatable): a 0.x selector, or a 1.0 exact topic.
-        #[arg(long = "subscribe", value_name = "SEL")]
-        subscribe: Vec<String>,
-        /// 1.0 only: URL pattern the token may publish to (repeatable).
-        #[arg(long = "publish-pattern", value_name = "PATTERN")]
-        publish_pattern: Vec<String>,
-        /// 1.0 only: URL pattern of private updates the token may receive (repeatable).
-        #[arg(long = "subscribe-pattern", value_name = "PATTERN")]
-        subscribe_pattern: Vec<String>,
-        /// Token shape: 0 (the `mercure` claim) or 1 (an at+jwt access token with authorization_details).
-        #[arg(long, value_name = "0|1", default_value = "0", value_parser = ["0", "1"])]
-        protocol: String,
-        /// 1.0: the issuer (`iss`) [default: the hub's default --jwt-issuer].
-        #[arg(long, value_name = "ISS")]
-        issuer: Option<String>,
-        /// 1.0: the hub URL the token is for (`aud`) [default: the quick start's hub URL].
-        #[arg(long, value_name = "URL")]
-        audience: Option<String>,
-        /// 1.0: who the token is for (`sub`, `client_id`).
-        #[arg(long, value_name = "SUB", default_value = "ssehub-cli")]
-        subject: String,
-        /// Lifetime of the token, e.g. `1h` [default: no expiry for 0.x, 1h for 1.0].
-        #[arg(long, value_name = "DURATION")]
-        exp: Option<HumanDuration>,
-        /// Private key (PEM or @FILE) for RS*/PS*/ES* algorithms, whose configured key only verifies.
-        #[arg(long, value_name = "KEY")]
-        signing_key: Option<String>,
-        /// TOML file with settings.
-        #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
-        config: Option<PathBuf>,
-        #[command(flatten)]
-        keys: KeyOptions,
-    },
+    Token(Box<TokenArgs>),
 }
 
 /// The command line as parsed: [`Cli`], with every setting's default shown
@@ -89,58 +56,7 @@ pub fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(serve)
         }
-        Command::Token {
-            publish,
-            subscribe,
-            publish_pattern,
-            subscribe_pattern,
-            protocol,
-            issuer,
-            audience,
-            subject,
-            exp,
-            signing_key,
-            config,
-            keys,
-        } => keys
-            .resolve_alone(config.as_deref())
-            .map_err(anyhow::Error::from)
-            .and_then(|(data_dir, jwt)| {
-                let v1 = protocol == "1";
-                if !v1 && (!publish_pattern.is_empty() || !subscribe_pattern.is_empty()) {
-                    anyhow::bail!("URL patterns are Mercure 1.0: add --protocol 1");
-                }
-                let matchers = |exact: Vec<String>, patterns: Vec<String>| -> Vec<Matcher> {
-                    let kind = if v1 {
-                        MatchType::Exact
-                    } else {
-                        MatchType::Selector
-                    };
-                    let exact = exact.into_iter().map(|t| Matcher::new(kind, t));
-                    let patterns = patterns
-                        .into_iter()
-                        .map(|p| Matcher::new(MatchType::UrlPattern, p));
-                    exact.chain(patterns).collect()
-                };
-                let grant = Grant {
-                    publish: matchers(publish, publish_pattern),
-                    subscribe: matchers(subscribe, subscribe_pattern),
-                    v1: v1.then(|| AccessTokenFields {
-                        issuer: issuer.unwrap_or_else(|| defaults::JWT_ISSUER.default.to_string()),
-                        audience: audience.unwrap_or_else(|| {
-                            format!(
-                                "http://{}{}",
-                                defaults::LISTEN.default,
-                                crate::http::HUB_PATH
-                            )
-                        }),
-                        subject,
-                    }),
-                    ttl: exp.map(|d| d.0),
-                };
-                token(&data_dir, &jwt, &grant, signing_key.as_deref())
-            })
-            .map(|t| println!("{t}")),
+        Command::Token(args) => args.run().map(|t| println!("{t}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -158,91 +74,6 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-}
-
-/// What `ssehub token` grants.
-struct Grant {
-    publish: Vec<Matcher>,
-    subscribe: Vec<Matcher>,
-    /// The claims of a 1.0 access token; `None` for a 0.x token.
-    v1: Option<AccessTokenFields>,
-    ttl: Option<Duration>,
-}
-
-/// What a 1.0 access token says besides its grants.
-struct AccessTokenFields {
-    issuer: String,
-    audience: String,
-    subject: String,
-}
-
-/// A 1.0 access token lives an hour unless told otherwise (`exp` is required).
-const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
-
-impl Grant {
-    /// The signed token.
-    fn sign(&self, signer: &Signer) -> String {
-        let Some(v1) = &self.v1 else {
-            let texts =
-                |m: &[Matcher]| (!m.is_empty()).then(|| m.iter().map(|m| m.text.clone()).collect());
-            let claim = MercureClaim {
-                publish: texts(&self.publish),
-                subscribe: texts(&self.subscribe),
-                payload: None,
-            };
-            return signer.sign(&claim, self.ttl);
-        };
-        let now = crate::clock::unix_ms() / 1000;
-        let ttl = self.ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL).as_secs();
-        let claims = AccessToken {
-            issuer: &v1.issuer,
-            audience: &v1.audience,
-            subject: &v1.subject,
-            issued_at: now,
-            expires_at: now.saturating_add(ttl),
-            publish: &self.publish,
-            subscribe: &self.subscribe,
-        }
-        .claims();
-        signer.sign_json("at+jwt", &claims)
-    }
-}
-
-/// Signs a token with the key matching what it grants: the subscriber key
-/// for a subscribe-only token, the publisher key otherwise.
-fn token(
-    data_dir: &Path,
-    jwt: &JwtConfig,
-    grant: &Grant,
-    signing_key: Option<&str>,
-) -> anyhow::Result<String> {
-    let subscribe_only = grant.publish.is_empty() && !grant.subscribe.is_empty();
-    let alg = if subscribe_only {
-        jwt.subscriber_alg
-    } else {
-        jwt.publisher_alg
-    };
-    let signer = match signing_key {
-        Some(private) => Signer::new(private, alg)?,
-        None if !Signer::is_symmetric(alg) => {
-            anyhow::bail!("{alg:?} keys only verify: pass the private key with --signing-key")
-        }
-        None => {
-            let keys = Keys::load(data_dir, jwt)?;
-            let source = if subscribe_only {
-                keys.subscriber
-            } else {
-                keys.publisher
-            };
-            match source {
-                KeySource::Key(key) => Signer::new(&key, alg)?,
-                KeySource::Jwks(url) => {
-                    anyhow::bail!("tokens are verified with the JWKS at {url}: sign them with its issuer's key")
-                }
-            }
-        }
-    };
-    Ok(grant.sign(&signer))
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
@@ -330,8 +161,11 @@ fn print_banner(running: &crate::server::RunningHub) {
         return;
     };
     let everything = Some(vec!["*".to_string()]);
-    let signer = Signer::new(secret, parse_algorithm("HS256").expect("HS256 is supported"))
-        .expect("a generated secret is a valid HMAC key");
+    let signer = Signer::new(
+        secret,
+        parse_algorithm("HS256").expect("HS256 is supported"),
+    )
+    .expect("a generated secret is a valid HMAC key");
     let sign = |claim: MercureClaim| signer.sign(&claim, None);
     let publisher = sign(MercureClaim {
         publish: everything.clone(),
@@ -398,8 +232,16 @@ mod tests {
         let matches = command().try_get_matches_from(line).unwrap();
         match Cli::from_arg_matches(&matches).unwrap().command {
             Command::Serve { options, .. } => *options,
-            Command::Token { .. } => unreachable!("parsed serve"),
+            Command::Token(_) => unreachable!("parsed serve"),
         }
+    }
+
+    #[test]
+    fn a_pem_key_may_follow_its_flag() {
+        let pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+        let options = serve_options(&["--publisher-jwt-key", pem, "--subscriber-jwt-key", pem]);
+        assert_eq!(options.keys.publisher_jwt_key.as_deref(), Some(pem));
+        assert_eq!(options.keys.subscriber_jwt_key.as_deref(), Some(pem));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
+use crate::metrics::Metrics;
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
 use crate::proto::update::Update;
@@ -32,6 +33,8 @@ pub struct Hub {
     pub subscriber: Verifier,
     /// Publishes subscription events when the subscriptions API is on.
     pub subscription_events: Option<SubscriptionEvents>,
+    /// What the hub counts.
+    pub metrics: Metrics,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -70,6 +73,7 @@ impl Hub {
             selectors: SelectorCache::new(SELECTOR_CACHE_SIZE),
             publisher,
             subscriber,
+            metrics: Metrics::default(),
             tasks,
         })
     }

@@ -96,7 +96,7 @@ start_node() {
     --redis-stream bench >"$TMP/node$i.out" 2>&1 &
   PIDS+=($!)
   NODE_PIDS+=($!)
-  wait_ready "http://127.0.0.1:$port/healthz" "node $i" "$TMP/node$i.out"
+  wait_ready "http://127.0.0.1:$port/readyz" "node $i" "$TMP/node$i.out"
   SUB_URLS+=(--sub-url "http://127.0.0.1:$port/.well-known/mercure?topic={topic}")
   PUB_URLS+=(--pub-url "http://127.0.0.1:$port/.well-known/mercure")
 }

@@ -20,7 +20,7 @@ start_hub() {
   $BIN serve --listen 127.0.0.1:$PORT --data-dir "$DATA/hub" --publisher-jwt-key "$SECRET" \
     --history-size 2000000 --history-bytes 4000000000 >"$DATA/hub.log" 2>&1 &
   HUB_PID=$!
-  until curl -sf http://127.0.0.1:$PORT/healthz >/dev/null; do sleep 0.01; done
+  until curl -sf http://127.0.0.1:$PORT/readyz >/dev/null; do sleep 0.01; done
 }
 
 PUB=$($BIN token --publish '*' --publisher-jwt-key "$SECRET")

@@ -20,11 +20,11 @@
 //     Last-Event-ID (header or lastEventID parameter) through the proxy
 //     replays exactly what followed;
 //  3. hub3 loses Redis (it reaches Redis through e2e/relay.mjs, which
-//     cluster.sh starts and this script cuts), so its /healthz answers 503:
+//     cluster.sh starts and this script cuts), so its /readyz answers 503:
 //     HAProxy's health check takes it out (nginx: a 503 answer to a GET is
 //     retried on another node and takes it out for fail_timeout), and
 //     publishes and resumptions succeed on the remaining node; when Redis is
-//     back, hub3 answers /healthz 200 and takes publishes again, and its
+//     back, hub3 answers /readyz 200 and takes publishes again, and its
 //     subscribers, which stayed connected, receive what they missed.
 //  Finally every subscriber, old or new, holds exactly the updates it should,
 //  in the cluster's one order.
@@ -396,16 +396,16 @@ async function check() {
     log(`${PROXY}: resumed (${how}) from #${k} on ${r.route.at(-1)}: ${r.ids.length} updates, exactly the ones that followed`);
   }
 
-  // 3. hub3 loses Redis: /healthz 503 takes it out.
+  // 3. hub3 loses Redis: /readyz 503 takes it out.
   const cut = node('hub3');
   const stranded = everyone.filter((s) => s.node() === cut.name);
   process.kill(RELAY_PID, 'SIGUSR1');
   await waitFor(
-    async () => (await fetch(`http://127.0.0.1:${cut.port}/healthz`).catch(() => ({ status: 0 }))).status === 503,
+    async () => (await fetch(`http://127.0.0.1:${cut.port}/readyz`).catch(() => ({ status: 0 }))).status === 503,
     5000,
-    'hub3 /healthz to answer 503',
+    'hub3 /readyz to answer 503',
   );
-  log(`${PROXY}: hub3 cut from Redis: its /healthz answers 503 (its subscribers ${stranded.map((s) => s.name).join(', ') || 'none'} stay)`);
+  log(`${PROXY}: hub3 cut from Redis: its /readyz answers 503 (its subscribers ${stranded.map((s) => s.name).join(', ') || 'none'} stay)`);
   if (PROXY === 'haproxy') {
     await waitFor(() => /ssehub_cluster\/hub3 is DOWN/.test(readFileSync(PROXY_LOG, 'utf8')), 10000, 'HAProxy to mark hub3 DOWN');
     log(`${PROXY}: HAProxy's health check marked hub3 DOWN`);
@@ -442,7 +442,7 @@ async function check() {
   log(`${PROXY}: while hub3 was out: 8 publishes and a resumption, all on ${[...new Set(whileCut.map((r) => r.route.at(-1)))]}`);
   process.kill(RELAY_PID, 'SIGUSR2');
   await waitFor(
-    async () => (await fetch(`http://127.0.0.1:${cut.port}/healthz`).catch(() => ({ status: 0 }))).status === 200,
+    async () => (await fetch(`http://127.0.0.1:${cut.port}/readyz`).catch(() => ({ status: 0 }))).status === 200,
     8000,
     'hub3 to reach Redis again',
   );
@@ -456,7 +456,7 @@ async function check() {
       body: new URLSearchParams({ topic, data, retry: '200' }),
     });
     const body = (await res.text()).trim();
-    assert.equal(res.status, 200, `${PROXY}: hub3 answers /healthz 200 again, but a publish to it answered ${res.status}: ${body}`);
+    assert.equal(res.status, 200, `${PROXY}: hub3 answers /readyz 200 again, but a publish to it answered ${res.status}: ${body}`);
     acked.push({ id: body, data });
   }
   if (PROXY === 'haproxy') {

@@ -196,7 +196,7 @@ nodes_up() {
     fi
   done
   for name in hub1 hub2 hub3; do
-    wait_ok "$name" "${NODE_PID[$name]}" "http://127.0.0.1:${NODE_PORT[$name]}/healthz"
+    wait_ok "$name" "${NODE_PID[$name]}" "http://127.0.0.1:${NODE_PORT[$name]}/readyz"
   done
 }
 nodes_up
@@ -270,8 +270,8 @@ fi
 log "starting nginx: https://localhost:$NGINX_PORT"
 start nginx "$TMP/nginx/stderr.log" "$NGINX" "${NGINX_ARGS[@]}" -g 'daemon off;'
 NGINX_PID=$LAST_PID
-wait_ok nginx "$NGINX_PID" "https://localhost:$NGINX_PORT/healthz" --cacert "$CERT" --resolve "localhost:$NGINX_PORT:127.0.0.1"
-v="$(curl -s -o /dev/null -w '%{http_version}' --http2 --cacert "$CERT" --resolve "localhost:$NGINX_PORT:127.0.0.1" "https://localhost:$NGINX_PORT/healthz")"
+wait_ok nginx "$NGINX_PID" "https://localhost:$NGINX_PORT/readyz" --cacert "$CERT" --resolve "localhost:$NGINX_PORT:127.0.0.1"
+v="$(curl -s -o /dev/null -w '%{http_version}' --http2 --cacert "$CERT" --resolve "localhost:$NGINX_PORT:127.0.0.1" "https://localhost:$NGINX_PORT/readyz")"
 [ "$v" = 2 ] || die "nginx answered curl over HTTP/$v, not HTTP/2"
 run_check nginx "$NGINX_PORT" "$TMP/nginx/error.log"
 stop "$NGINX_PID" nginx
@@ -300,8 +300,8 @@ check_rendered deploy/cluster/haproxy.cfg "$HAPROXY_CFG" '(hub\.example\.com|:80
 log "starting HAProxy: https://localhost:$HAPROXY_PORT"
 start haproxy "$TMP/haproxy.log" "$HAPROXY" -f "$HAPROXY_CFG" -db
 HAPROXY_PID=$LAST_PID
-wait_ok haproxy "$HAPROXY_PID" "https://localhost:$HAPROXY_PORT/healthz" --cacert "$CERT" --resolve "localhost:$HAPROXY_PORT:127.0.0.1"
-v="$(curl -s -o /dev/null -w '%{http_version}' --http2 --cacert "$CERT" --resolve "localhost:$HAPROXY_PORT:127.0.0.1" "https://localhost:$HAPROXY_PORT/healthz")"
+wait_ok haproxy "$HAPROXY_PID" "https://localhost:$HAPROXY_PORT/readyz" --cacert "$CERT" --resolve "localhost:$HAPROXY_PORT:127.0.0.1"
+v="$(curl -s -o /dev/null -w '%{http_version}' --http2 --cacert "$CERT" --resolve "localhost:$HAPROXY_PORT:127.0.0.1" "https://localhost:$HAPROXY_PORT/readyz")"
 [ "$v" = 2 ] || die "HAProxy answered curl over HTTP/$v, not HTTP/2"
 run_check haproxy "$HAPROXY_PORT" "$TMP/haproxy.log"
 

@@ -155,13 +155,13 @@ start ssehub "$TMP/hub.log" "$SSEHUB" serve \
   --cors-origins "$PAGE_ORIGIN" \
   --heartbeat 5s
 HUB_PID=${PIDS[-1]}
-wait_ok ssehub "$HUB_PID" "http://127.0.0.1:$PLAIN_PORT/healthz"
+wait_ok ssehub "$HUB_PID" "http://127.0.0.1:$PLAIN_PORT/readyz"
 SPKI="$(sed -n 's/^ *SPKI SHA-256 (base64) \([A-Za-z0-9+/=]*\).*/\1/p' "$TMP/hub.log" | head -n 1)"
 [ -n "$SPKI" ] || die "no 'SPKI SHA-256 (base64)' line in ssehub's output"
 CERT="$TMP/data/tls/cert.pem"
 KEY="$TMP/data/tls/key.pem"
 CURL_TLS=(--cacert "$CERT" --resolve "localhost:$TLS_PORT:127.0.0.1")
-wait_ok ssehub "$HUB_PID" "https://localhost:$TLS_PORT/healthz" "${CURL_TLS[@]}"
+wait_ok ssehub "$HUB_PID" "https://localhost:$TLS_PORT/readyz" "${CURL_TLS[@]}"
 log "ssehub ready; certificate SPKI SHA-256 $SPKI"
 
 # --- nginx ----------------------------------------------------------------
@@ -220,7 +220,7 @@ fi
 "$NGINX" -t -q "${NGINX_ARGS[@]}" || die "nginx -t rejected the rendered config"
 log "starting nginx: https://localhost:$NGINX_PORT, http://127.0.0.1:$NGINX_HTTP_PORT"
 start nginx "$TMP/nginx/stderr.log" "$NGINX" "${NGINX_ARGS[@]}" -g 'daemon off;'
-wait_ok nginx "${PIDS[-1]}" "https://localhost:$NGINX_PORT/healthz" --cacert "$CERT" --resolve "localhost:$NGINX_PORT:127.0.0.1"
+wait_ok nginx "${PIDS[-1]}" "https://localhost:$NGINX_PORT/readyz" --cacert "$CERT" --resolve "localhost:$NGINX_PORT:127.0.0.1"
 
 # --- HAProxy --------------------------------------------------------------
 # Substitutions (comments left alone): no chroot, user, group, daemon or stats socket (one
@@ -243,11 +243,11 @@ check_rendered deploy/haproxy/haproxy.cfg "$HAPROXY_CFG" '(hub\.example\.com|:80
 "$HAPROXY" -c -q -f "$HAPROXY_CFG" || die "haproxy -c rejected the rendered config"
 log "starting HAProxy: https://localhost:$HAPROXY_PORT, http://127.0.0.1:$HAPROXY_HTTP_PORT"
 start haproxy "$TMP/haproxy.log" "$HAPROXY" -f "$HAPROXY_CFG" -db
-wait_ok haproxy "${PIDS[-1]}" "https://localhost:$HAPROXY_PORT/healthz" --cacert "$CERT" --resolve "localhost:$HAPROXY_PORT:127.0.0.1"
+wait_ok haproxy "${PIDS[-1]}" "https://localhost:$HAPROXY_PORT/readyz" --cacert "$CERT" --resolve "localhost:$HAPROXY_PORT:127.0.0.1"
 
 # What curl negotiates at each TLS edge (the browser test checks it too).
 for port in "$TLS_PORT" "$NGINX_PORT" "$HAPROXY_PORT"; do
-  v="$(curl -s -o /dev/null -w '%{http_version}' --http2 --cacert "$CERT" --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/healthz")"
+  v="$(curl -s -o /dev/null -w '%{http_version}' --http2 --cacert "$CERT" --resolve "localhost:$port:127.0.0.1" "https://localhost:$port/readyz")"
   [ "$v" = 2 ] || die "https://localhost:$port/ answered curl over HTTP/$v, not HTTP/2"
 done
 log "ssehub, nginx and HAProxy answer HTTP/2 over TLS"

@@ -296,16 +296,16 @@ describe('a hub verifying ES256 tokens, with a pinned --hub-url', () => {
       '--heartbeat', '1s',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     for (const stream of [hub.stdout, hub.stderr]) stream.on('data', (d) => { log += d; });
-    const healthz = `http://127.0.0.1:${port}/healthz`;
+    const readyz = `http://127.0.0.1:${port}/readyz`;
     const deadline = Date.now() + 10_000;
     for (;;) {
       assert.equal(hub.exitCode, null, `the ES256 hub exited:\n${log}`);
       try {
-        if ((await fetch(healthz, { signal: AbortSignal.timeout(1_000) })).ok) break;
+        if ((await fetch(readyz, { signal: AbortSignal.timeout(1_000) })).ok) break;
       } catch {
         // Not listening yet.
       }
-      assert.ok(Date.now() < deadline, `the ES256 hub did not answer ${healthz} within 10 s:\n${log}`);
+      assert.ok(Date.now() < deadline, `the ES256 hub did not answer ${readyz} within 10 s:\n${log}`);
       await sleep(50);
     }
   });

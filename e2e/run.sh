@@ -90,9 +90,9 @@ log "starting the hub on $HUB"
   >"$TMP/hub.log" 2>&1 &
 HUB_PID=$!
 
-# Bounded wait for /healthz.
+# Bounded wait for /readyz.
 node -e '
-  const url = process.argv[1] + "/healthz";
+  const url = process.argv[1] + "/readyz";
   const deadline = Date.now() + 10000;
   (async () => {
     for (;;) {

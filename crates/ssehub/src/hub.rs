@@ -1,5 +1,6 @@
 //! The hub: the log, the fan-out fed by the log's tail, and the keys.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -35,6 +36,8 @@ pub struct Hub {
     pub subscription_events: Option<SubscriptionEvents>,
     /// What the hub counts.
     pub metrics: Metrics,
+    /// Set when shutdown begins ([`Hub::drain`]).
+    draining: AtomicBool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -74,6 +77,7 @@ impl Hub {
             publisher,
             subscriber,
             metrics: Metrics::default(),
+            draining: AtomicBool::new(false),
             tasks,
         })
     }
@@ -83,8 +87,21 @@ impl Hub {
         self.log.append(updates).await
     }
 
-    /// Ends every stream and stops background tasks.
+    /// Marks the hub as shutting down: `/readyz` answers 503 from now on,
+    /// so load balancers send new clients elsewhere; everything else is
+    /// served as before.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Drains, ends every stream and stops background tasks.
     pub fn shutdown(&self) {
+        self.drain();
         self.fanout.close();
         for task in &self.tasks {
             task.abort();

@@ -91,7 +91,7 @@ impl LogError {
     }
 }
 
-/// Why a store cannot take writes right now (`/healthz` answers 503).
+/// Why a store cannot take writes right now (`/readyz` answers 503).
 #[derive(Debug, thiserror::Error)]
 #[error("{store} is unreachable: {problem}")]
 pub struct NotReady {

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, CORS, and the handlers.
 
 mod error;
+mod health;
 mod identity;
 mod metadata;
 mod publish;
@@ -42,7 +43,8 @@ const QUERY_METHOD: &str = "QUERY";
 pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>, secure: bool) -> Router {
     let mut router = Router::new()
         .route(HUB_PATH, any(hub_endpoint))
-        .route("/healthz", get(health));
+        .route("/healthz", get(health::alive))
+        .route("/readyz", get(health::ready));
     if hub.config.protocol.protocol.allows(Generation::V1) {
         router = router.route(metadata::PATH, get(metadata::metadata));
     }
@@ -114,18 +116,6 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
         }
     })?;
     Ok(body.to_bytes())
-}
-
-/// `GET /healthz`: 200 when the hub can take publishes, else 503 and why
-/// (a load balancer then sends clients to another node).
-async fn health(State(hub): State<Arc<Hub>>) -> (StatusCode, String) {
-    match hub.log.readiness() {
-        Ok(()) => (StatusCode::OK, "ok\n".into()),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        ),
-    }
 }
 
 /// CORS: listed origins with credentials (cookies), and with `*` any other

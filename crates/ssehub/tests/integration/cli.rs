@@ -23,7 +23,7 @@ const KEY: &str = "cli-test-secret-cli-test-secret-0123";
 const DEMO_TOPIC: &str = "https://example.com/demo";
 
 /// `serve --listen ADDR ARGS…` in `dir` on a free port; returns once
-/// `GET /healthz` answers 200.
+/// `GET /readyz` answers 200.
 async fn serve_args(dir: &Path, args: &[&str]) -> (ChildHub, SocketAddr) {
     serve_env(dir, args, &[]).await
 }
@@ -877,7 +877,7 @@ async fn redis_store_from_the_environment_starts_before_redis() {
         .unwrap_or_else(|output| panic!("{output}"));
     // Redis is down: the hub serves, says why it is not ready, and refuses
     // publishes with the same reason.
-    let (status, body) = hub.health().await;
+    let (status, body) = hub.readiness().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let unreachable = format!("Redis at {} is unreachable", redis.url());
     assert!(body.contains(&unreachable), "{body}");
@@ -896,7 +896,7 @@ async fn redis_store_from_the_environment_starts_before_redis() {
     // environment named.
     redis.restart();
     let deadline = Instant::now() + READY;
-    while hub.health().await.0 != StatusCode::OK {
+    while hub.readiness().await.0 != StatusCode::OK {
         assert!(Instant::now() < deadline, "not ready after Redis came up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

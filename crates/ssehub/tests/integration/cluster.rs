@@ -9,7 +9,7 @@
 //! - `kill -9` of a node during publishing: its subscribers resume on the
 //!   others with `Last-Event-ID` and miss nothing;
 //! - Redis stopped and restarted during publishing: every acknowledged update
-//!   is delivered once and in order, refused publishes got 503, `/healthz`
+//!   is delivered once and in order, refused publishes got 503, `/readyz`
 //!   reports the outage, subscribers stay connected;
 //! - private updates and publisher authorization across nodes;
 //! - the subscriptions API lists the whole cluster, and a dead node's entries
@@ -81,7 +81,7 @@ impl DerefMut for Node {
 }
 
 impl Node {
-    /// Starts a node on a free port and waits until `/healthz` answers 200.
+    /// Starts a node on a free port and waits until `/readyz` answers 200.
     async fn start(name: &str, redis_url: &str, stream: &str, extra: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut args = vec![
@@ -100,7 +100,7 @@ impl Node {
         ];
         args.extend_from_slice(extra);
         let hub = ChildHub::listening(dir.path(), &args, &[]).await;
-        hub.wait_health(StatusCode::OK, READY).await;
+        hub.wait_ready(StatusCode::OK, READY).await;
         Node {
             name: name.to_string(),
             hub,
@@ -900,8 +900,8 @@ async fn subscribers_of_a_killed_node_resume_on_the_others() {
 
 /// Three nodes, one subscriber on each; three publishers to random nodes
 /// throughout. Redis is stopped twice (SIGTERM, then SIGKILL) and started
-/// again on the same port and directory. While it is down `/healthz` is 503
-/// and publish is 503 naming Redis; afterwards `/healthz` is 200 and
+/// again on the same port and directory. While it is down `/readyz` is 503
+/// and publish is 503 naming Redis; afterwards `/readyz` is 200 and
 /// publishing works. In the end every subscriber is still on its first
 /// connection and received every acknowledged update exactly once, each
 /// publisher's in order, all in the same sequence; every refused publish
@@ -951,7 +951,7 @@ async fn acknowledged_updates_survive_a_redis_restart() {
         }
         // Every node notices, and refuses publishes with a 503 naming Redis.
         for node in &cluster.nodes {
-            node.wait_health(StatusCode::SERVICE_UNAVAILABLE, READY)
+            node.wait_ready(StatusCode::SERVICE_UNAVAILABLE, READY)
                 .await;
             let data = format!("while-down-{round}-{}", node.name);
             let (status, body) = post_form(
@@ -976,7 +976,7 @@ async fn acknowledged_updates_survive_a_redis_restart() {
         cluster.redis.restart();
         for node in &cluster.nodes {
             let body = node
-                .wait_health(StatusCode::OK, Duration::from_secs(20))
+                .wait_ready(StatusCode::OK, Duration::from_secs(20))
                 .await;
             assert_eq!(body.trim(), "ok", "node {}", node.name);
         }

@@ -24,20 +24,20 @@ async fn hub_on(url: &str, adjust: impl FnOnce(&mut ssehub::config::Options)) ->
     })
     .await;
     assert_eq!(
-        health(&hub).await,
+        readiness(&hub).await,
         StatusCode::OK,
         "the hub never got ready"
     );
     hub
 }
 
-/// `/healthz` once it answers 200, or its last answer after [`WAIT`].
-async fn health(hub: &TestHub) -> StatusCode {
+/// `/readyz` once it answers 200, or its last answer after [`WAIT`].
+async fn readiness(hub: &TestHub) -> StatusCode {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let status = hub
             .http
-            .get(format!("{}/healthz", hub.base))
+            .get(format!("{}/readyz", hub.base))
             .send()
             .await
             .unwrap()
@@ -179,7 +179,7 @@ async fn rediss_verifies_the_server_against_the_configured_ca() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let res = untrusting
         .http
-        .get(format!("{}/healthz", untrusting.base))
+        .get(format!("{}/readyz", untrusting.base))
         .send()
         .await
         .unwrap();

@@ -60,7 +60,7 @@ impl Keys {
     }
 }
 
-/// What the tail reports about the connection, read by `/healthz`.
+/// What the tail reports about the connection, read by `/readyz`.
 pub(super) struct State {
     ready: AtomicBool,
     problem: Mutex<String>,

@@ -1,6 +1,6 @@
 //! `ssehub serve` as a child process on a loopback port: started once it
 //! listens (on a free port, tried again if another process took it first),
-//! its `/healthz` polled, and publishing to it with a token.
+//! its `/readyz` polled, and publishing to it with a token.
 
 use std::net::SocketAddr;
 use std::ops::{Deref, DerefMut};
@@ -13,6 +13,9 @@ use tokio::time::Instant;
 
 use super::child::{command, free_addr, tail, Proc};
 use super::remote::{client, client_with, hub_url, post_form, READY};
+
+/// The readiness probe: 200 when the hub should be sent clients.
+const READYZ: &str = "/readyz";
 
 /// A `serve` child listening on `addr`; killed (SIGKILL) on drop. Its
 /// [`Proc`] methods (output, signals, exit) are reached through it.
@@ -38,16 +41,16 @@ impl DerefMut for ChildHub {
 
 impl ChildHub {
     /// `serve --listen ADDR ARGS…` in `cwd` on a free port with `env` set,
-    /// once `GET /healthz` answers 200 `ok` (see [`ChildHub::listening`]).
+    /// once `GET /readyz` answers 200 `ok` (see [`ChildHub::listening`]).
     pub(crate) async fn start(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> ChildHub {
         let mut hub = Self::listening(cwd, args, env).await;
-        hub.assert_healthy().await;
+        hub.assert_ready().await;
         hub
     }
 
     /// `serve --listen ADDR ARGS…` in `cwd` on a free port with `env` set,
     /// once it printed its banner (so the port is its own), whatever its
-    /// health. The port comes from [`free_addr`], so another process may
+    /// readiness. The port comes from [`free_addr`], so another process may
     /// take it first: then the hub says it cannot listen, and a new port is
     /// tried.
     pub(crate) async fn listening(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> ChildHub {
@@ -66,12 +69,12 @@ impl ChildHub {
     }
 
     /// Runs `cmd`, configured (by flags, environment or file) to listen on
-    /// `addr`, once `GET /healthz` answers 200 `ok`.
+    /// `addr`, once `GET /readyz` answers 200 `ok`.
     pub(crate) async fn serve(cmd: Command, addr: SocketAddr) -> ChildHub {
         let mut hub = Self::spawn(cmd, addr)
             .await
             .unwrap_or_else(|output| panic!("ssehub did not start on {addr}:\n{output}"));
-        hub.assert_healthy().await;
+        hub.assert_ready().await;
         hub
     }
 
@@ -115,21 +118,21 @@ impl ChildHub {
         hub_url(self.addr)
     }
 
-    /// Asserts `/healthz` answers 200 `ok` as soon as it answers.
-    async fn assert_healthy(&mut self) {
-        let (status, body) = self.health().await;
+    /// Asserts `/readyz` answers 200 `ok` as soon as it answers.
+    async fn assert_ready(&mut self) {
+        let (status, body) = self.readiness().await;
         assert_eq!(
             (status, body.as_str()),
             (StatusCode::OK, "ok\n"),
-            "/healthz on {}\nstderr:\n{}",
+            "/readyz on {}\nstderr:\n{}",
             self.addr,
             self.stderr()
         );
     }
 
-    /// `GET /healthz` once it answers at all: status and body; panics if
+    /// `GET /readyz` once it answers at all: status and body; panics if
     /// the child exits, or after [`READY`].
-    pub(crate) async fn health(&mut self) -> (StatusCode, String) {
+    pub(crate) async fn readiness(&mut self) -> (StatusCode, String) {
         let deadline = Instant::now() + READY;
         loop {
             if let Some(status) = self.try_exit() {
@@ -139,12 +142,12 @@ impl ChildHub {
                     self.stderr()
                 );
             }
-            if let Some(answer) = self.healthz().await {
+            if let Some(answer) = self.get(READYZ).await {
                 return answer;
             }
             assert!(
                 Instant::now() < deadline,
-                "/healthz on {} did not answer within {READY:?}\nstderr:\n{}",
+                "{READYZ} on {} did not answer within {READY:?}\nstderr:\n{}",
                 self.addr,
                 self.stderr()
             );
@@ -152,10 +155,10 @@ impl ChildHub {
         }
     }
 
-    /// One `GET /healthz`: status and body, or `None` if it did not answer.
-    async fn healthz(&self) -> Option<(StatusCode, String)> {
+    /// One `GET path`: status and body, or `None` if it did not answer.
+    pub(crate) async fn get(&self, path: &str) -> Option<(StatusCode, String)> {
         let res = client_with(Duration::from_secs(2))
-            .get(format!("{}/healthz", self.base()))
+            .get(format!("{}{path}", self.base()))
             .send()
             .await
             .ok()?;
@@ -163,13 +166,13 @@ impl ChildHub {
         Some((status, res.text().await.ok()?))
     }
 
-    /// Polls `/healthz` until it answers `want`; its body then; panics
+    /// Polls `/readyz` until it answers `want`; its body then; panics
     /// after `wait`.
-    pub(crate) async fn wait_health(&self, want: StatusCode, wait: Duration) -> String {
+    pub(crate) async fn wait_ready(&self, want: StatusCode, wait: Duration) -> String {
         let deadline = Instant::now() + wait;
         let mut last = None;
         loop {
-            let got = self.healthz().await;
+            let got = self.get(READYZ).await;
             if let Some((status, body)) = &got {
                 if *status == want {
                     return body.clone();
@@ -178,7 +181,7 @@ impl ChildHub {
             last = got.or(last);
             assert!(
                 Instant::now() < deadline,
-                "{}: /healthz not {want} within {wait:?} (last answer {last:?})\nstderr:\n{}",
+                "{}: {READYZ} not {want} within {wait:?} (last answer {last:?})\nstderr:\n{}",
                 self.addr,
                 tail(&self.stderr(), 4000)
             );

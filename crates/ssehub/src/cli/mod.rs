@@ -6,13 +6,18 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod logging;
+mod notify;
+mod signals;
 mod token;
 
 use crate::auth::{parse_algorithm, Signer};
-use crate::config::{defaults, Config, Options, Store};
+use crate::config::{defaults, Config, LogFormat, Options, Store};
 use crate::keys::GENERATED_SECRET_FILE;
 use crate::proto::claims::MercureClaim;
 use crate::proto::selector::{MatchType, Matcher};
+use crate::server::RunningHub;
+use signals::Signals;
 use token::{AccessTokenFields, Grant, TokenArgs};
 
 /// A Server-Sent Events push hub speaking the Mercure protocol.
@@ -47,68 +52,76 @@ fn command() -> clap::Command {
 pub fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&command().get_matches())
         .unwrap_or_else(|e| e.format(&mut command()).exit());
+    // Once JSON logging is set up, a fatal error is a JSON line too.
+    let mut json_log = false;
     let result = match cli.command {
-        Command::Serve { config, options } => {
-            init_tracing();
-            (*options)
-                .layered(config.as_deref())
-                .and_then(Options::resolve)
-                .map_err(anyhow::Error::from)
-                .and_then(serve)
-        }
+        Command::Serve { config, options } => (*options)
+            .layered(config.as_deref())
+            .and_then(Options::resolve)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| {
+                json_log = config.log.format == LogFormat::Json;
+                logging::init(config.log.format);
+                serve(config)
+            }),
         Command::Token(args) => args.run().map(|t| println!("{t}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ssehub: {e:#}");
+            if json_log {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("ssehub: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SSEHUB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
+/// Runs the hub until SIGTERM or SIGINT, then drains and shuts it down.
 fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let running = crate::server::start(config).await?;
+        let mut signals = Signals::install()?;
         print_banner(&running);
-        wait_for_signal(running.tls.as_deref()).await;
-        tracing::info!("shutting down");
+        notify::notify(notify::READY);
+        signals.stop(running.tls.as_deref()).await;
+        notify::notify(notify::STOPPING);
+        drain(&running, &mut signals).await;
+        tracing::info!(
+            "shutting down: streams end, connections get {} to finish",
+            humantime::format_duration(running.hub.config.server.shutdown_timeout)
+        );
         running.shutdown().await;
         Ok(())
     })
 }
 
-/// Waits for SIGTERM or SIGINT; reloads the certificate on SIGHUP meanwhile.
-async fn wait_for_signal(tls: Option<&crate::server::tls::Tls>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut hangup = signal(SignalKind::hangup()).expect("installing a SIGHUP handler");
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = tokio::signal::ctrl_c() => return,
-            _ = hangup.recv() => match tls.map(crate::server::tls::Tls::reload) {
-                Some(Ok(f)) => tracing::info!("certificate reloaded: SHA-256 {}, SPKI {}", f.sha256, f.spki_sha256),
-                Some(Err(e)) => tracing::error!("certificate not reloaded, keeping the current one: {e:#}"),
-                None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
-            },
-        }
+/// Marks the hub as draining (`/readyz` answers 503) and, for
+/// `--drain-delay`, keeps serving everything as before, so that load
+/// balancers move new clients away before the listeners close. A second
+/// SIGTERM or SIGINT ends the delay.
+async fn drain(running: &RunningHub, signals: &mut Signals) {
+    running.hub.drain();
+    let delay = running.hub.config.server.drain_delay;
+    if delay.is_zero() {
+        return;
+    }
+    tracing::info!(
+        "draining: /readyz answers 503, shutdown in {} or at the next SIGTERM",
+        humantime::format_duration(delay)
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = signals.stop(running.tls.as_deref()) => tracing::info!("second signal: draining cut short"),
     }
 }
 
-fn print_banner(running: &crate::server::RunningHub) {
+fn print_banner(running: &RunningHub) {
     let config = &running.hub.config;
     let url = format!("http://{}/.well-known/mercure", running.addr);
     println!(

@@ -65,6 +65,16 @@ pub const SHUTDOWN_TIMEOUT: Setting = Setting {
     flag: "shutdown-timeout",
     default: "5s",
 };
+/// `--drain-delay`: shutdown begins at once.
+pub const DRAIN_DELAY: Setting = Setting {
+    flag: "drain-delay",
+    default: "0s",
+};
+/// `--log-format`.
+pub const LOG_FORMAT: Setting = Setting {
+    flag: "log-format",
+    default: "text",
+};
 /// `--data-dir`, relative to the working directory.
 pub const DATA_DIR: Setting = Setting {
     flag: "data-dir",
@@ -172,11 +182,13 @@ pub const QUEUE_SIZE: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 25] = [
+pub const ALL: [Setting; 27] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
     SHUTDOWN_TIMEOUT,
+    DRAIN_DELAY,
+    LOG_FORMAT,
     DATA_DIR,
     PUBLISHER_JWT_ALG,
     JWKS_REFRESH,

@@ -25,6 +25,7 @@ pub mod defaults;
 mod error;
 mod file;
 mod history;
+mod log;
 mod protocol;
 mod server;
 mod stream;
@@ -39,6 +40,7 @@ pub use self::access::{
 };
 pub use self::error::ConfigError;
 pub use self::history::{HistoryConfig, HistoryOptions, RedisOptions, RedisStore, Store};
+pub use self::log::{LogConfig, LogFormat, LogOptions};
 pub use self::protocol::{ProtocolConfig, ProtocolOptions};
 pub use self::server::{ServerConfig, ServerOptions, TlsConfig, TlsOptions};
 pub use self::stream::{LimitOptions, LimitsConfig, StreamConfig, StreamOptions};
@@ -53,10 +55,14 @@ pub use self::values::{HumanDuration, List};
 /// [`Options::layered`], which does.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 pub struct Options {
-    /// Listeners and shutdown.
+    /// Listeners, draining and shutdown.
     #[command(flatten)]
     #[serde(flatten)]
     pub server: ServerOptions,
+    /// The log format.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub log: LogOptions,
     /// The HTTPS certificate.
     #[command(flatten)]
     #[serde(flatten)]
@@ -109,6 +115,7 @@ impl<T> Layer for Option<T> {
 
 layer!(Options {
     server,
+    log,
     tls,
     keys,
     jwks,
@@ -126,8 +133,10 @@ pub struct Config {
     /// Data directory: disk history, its lock, the generated secret and
     /// certificate.
     pub data_dir: PathBuf,
-    /// Listeners and shutdown.
+    /// Listeners, draining and shutdown.
     pub server: ServerConfig,
+    /// The log format.
+    pub log: LogConfig,
     /// The HTTPS certificate, if configured.
     pub tls: TlsConfig,
     /// Token keys and algorithms.
@@ -162,6 +171,7 @@ impl Options {
         Ok(Config {
             data_dir,
             server,
+            log: self.log.resolve()?,
             tls: self.tls.resolve(),
             jwt,
             access: self.access.resolve(),
@@ -225,6 +235,8 @@ listen = "127.0.0.1:1"
 tls_listen = "none"
 http3 = false
 shutdown_timeout = "1s"
+drain_delay = "2s"
+log_format = "json"
 tls_cert = "c.pem"
 tls_key = "k.pem"
 data_dir = "d"
@@ -262,7 +274,8 @@ queue_size = 8
         assert_eq!(
             format!("{c:?}"),
             "Config { data_dir: \"d\", \
-             server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s }, \
+             server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s, drain_delay: 2s }, \
+             log: LogConfig { format: Json }, \
              tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, \
              jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512, \
              jwks: JwksConfig { publisher_url: None, subscriber_url: None, settings: Settings { \

@@ -1,4 +1,4 @@
-//! Listeners, TLS files and shutdown.
+//! Listeners, TLS files, draining and shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::{defaults, ConfigError, HumanDuration};
 
-/// Where the hub listens, and how long it waits for streams at shutdown.
+/// Where the hub listens, how long it drains before shutting down, and how
+/// long it waits for streams at shutdown.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 pub struct ServerOptions {
     /// Address of the plain HTTP listener (HTTP/1.1 and h2c)
@@ -23,13 +24,17 @@ pub struct ServerOptions {
     /// Longest wait for streams to close at shutdown
     #[arg(long, env = "SSEHUB_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<HumanDuration>,
+    /// Time between SIGTERM and the start of shutdown, serving as usual but with /readyz answering 503 so load balancers move new clients away first; a second SIGTERM ends it
+    #[arg(long, env = "SSEHUB_DRAIN_DELAY", value_name = "DURATION")]
+    pub drain_delay: Option<HumanDuration>,
 }
 
 layer!(ServerOptions {
     listen,
     tls_listen,
     http3,
-    shutdown_timeout
+    shutdown_timeout,
+    drain_delay
 });
 
 /// The certificate of the HTTPS listener.
@@ -45,7 +50,8 @@ pub struct TlsOptions {
 
 layer!(TlsOptions { tls_cert, tls_key });
 
-/// Where the hub listens, and how long it waits for streams at shutdown.
+/// Where the hub listens, how long it drains before shutting down, and how
+/// long it waits for streams at shutdown.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Plain HTTP listener address.
@@ -56,6 +62,8 @@ pub struct ServerConfig {
     pub http3: bool,
     /// Bound on graceful shutdown.
     pub shutdown_timeout: Duration,
+    /// Time spent draining (`/readyz` 503) before shutdown begins.
+    pub drain_delay: Duration,
 }
 
 /// The certificate of the HTTPS listener.
@@ -84,6 +92,7 @@ impl ServerOptions {
             },
             http3: defaults::HTTP3.or(self.http3),
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT.or(self.shutdown_timeout).0,
+            drain_delay: defaults::DRAIN_DELAY.or(self.drain_delay).0,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The integration tests of `ssehub`, in one test binary (one link of the
 //! library): hubs started in this process, the `ssehub` binary and
-//! `redis-server` as child processes, all spoken to over loopback sockets.
+//! `redis-server` as child processes, all spoken to over loopback sockets,
+//! and the deployment files checked by `systemd-analyze` and `promtool`.
 //!
 //! Every test runs in a thread of this one process, in parallel with the
 //! others: each takes free ports (bound to port 0, or found free just
@@ -12,6 +13,7 @@
 
 mod common;
 
+mod alert_rules;
 mod auth;
 mod cli;
 mod cluster;
@@ -25,4 +27,5 @@ mod mixed;
 mod publish;
 mod redis_store;
 mod subscribe;
+mod systemd;
 mod tls;

@@ -3,14 +3,16 @@
 //! speaking HTTP over TCP ([`SseClient`]); in the submodules, child
 //! processes ([`child`]: the `ssehub` binary, [`child_hub`]: a hub it
 //! serves, [`redis`]: `redis-server`), a hub reached by its URL
-//! ([`remote`]), keys made outside the hub ([`keys`]) and Mercure 1.0
-//! access tokens ([`v1`]).
+//! ([`remote`]), keys made outside the hub ([`keys`]), Mercure 1.0
+//! access tokens ([`v1`]), and the repository's files with the programs
+//! that check them ([`tool`]).
 
 pub(crate) mod child;
 pub(crate) mod child_hub;
 pub(crate) mod keys;
 pub(crate) mod redis;
 pub(crate) mod remote;
+pub(crate) mod tool;
 pub(crate) mod v1;
 
 use std::collections::VecDeque;

@@ -8,6 +8,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
@@ -35,6 +36,8 @@ pub struct Hub {
     pub subscription_events: Option<SubscriptionEvents>,
     /// What the hub counts.
     pub metrics: Metrics,
+    /// Publish rates and streams per subject, counted against the limits.
+    pub limits: Limits,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -67,6 +70,7 @@ impl Hub {
         });
         Arc::new(Hub {
             subscription_events,
+            limits: Limits::new(config.limits.publish_rate),
             config,
             log,
             fanout,

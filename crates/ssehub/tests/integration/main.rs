@@ -18,6 +18,7 @@ mod cluster;
 mod crash;
 mod disk;
 mod jwks;
+mod limits;
 mod mercure_v1;
 mod mixed;
 mod publish;

@@ -9,6 +9,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
@@ -38,6 +39,8 @@ pub struct Hub {
     pub metrics: Metrics,
     /// Set when shutdown begins ([`Hub::drain`]).
     draining: AtomicBool,
+    /// Publish rates and streams per subject, counted against the limits.
+    pub limits: Limits,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -70,6 +73,7 @@ impl Hub {
         });
         Arc::new(Hub {
             subscription_events,
+            limits: Limits::new(config.limits.publish_rate),
             config,
             log,
             fanout,

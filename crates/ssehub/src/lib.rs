@@ -15,6 +15,7 @@ pub mod http;
 pub mod hub;
 pub mod jwks;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod proto;
 pub mod server;

@@ -181,8 +181,57 @@ pub const QUEUE_SIZE: Setting = Setting {
     default: "1024",
 };
 
+/// `--max-connections`: from the open-file limit.
+pub const MAX_CONNECTIONS: Setting = Setting {
+    flag: "max-connections",
+    default: "auto",
+};
+/// `--max-connections-per-ip`: none, since behind a proxy every client
+/// shares the proxy's address.
+pub const MAX_CONNECTIONS_PER_IP: Setting = Setting {
+    flag: "max-connections-per-ip",
+    default: "0",
+};
+/// `--max-publish-rate`: none, since publishers hold tokens the operator
+/// signed, and one backend may rightly publish thousands of updates a second.
+pub const MAX_PUBLISH_RATE: Setting = Setting {
+    flag: "max-publish-rate",
+    default: "0",
+};
+/// `--max-topics`.
+pub const MAX_TOPICS: Setting = Setting {
+    flag: "max-topics",
+    default: "1000",
+};
+/// `--max-subscriptions-per-subject`: none, since one subject may be
+/// shared by every visitor of a site.
+pub const MAX_SUBSCRIPTIONS_PER_SUBJECT: Setting = Setting {
+    flag: "max-subscriptions-per-subject",
+    default: "0",
+};
+/// `--max-header-bytes`: 64 KiB, room for a subscription to 1,000 topic URLs.
+pub const MAX_HEADER_BYTES: Setting = Setting {
+    flag: "max-header-bytes",
+    default: "65536",
+};
+/// `--max-headers`.
+pub const MAX_HEADERS: Setting = Setting {
+    flag: "max-headers",
+    default: "100",
+};
+/// `--header-timeout`.
+pub const HEADER_TIMEOUT: Setting = Setting {
+    flag: "header-timeout",
+    default: "10s",
+};
+/// `--max-stream-duration`.
+pub const MAX_STREAM_DURATION: Setting = Setting {
+    flag: "max-stream-duration",
+    default: "1h",
+};
+
 /// Every setting with a default value.
-pub const ALL: [Setting; 27] = [
+pub const ALL: [Setting; 36] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
@@ -210,6 +259,15 @@ pub const ALL: [Setting; 27] = [
     MAX_CONCURRENT_STREAMS,
     MAX_BODY,
     QUEUE_SIZE,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_IP,
+    MAX_PUBLISH_RATE,
+    MAX_TOPICS,
+    MAX_SUBSCRIPTIONS_PER_SUBJECT,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    HEADER_TIMEOUT,
+    MAX_STREAM_DURATION,
 ];
 
 /// Ends the help of `arg` with `[default: VALUE]` when it is a setting of

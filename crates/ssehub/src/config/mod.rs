@@ -26,6 +26,7 @@ mod error;
 mod file;
 mod history;
 mod log;
+mod limits;
 mod protocol;
 mod server;
 mod stream;
@@ -41,9 +42,10 @@ pub use self::access::{
 pub use self::error::ConfigError;
 pub use self::history::{HistoryConfig, HistoryOptions, RedisOptions, RedisStore, Store};
 pub use self::log::{LogConfig, LogFormat, LogOptions};
+pub use self::limits::{ConnectionCap, LimitOptions, LimitsConfig};
 pub use self::protocol::{ProtocolConfig, ProtocolOptions};
 pub use self::server::{ServerConfig, ServerOptions, TlsConfig, TlsOptions};
-pub use self::stream::{LimitOptions, LimitsConfig, StreamConfig, StreamOptions};
+pub use self::stream::{StreamConfig, StreamOptions};
 pub use self::values::{HumanDuration, List};
 
 /// Every `serve` setting, all optional so that sources can be layered.
@@ -264,6 +266,16 @@ redis_cluster = true
 max_concurrent_streams = 6
 max_body = 7
 queue_size = 8
+max_connections = 9
+max_connections_per_ip = 10
+max_publish_rate = 11
+publish_burst = 12
+max_topics = 13
+max_subscriptions_per_subject = 14
+max_header_bytes = 16384
+max_headers = 15
+header_timeout = "16s"
+max_stream_duration = "17m"
 "#,
         );
         let c = Options::default()
@@ -284,7 +296,11 @@ queue_size = 8
              protocol: ProtocolConfig { protocol: V1, hub_url: Some(Url { scheme: \"https\", cannot_be_a_base: false, username: \"\", password: None, host: Some(Domain(\"hub.example\")), port: None, path: \"/.well-known/mercure\", query: None, fragment: None }), issuer: \"https://app.example\", access_token_cookie: \"t\" }, \
              stream: StreamConfig { heartbeat: 2s, subscriptions: true }, \
              history: HistoryConfig { store: Redis(RedisStore { url: \"rediss://h:1\", stream: \"r\", ca_cert: Some(\"ca.pem\"), cluster: true }), size: 3, bytes: 4, ttl: Some(5s) }, \
-             limits: LimitsConfig { max_concurrent_streams: 6, max_body: 7, queue_size: 8 } }"
+             limits: LimitsConfig { max_concurrent_streams: 6, max_body: 7, queue_size: 8, \
+             max_connections: 9, max_connections_per_ip: Some(10), \
+             publish_rate: Some(Rate { per_second: 11, burst: 12 }), max_topics: 13, \
+             max_subscriptions_per_subject: Some(14), max_header_bytes: 16384, max_headers: 15, \
+             header_timeout: 16s, max_stream_duration: Some(1020s) } }"
         );
     }
 

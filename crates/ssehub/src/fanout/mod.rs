@@ -243,6 +243,11 @@ impl Fanout {
         r.clear();
     }
 
+    /// Whether [`Fanout::close`] was called: the hub is shutting down.
+    pub fn is_closed(&self) -> bool {
+        self.registry.read().closed
+    }
+
     /// Ends every stream (their queues close, after what they already hold),
     /// still taking new subscribers; returns how many were ended.
     pub fn disconnect_all(&self) -> usize {

@@ -46,6 +46,14 @@ pub enum ApiError {
         "unsupported Content-Type {0:?}: use application/x-www-form-urlencoded or application/json"
     )]
     UnsupportedMediaType(String),
+    /// Over a limit for now (429, with `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// Which limit, and what to do.
+        message: String,
+        /// Seconds after which trying again may succeed.
+        retry_after: u64,
+    },
     /// The store cannot accept writes (503).
     #[error(transparent)]
     Unavailable(#[from] LogError),
@@ -109,6 +117,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) | ApiError::TooManyTopics(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -126,6 +135,10 @@ impl IntoResponse for ApiError {
             format!("{self}\n"),
         )
             .into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from(*retry_after));
+        }
         if let Some(kind) = self.challenge() {
             let mut challenge = String::from("Bearer realm=\"ssehub\"");
             if let Challenge::Error(error) = kind {

@@ -1,8 +1,10 @@
 //! The HTTP API: routes, CORS, and the handlers.
 
+mod client;
 mod error;
 mod health;
 mod identity;
+mod limits;
 mod metadata;
 mod publish;
 mod request;
@@ -24,11 +26,12 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+pub use client::ClientAddr;
 pub use error::ApiError;
 pub use identity::Secure;
-pub use subscribe::MAX_TOPICS;
 
 use crate::hub::Hub;
+use crate::metrics::Limit;
 use crate::proto::generation::Generation;
 use crate::subscriptions::SUBSCRIPTIONS_PATH;
 
@@ -100,8 +103,17 @@ async fn hub_endpoint(hub: State<Arc<Hub>>, req: Request) -> Result<Response, Ap
     }
 }
 
+/// Reads a request body of at most `--max-body` bytes.
+async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let read = read_limited(headers, body, hub.config.limits.max_body).await;
+    if let Err(ApiError::TooLarge(_)) = read {
+        hub.metrics.limits_hit.get(Limit::Body).inc();
+    }
+    read
+}
+
 /// Reads a request body of at most `limit` bytes.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());

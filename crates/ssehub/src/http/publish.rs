@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::identity::hub_url;
+use super::limits::check_publish_rate;
 use super::read_body;
 use super::request::Query;
 use super::token::{authenticate, grants, Role, TokenSource};
@@ -33,12 +34,13 @@ pub(super) async fn publish(
             "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
         ));
     };
+    check_publish_rate(&hub, &claims, &parts.extensions)?;
     if source == TokenSource::Cookie {
         check_origin(&parts.headers, &hub.config.access.publish_origins)?;
     }
     let publish = grants(&hub, &claims.publish, &base)?;
 
-    let body = read_body(&parts.headers, body, hub.config.limits.max_body).await?;
+    let body = read_body(&hub, &parts.headers, body).await?;
     let (requests, batch) = parse_body(&parts.headers, &body)?;
     let updates = requests
         .into_iter()

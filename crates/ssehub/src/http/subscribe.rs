@@ -12,6 +12,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 
 use super::error::ApiError;
 use super::identity::hub_url;
+use super::limits::{check_topics, hold_subscription, holding};
 use super::request::Query;
 use super::token::{authenticate, grants, Role};
 use super::{read_body, QUERY_METHOD};
@@ -22,9 +23,6 @@ use crate::proto::generation::Generation;
 use crate::proto::selector::{MatchType, Matcher};
 use crate::proto::text::{describe, forbidden_char};
 use crate::subscribe::{self, Start};
-
-/// Most topic matchers one subscription request may carry.
-pub const MAX_TOPICS: usize = 1000;
 
 /// Query parameters carrying the cursor, the first present wins; the
 /// `Last-Event-ID` header (what `EventSource` sends when it reconnects) wins
@@ -56,7 +54,7 @@ pub(super) async fn subscribe(
     let raw = parts.uri.query().unwrap_or_default().as_bytes();
     let mut query = Query::parse_strict(raw).map_err(ApiError::BadRequest)?;
     if parts.method.as_str() == QUERY_METHOD {
-        let body = read_body(&parts.headers, body, hub.config.limits.max_body).await?;
+        let body = read_body(&hub, &parts.headers, body).await?;
         query.extend(Query::parse_strict(&body).map_err(ApiError::BadRequest)?);
     }
     let wanted = read_matchers(&hub, &query)?;
@@ -91,6 +89,7 @@ pub(super) async fn subscribe(
     if parts.method == Method::HEAD {
         return Ok(res.body(Body::empty()).expect("valid response"));
     }
+    let held = hold_subscription(&hub, &claims)?;
 
     let cursor = parts
         .headers
@@ -128,7 +127,7 @@ pub(super) async fn subscribe(
         allowed,
     };
     let body = subscribe::subscribe(&hub, registration, claims.exp, &start)?;
-    Ok(res.body(Body::new(body)).expect("valid response"))
+    Ok(res.body(holding(body, held)).expect("valid response"))
 }
 
 /// The matchers of the request. Every name in the `match` namespace (any
@@ -175,11 +174,7 @@ fn read_matchers(hub: &Hub, query: &Query) -> Result<Wanted, ApiError> {
             "no topic to subscribe to: add match=TOPIC or match_urlpattern=PATTERN (Mercure 1.0), or topic=SELECTOR (0.x)".into(),
         ));
     }
-    if matchers.len() > MAX_TOPICS {
-        return Err(ApiError::BadRequest(format!(
-            "too many topics: at most {MAX_TOPICS} topic matchers per subscription"
-        )));
-    }
+    check_topics(hub, matchers.len())?;
     let generation = if has(false) {
         Generation::V1
     } else {

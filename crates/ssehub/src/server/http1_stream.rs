@@ -24,12 +24,22 @@ use tower::ServiceExt;
 
 /// The subscribe path.
 const PATH: &str = "/.well-known/mercure";
-/// Largest request head read here (hyper allows more; larger goes there).
-const MAX_HEAD: usize = 16 << 10;
-/// Most headers parsed here.
+/// Most headers parsed here (a request with more goes to hyper, which
+/// applies `--max-headers`).
 const MAX_HEADERS: usize = 64;
 /// Bytes of already-ready frames written in one go.
 const MAX_BATCH: usize = 64 << 10;
+
+/// What a connection's first request head may be.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadLimits {
+    /// Time to receive it whole (`--header-timeout`).
+    pub(crate) timeout: Duration,
+    /// Its largest size, request line included (`--max-header-bytes`).
+    pub(crate) max_bytes: usize,
+    /// Its most header fields (`--max-headers`).
+    pub(crate) max_headers: usize,
+}
 
 /// What the start of a connection turned out to be.
 pub(crate) enum Sniffed<IO> {
@@ -37,19 +47,23 @@ pub(crate) enum Sniffed<IO> {
     Stream(IO, Box<http::Request<Body>>),
     /// Anything else, with the bytes read so far put back in front.
     Other(Prefixed<IO>),
+    /// A request head larger than allowed (answered 431).
+    TooLarge(IO),
 }
 
-/// Reads the request head (bounded by `timeout`) and decides who serves it.
+/// Reads the request head (bounded by `limits`) and decides who serves it;
+/// a head not received within the time allowed is a `TimedOut` error.
 pub(crate) async fn sniff<IO: AsyncRead + Unpin>(
     mut io: IO,
-    timeout: Duration,
+    limits: HeadLimits,
 ) -> io::Result<Sniffed<IO>> {
     let mut buf = Vec::with_capacity(512);
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + limits.timeout;
     loop {
-        match parse(&buf) {
+        match parse(&buf, &limits) {
             Parsed::Stream(request) => return Ok(Sniffed::Stream(io, request)),
             Parsed::Other => return Ok(Sniffed::Other(Prefixed::new(buf, io))),
+            Parsed::TooLarge => return Ok(Sniffed::TooLarge(io)),
             Parsed::Partial => {}
         }
         buf.reserve(1024);
@@ -66,21 +80,26 @@ pub(crate) async fn sniff<IO: AsyncRead + Unpin>(
 enum Parsed {
     Stream(Box<http::Request<Body>>),
     Other,
+    TooLarge,
     Partial,
 }
 
 /// Parses what was read so far. Synchronous, so the header array lives on
 /// the stack for the call only, not in every connection task's state.
-fn parse(buf: &[u8]) -> Parsed {
+fn parse(buf: &[u8], limits: &HeadLimits) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+    let slots = limits.max_headers.min(MAX_HEADERS);
+    let mut req = httparse::Request::new(&mut headers[..slots]);
     match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > limits.max_bytes => Parsed::TooLarge,
         // Pipelined bytes after the head are for hyper to handle.
         Ok(httparse::Status::Complete(len)) if len == buf.len() => {
             stream_request(&req).map_or(Parsed::Other, |r| Parsed::Stream(Box::new(r)))
         }
-        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => Parsed::Partial,
-        // Not HTTP/1 (an HTTP/2 preface), too large, or pipelined: hyper decides.
+        Ok(httparse::Status::Partial) if buf.len() < limits.max_bytes => Parsed::Partial,
+        Ok(httparse::Status::Partial) => Parsed::TooLarge,
+        // Not HTTP/1 (an HTTP/2 preface), too many headers for here, or
+        // pipelined: hyper decides.
         _ => Parsed::Other,
     }
 }
@@ -317,8 +336,14 @@ mod tests {
         }
     }
 
+    const LIMITS: HeadLimits = HeadLimits {
+        timeout: Duration::from_secs(1),
+        max_bytes: 16 << 10,
+        max_headers: 100,
+    };
+
     async fn sniffed(bytes: &[u8]) -> Sniffed<&[u8]> {
-        sniff(bytes, Duration::from_secs(1)).await.unwrap()
+        sniff(bytes, LIMITS).await.unwrap()
     }
 
     #[tokio::test]
@@ -330,7 +355,7 @@ mod tests {
                 assert_eq!(req.uri(), "/.well-known/mercure?topic=a");
                 assert_eq!(req.headers()["last-event-id"], "5");
             }
-            Sniffed::Other(_) => panic!("a subscription"),
+            Sniffed::Other(_) | Sniffed::TooLarge(_) => panic!("a subscription"),
         }
         for other in [
             &b"POST /.well-known/mercure HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"[..],
@@ -341,7 +366,7 @@ mod tests {
             b"GET /.well-known/mercure HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n",
         ] {
             match sniffed(other).await {
-                Sniffed::Stream(..) => {
+                Sniffed::Stream(..) | Sniffed::TooLarge(_) => {
                     panic!("{:?} must go to hyper", String::from_utf8_lossy(other))
                 }
                 Sniffed::Other(mut prefixed) => {
@@ -351,5 +376,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn heads_over_the_limits() {
+        let mut big = b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nX: ".to_vec();
+        big.resize(LIMITS.max_bytes + 10, b'x');
+        big.extend_from_slice(b"\r\n\r\n");
+        assert!(matches!(sniffed(&big).await, Sniffed::TooLarge(_)), "whole");
+        let partial = &big[..big.len() - 4];
+        assert!(
+            matches!(sniffed(partial).await, Sniffed::TooLarge(_)),
+            "partial"
+        );
+        // Too many fields for here: hyper counts them against --max-headers.
+        let mut many = b"GET /.well-known/mercure?topic=a HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: 1\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(matches!(sniffed(&many).await, Sniffed::Other(_)));
+        let few = HeadLimits {
+            max_headers: 2,
+            ..LIMITS
+        };
+        let three = b"GET /.well-known/mercure HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n";
+        assert!(matches!(
+            sniff(&three[..], few).await.unwrap(),
+            Sniffed::Other(_)
+        ));
+        // A client that sends nothing (its end stays open).
+        let (_client, server) = tokio::io::duplex(64);
+        let quick = HeadLimits {
+            timeout: Duration::from_millis(10),
+            ..LIMITS
+        };
+        let timed_out = sniff(server, quick).await.err().map(|e| e.kind());
+        assert_eq!(timed_out, Some(io::ErrorKind::TimedOut));
     }
 }

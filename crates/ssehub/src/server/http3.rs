@@ -13,7 +13,10 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use super::drain::{stopped, Done};
+use super::limits::{Admission, Admitted};
 use super::tls::Tls;
+use crate::http::ClientAddr;
+use crate::hub::Hub;
 
 /// QUIC keep-alive: idle streams survive NATs and the idle timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -37,19 +40,28 @@ pub fn endpoint(addr: SocketAddr, tls: &Tls, max_streams: u32) -> anyhow::Result
     Ok(endpoint)
 }
 
-/// Accepts QUIC connections until `stop`.
-pub async fn serve(
+/// Accepts QUIC connections until `stop`, within the connection limits
+/// (`admission`; a connection over them is refused before its handshake).
+pub(super) async fn serve(
     endpoint: quinn::Endpoint,
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
     done: Done,
+    admission: Arc<Admission>,
+    hub: Arc<Hub>,
 ) {
+    let max_header_bytes = u64::try_from(hub.config.limits.max_header_bytes).unwrap_or(u64::MAX);
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
-                Some(incoming) => {
-                    tokio::spawn(connection(incoming, router.clone(), stop.clone(), done.clone()));
-                }
+                Some(incoming) => match admission.admit(incoming.remote_address().ip(), &hub.metrics) {
+                    Ok(admitted) => {
+                        let (router, stop, done) = (router.clone(), stop.clone(), done.clone());
+                        let conn = connection(incoming, router, stop, done, admitted, max_header_bytes);
+                        tokio::spawn(conn);
+                    }
+                    Err(_) => incoming.refuse(),
+                },
                 None => return,
             },
             _ = stopped(&mut stop) => return,
@@ -57,11 +69,16 @@ pub async fn serve(
     }
 }
 
+/// Serves one QUIC connection: `_admitted`, its places among the
+/// connection limits, is held until it ends; its requests' header sections
+/// may hold `max_header_bytes`.
 async fn connection(
     incoming: quinn::Incoming,
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
     done: Done,
+    _admitted: Admitted,
+    max_header_bytes: u64,
 ) {
     let peer = incoming.remote_address();
     let conn = match incoming.await {
@@ -69,6 +86,7 @@ async fn connection(
         Err(e) => return tracing::debug!(%peer, "QUIC handshake failed: {e}"),
     };
     let mut h3 = match h3::server::builder()
+        .max_field_section_size(max_header_bytes)
         .build::<H3Conn, Bytes>(H3Conn::new(conn))
         .await
     {
@@ -80,7 +98,7 @@ async fn connection(
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
-                    tokio::spawn(request(resolver, router.clone(), done.clone()));
+                    tokio::spawn(request(resolver, router.clone(), done.clone(), peer));
                 }
                 Ok(None) => return,
                 Err(e) => return tracing::debug!(%peer, "HTTP/3 connection ended: {e}"),
@@ -94,7 +112,12 @@ async fn connection(
     }
 }
 
-async fn request(resolver: RequestResolver<H3Conn, Bytes>, router: axum::Router, _done: Done) {
+async fn request(
+    resolver: RequestResolver<H3Conn, Bytes>,
+    router: axum::Router,
+    _done: Done,
+    peer: SocketAddr,
+) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
         Err(e) => return tracing::debug!("bad HTTP/3 request: {e}"),
@@ -110,7 +133,8 @@ async fn request(resolver: RequestResolver<H3Conn, Bytes>, router: axum::Router,
             Err(e) => Some((Err(e), recv)),
         }
     });
-    let req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
+    let mut req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
+    req.extensions_mut().insert(ClientAddr(peer.ip()));
     let response = match router.oneshot(req).await {
         Ok(response) => response,
         Err(infallible) => match infallible {},

@@ -5,6 +5,7 @@
 mod drain;
 mod http1_stream;
 pub mod http3;
+mod limits;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -20,16 +21,18 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use crate::config::Config;
+use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::keys::Keys;
+use crate::metrics::Limit;
 use drain::{stopped, Done};
-use http1_stream::Sniffed;
+use http1_stream::{HeadLimits, Sniffed};
+use limits::{AcceptFailures, Admission, Admitted, Refusal};
 use tls::{CertFiles, Tls};
 
-/// Time a client has to send its request headers (HTTP/1.1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client has to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2 PING interval, to notice peers that vanished.
@@ -39,8 +42,9 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// HTTP/2 receive windows: publish bodies are small; streams mostly send.
 const STREAM_WINDOW: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 1 << 20;
-/// Largest request header block accepted over HTTP/2.
-const MAX_HEADER_LIST: u32 = 64 << 10;
+/// hyper's own limit of HTTP/1.1 header fields: set only when another is
+/// configured, since hyper then allocates the headers of every request.
+const HYPER_MAX_HEADERS: usize = 100;
 
 /// A hub serving on its bound addresses.
 pub struct RunningHub {
@@ -121,19 +125,27 @@ impl RunningHub {
 }
 
 fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+    let limits = &config.limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Past the first request of a connection (read by `http1_stream`),
+    // hyper holds the heads to the limits: 431 beyond the size (its read
+    // buffer) or the count, the connection closed after the timeout.
     builder
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    if limits.max_headers != HYPER_MAX_HEADERS {
+        builder.http1().max_headers(limits.max_headers);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(config.limits.max_concurrent_streams)
+        .max_concurrent_streams(limits.max_concurrent_streams)
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_header_list_size(MAX_HEADER_LIST)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     builder
@@ -144,7 +156,8 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 struct Serving {
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: axum::Router,
-    service: TowerToHyperService<axum::Router>,
+    hub: Arc<Hub>,
+    admission: Arc<Admission>,
     stop: watch::Receiver<bool>,
     done: Done,
 }
@@ -161,6 +174,7 @@ async fn serve(
 ) {
     let (done, mut all_done) = mpsc::channel(1);
     let builder = Arc::new(connection_builder(&hub.config));
+    let admission = Arc::new(Admission::new(&hub.config.limits));
     for (listener, tls) in listeners {
         let router = crate::http::router(
             hub.clone(),
@@ -169,8 +183,9 @@ async fn serve(
         );
         let serving = Serving {
             builder: builder.clone(),
-            service: TowerToHyperService::new(router.clone()),
             router,
+            hub: hub.clone(),
+            admission: admission.clone(),
             stop: stop.clone(),
             done: done.clone(),
         };
@@ -178,7 +193,14 @@ async fn serve(
     }
     if let Some(endpoint) = quic {
         let router = crate::http::router(hub.clone(), alt_svc, true);
-        tokio::spawn(http3::serve(endpoint, router, stop.clone(), done.clone()));
+        tokio::spawn(http3::serve(
+            endpoint,
+            router,
+            stop.clone(),
+            done.clone(),
+            admission,
+            hub.clone(),
+        ));
     }
     drop(done);
     stopped(&mut stop).await;
@@ -197,16 +219,24 @@ async fn serve(
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: Serving) {
     let mut stop = serving.stop.clone();
+    let mut failures = AcceptFailures::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(stream, peer, tls.clone(), serving.clone()));
+                    failures.accepted();
+                    match serving.admission.admit(peer.ip(), &serving.hub.metrics) {
+                        Ok(admitted) => {
+                            let _ = stream.set_nodelay(true);
+                            let serving = serving.clone();
+                            tokio::spawn(connection(stream, peer, tls.clone(), serving, admitted));
+                        }
+                        Err(refusal) => turn_away(stream, refusal, tls.is_none(), &serving),
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors, typically: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
+                    failures.failed(&e, &serving.hub.metrics);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -215,14 +245,29 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: S
     }
 }
 
+/// A connection over a limit is answered on the plain port (unless many
+/// refusals are being answered already), and closed at once on the TLS
+/// port: nothing can be answered there before a handshake, which is what a
+/// flood would make the hub pay for. Open connections are not touched.
+fn turn_away(stream: TcpStream, refusal: Refusal, plain: bool, serving: &Serving) {
+    let Some(answering) = serving.admission.answering().filter(|_| plain) else {
+        return;
+    };
+    tokio::spawn(async move {
+        limits::answer(stream, &refusal.response()).await;
+        drop(answering);
+    });
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     serving: Serving,
+    admitted: Admitted,
 ) {
     let Some(acceptor) = tls else {
-        return serve_http(stream, peer, serving).await;
+        return serve_http(stream, peer, serving, admitted).await;
     };
     let mut first = [0u8; 1];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
@@ -233,7 +278,7 @@ async fn connection(
     }
     // Boxed: the handshake state is large and only needed until it completes.
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(stream))).await {
-        Ok(Ok(stream)) => serve_http(stream, peer, serving).await,
+        Ok(Ok(stream)) => serve_http(stream, peer, serving, admitted).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
@@ -241,25 +286,44 @@ async fn connection(
 
 /// Answers plain HTTP sent to the TLS port with a clear error.
 async fn refuse_plain_http(mut stream: TcpStream) {
-    let body = "This port speaks HTTPS: use https:// (plain HTTP is served on --listen).\n";
-    let response = format!(
-        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let response = limits::closing_response(
+        "400 Bad Request",
+        None,
+        "This port speaks HTTPS: use https:// (plain HTTP is served on --listen).\n",
     );
-    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(response.as_bytes())).await;
+    let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.write_all(&response)).await;
     let _ = stream.shutdown().await;
 }
 
-async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving)
+/// Serves a connection; `admitted` (its places among the connection
+/// limits) goes with it to the end, whichever task that is in.
+async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving, admitted: Admitted)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match http1_stream::sniff(io, HEADER_READ_TIMEOUT).await {
-        Ok(Sniffed::Stream(io, request)) => {
-            http1_stream::serve_stream(io, request, serving.router, serving.done).await
+    let config = &serving.hub.config.limits;
+    let head = HeadLimits {
+        timeout: config.header_timeout,
+        max_bytes: config.max_header_bytes,
+        max_headers: config.max_headers,
+    };
+    let hit = |limit| serving.hub.metrics.limits_hit.get(limit).inc();
+    match http1_stream::sniff(io, head).await {
+        Ok(Sniffed::Stream(io, mut request)) => {
+            request.extensions_mut().insert(ClientAddr(peer.ip()));
+            let done = (serving.done, admitted);
+            http1_stream::serve_stream(io, request, serving.router, done).await
         }
         // Boxed: hyper's connection state is only allocated for hyper's connections.
         Ok(Sniffed::Other(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
+        Ok(Sniffed::TooLarge(io)) => {
+            hit(Limit::Headers);
+            limits::answer(io, &limits::head_too_large()).await;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            hit(Limit::HeaderTimeout);
+            tracing::debug!(%peer, "no request head within --header-timeout");
+        }
         Err(e) => tracing::debug!(%peer, "no request: {e}"),
     }
 }
@@ -270,12 +334,18 @@ where
 {
     let Serving {
         builder,
-        service,
+        router,
+        hub,
         mut stop,
         done: _done,
         ..
     } = serving;
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let ip = peer.ip();
+    let service = router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ClientAddr(ip));
+        req
+    });
+    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
@@ -285,6 +355,9 @@ where
         }
     };
     if let Err(e) = result {
+        if limits::head_too_large_for_hyper(&*e) {
+            hub.metrics.limits_hit.get(Limit::Headers).inc();
+        }
         tracing::debug!(%peer, "connection ended: {e}");
     }
 }

@@ -3,10 +3,10 @@
 //! replays the history after the cursor and then follows live updates, with
 //! no gap and no duplicate between the two.
 
+mod lifetime;
 mod stream;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use stream::SubscriptionBody;
 
@@ -59,7 +59,7 @@ impl Start {
 /// the expiry of the subscriber's token, if any. Registration comes before
 /// the history is read: every event is then either in the replay or queued
 /// live (or both, and the stream drops the copy). The stream ends when the
-/// token expires.
+/// token expires, or at `--max-stream-duration` (see `lifetime`).
 pub fn subscribe(
     hub: &Arc<Hub>,
     registration: Registration,
@@ -70,16 +70,6 @@ pub fn subscribe(
     if let Some(events) = &hub.subscription_events {
         events.announce(&sub, true);
     }
-    let deadline = exp.and_then(deadline_of);
+    let deadline = lifetime::Deadline::new(exp, hub.config.limits.max_stream_duration);
     Ok(SubscriptionBody::new(hub.clone(), sub, rx, start, deadline))
-}
-
-/// The instant a token expiring at Unix time `exp` stops being valid; none
-/// when that is too far away to represent.
-fn deadline_of(exp: u64) -> Option<tokio::time::Instant> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let left = Duration::from_secs(exp).saturating_sub(now);
-    tokio::time::Instant::now().checked_add(left)
 }

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -12,8 +11,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Sleep;
 
+use super::lifetime::{self, Deadline};
 use super::Start;
 use crate::fanout::queue;
 use crate::fanout::{Delivery, Subscriber};
@@ -37,7 +36,10 @@ pub struct SubscriptionBody {
     /// Position of the last event handled; live events at or before it were
     /// already replayed, so they are skipped (no duplicates).
     last_seq: u64,
-    deadline: Option<Pin<Box<Sleep>>>,
+    deadline: Option<Deadline>,
+    /// Set once the stream returned its end (and, at shutdown, its last
+    /// frame): nothing more comes.
+    ended: bool,
 }
 
 struct Replay {
@@ -53,7 +55,7 @@ impl SubscriptionBody {
         sub: Arc<Subscriber>,
         rx: queue::Receiver<Delivery>,
         start: &Start,
-        deadline: Option<tokio::time::Instant>,
+        deadline: Option<Deadline>,
     ) -> SubscriptionBody {
         let (replay, last_seq) = match start {
             Start::Live => (None, 0),
@@ -75,7 +77,8 @@ impl SubscriptionBody {
             opened: false,
             replay,
             last_seq,
-            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            deadline,
+            ended: false,
         }
     }
 
@@ -121,8 +124,13 @@ impl Body for SubscriptionBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
         if let Some(deadline) = this.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
+            if let Poll::Ready(end) = deadline.poll(cx) {
+                this.ended = true;
+                end.count(&this.hub);
                 return Poll::Ready(None);
             }
         }
@@ -149,7 +157,12 @@ impl Body for SubscriptionBody {
                 Some(Delivery::Heartbeat) => {
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(EMPTY_COMMENT)))));
                 }
-                None => return Poll::Ready(None),
+                None => {
+                    // At shutdown, the client is told when to come back.
+                    this.ended = true;
+                    let closing = this.hub.fanout.is_closed();
+                    return Poll::Ready(closing.then(|| Ok(Frame::data(lifetime::farewell()))));
+                }
             }
         }
     }

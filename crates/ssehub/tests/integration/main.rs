@@ -22,6 +22,7 @@ mod disk;
 mod health;
 mod jwks;
 mod logs;
+mod limits;
 mod mercure_v1;
 mod mixed;
 mod publish;

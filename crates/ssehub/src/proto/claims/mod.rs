@@ -85,6 +85,9 @@ pub struct Claims {
     pub payloads: Vec<(Vec<Matcher>, Value)>,
     /// Expiry as seconds since the Unix epoch.
     pub exp: Option<u64>,
+    /// The token's subject (`sub`), if it names one: what limits per
+    /// subject count.
+    pub subject: Option<String>,
 }
 
 impl Claims {
@@ -124,6 +127,7 @@ impl Claims {
                         .into_iter()
                         .collect(),
                     exp,
+                    subject: read_subject(payload),
                 })
             }
             Generation::V1 => {
@@ -135,6 +139,7 @@ impl Claims {
                     subscribe: grants.subscribe,
                     payloads: grants.payloads,
                     exp,
+                    subject: read_subject(payload),
                 })
             }
         }
@@ -182,6 +187,15 @@ fn read_exp(payload: &Value) -> Result<Option<u64>, ClaimsError> {
             _ => Err(ClaimsError::Exp),
         },
     }
+}
+
+/// The subject, when `sub` is a non-empty string (anything else names none).
+fn read_subject(payload: &Value) -> Option<String> {
+    payload
+        .get("sub")?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// The checks RFC 9068 asks of a resource server: `exp` present (its value

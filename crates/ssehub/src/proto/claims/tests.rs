@@ -207,3 +207,21 @@ fn private_needs_a_covering_token() {
         true
     ));
 }
+
+#[test]
+fn the_subject_is_read_in_both_generations() {
+    let legacy = |payload| Claims::from_token(None, &payload, &policy(Protocol::Both)).unwrap();
+    assert_eq!(
+        legacy(json!({"sub": "user-1"})).subject.as_deref(),
+        Some("user-1")
+    );
+    for none in [json!({}), json!({"sub": ""}), json!({"sub": 7})] {
+        assert_eq!(legacy(none).subject, None);
+    }
+    let v1 = Claims::from_token(
+        Some("at+jwt"),
+        &access_token(json!({})),
+        &policy(Protocol::Both),
+    );
+    assert_eq!(v1.unwrap().subject.as_deref(), Some("u1"));
+}

@@ -703,7 +703,7 @@ async fn running_out_of_files_is_logged_once_per_episode() {
     // failure: connect until it is.
     let deadline = Instant::now() + WAIT;
     let stderr = loop {
-        hub.wait_health(StatusCode::OK, WAIT).await;
+        hub.wait_ready(StatusCode::OK, WAIT).await;
         let stderr = hub.stderr();
         if stderr.contains("accepting connections again") {
             break stderr;

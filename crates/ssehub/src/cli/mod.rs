@@ -139,6 +139,9 @@ fn print_banner(running: &crate::server::RunningHub) {
             f.spki_sha256
         );
     }
+    if let Some(addr) = running.metrics_addr {
+        println!("metrics on http://{addr}/metrics (Prometheus)");
+    }
     match &config.history.store {
         Store::Redis(redis) => println!(
             "history: Redis stream {{{}}} at {}, last ~{} updates (shared by every node)",

@@ -65,6 +65,12 @@ pub const SHUTDOWN_TIMEOUT: Setting = Setting {
     flag: "shutdown-timeout",
     default: "5s",
 };
+/// `--metrics-listen`: loopback only, so metrics are never public by
+/// accident.
+pub const METRICS_LISTEN: Setting = Setting {
+    flag: "metrics-listen",
+    default: "127.0.0.1:9464",
+};
 /// `--data-dir`, relative to the working directory.
 pub const DATA_DIR: Setting = Setting {
     flag: "data-dir",
@@ -172,11 +178,12 @@ pub const QUEUE_SIZE: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 25] = [
+pub const ALL: [Setting; 26] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
     SHUTDOWN_TIMEOUT,
+    METRICS_LISTEN,
     DATA_DIR,
     PUBLISHER_JWT_ALG,
     JWKS_REFRESH,

@@ -225,6 +225,7 @@ listen = "127.0.0.1:1"
 tls_listen = "none"
 http3 = false
 shutdown_timeout = "1s"
+metrics_listen = "127.0.0.1:2"
 tls_cert = "c.pem"
 tls_key = "k.pem"
 data_dir = "d"
@@ -262,7 +263,7 @@ queue_size = 8
         assert_eq!(
             format!("{c:?}"),
             "Config { data_dir: \"d\", \
-             server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s }, \
+             server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s, metrics_listen: Some(127.0.0.1:2) }, \
              tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, \
              jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512, \
              jwks: JwksConfig { publisher_url: None, subscriber_url: None, settings: Settings { \

@@ -23,13 +23,17 @@ pub struct ServerOptions {
     /// Longest wait for streams to close at shutdown
     #[arg(long, env = "SSEHUB_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<HumanDuration>,
+    /// Address of the plain HTTP listener serving Prometheus metrics at /metrics (keep it private); `none` disables it
+    #[arg(long, env = "SSEHUB_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 layer!(ServerOptions {
     listen,
     tls_listen,
     http3,
-    shutdown_timeout
+    shutdown_timeout,
+    metrics_listen
 });
 
 /// The certificate of the HTTPS listener.
@@ -56,6 +60,8 @@ pub struct ServerConfig {
     pub http3: bool,
     /// Bound on graceful shutdown.
     pub shutdown_timeout: Duration,
+    /// Metrics listener address, if enabled.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The certificate of the HTTPS listener.
@@ -72,16 +78,19 @@ impl ServerOptions {
     pub(super) fn resolve(self) -> Result<ServerConfig, ConfigError> {
         let listen: String = defaults::LISTEN.or(self.listen);
         let tls_listen: String = defaults::TLS_LISTEN.or(self.tls_listen);
+        let metrics_listen: String = defaults::METRICS_LISTEN.or(self.metrics_listen);
         let parse = |addr: &str| {
             addr.parse()
                 .map_err(|_| ConfigError::BadAddress(addr.to_string()))
         };
+        let parse_or_none = |addr: &str| match addr {
+            "none" => Ok(None),
+            addr => parse(addr).map(Some),
+        };
         Ok(ServerConfig {
             listen: parse(&listen)?,
-            tls_listen: match tls_listen.as_str() {
-                "none" => None,
-                addr => Some(parse(addr)?),
-            },
+            tls_listen: parse_or_none(&tls_listen)?,
+            metrics_listen: parse_or_none(&metrics_listen)?,
             http3: defaults::HTTP3.or(self.http3),
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT.or(self.shutdown_timeout).0,
         })

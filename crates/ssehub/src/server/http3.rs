@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use bytes::{Buf, Bytes};
 use h3::server::RequestResolver;
 use http_body::Frame;
@@ -14,6 +15,7 @@ use tower::ServiceExt;
 
 use super::drain::{stopped, Done};
 use super::tls::Tls;
+use crate::metrics::{Metrics, OpenConnection, Protocol};
 
 /// QUIC keep-alive: idle streams survive NATs and the idle timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -37,18 +39,27 @@ pub fn endpoint(addr: SocketAddr, tls: &Tls, max_streams: u32) -> anyhow::Result
     Ok(endpoint)
 }
 
+/// Everything a QUIC connection task needs.
+#[derive(Clone)]
+pub(crate) struct Serving {
+    /// The hub's routes.
+    pub(crate) router: axum::Router,
+    /// Where open connections are counted.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Set at shutdown.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Held until the connection ends.
+    pub(crate) done: Done,
+}
+
 /// Accepts QUIC connections until `stop`.
-pub async fn serve(
-    endpoint: quinn::Endpoint,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    done: Done,
-) {
+pub(crate) async fn serve(endpoint: quinn::Endpoint, serving: Serving) {
+    let mut stop = serving.stop.clone();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
-                    tokio::spawn(connection(incoming, router.clone(), stop.clone(), done.clone()));
+                    tokio::spawn(connection(incoming, serving.clone()));
                 }
                 None => return,
             },
@@ -57,12 +68,13 @@ pub async fn serve(
     }
 }
 
-async fn connection(
-    incoming: quinn::Incoming,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    done: Done,
-) {
+async fn connection(incoming: quinn::Incoming, serving: Serving) {
+    let Serving {
+        router,
+        metrics,
+        mut stop,
+        done,
+    } = serving;
     let peer = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -75,12 +87,13 @@ async fn connection(
         Ok(h3) => h3,
         Err(e) => return tracing::debug!(%peer, "HTTP/3 setup failed: {e}"),
     };
+    let _open = OpenConnection::new(&metrics, Protocol::H3);
     let mut draining = false;
     loop {
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
-                    tokio::spawn(request(resolver, router.clone(), done.clone()));
+                    tokio::spawn(request(resolver, router.clone(), peer, done.clone()));
                 }
                 Ok(None) => return,
                 Err(e) => return tracing::debug!(%peer, "HTTP/3 connection ended: {e}"),
@@ -94,7 +107,12 @@ async fn connection(
     }
 }
 
-async fn request(resolver: RequestResolver<H3Conn, Bytes>, router: axum::Router, _done: Done) {
+async fn request(
+    resolver: RequestResolver<H3Conn, Bytes>,
+    router: axum::Router,
+    peer: SocketAddr,
+    _done: Done,
+) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
         Err(e) => return tracing::debug!("bad HTTP/3 request: {e}"),
@@ -110,7 +128,8 @@ async fn request(resolver: RequestResolver<H3Conn, Bytes>, router: axum::Router,
             Err(e) => Some((Err(e), recv)),
         }
     });
-    let req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
+    let mut req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
+    req.extensions_mut().insert(ConnectInfo(peer));
     let response = match router.oneshot(req).await {
         Ok(response) => response,
         Err(infallible) => match infallible {},

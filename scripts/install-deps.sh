@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use, when missing (redis-server: the
-# cluster tests start their own on a loopback port).
+# cluster tests start their own on a loopback port; prometheus: the metrics
+# test runs the binary itself, on a loopback port, not the system service).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
 if ((${#need[@]})); then
   as_root=()
   [ "$(id -u)" = 0 ] || as_root=(sudo)

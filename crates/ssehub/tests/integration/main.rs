@@ -19,6 +19,7 @@ mod crash;
 mod disk;
 mod jwks;
 mod mercure_v1;
+mod metrics;
 mod mixed;
 mod publish;
 mod redis_store;

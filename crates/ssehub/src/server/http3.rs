@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use bytes::{Buf, Bytes};
 use h3::server::RequestResolver;
 use http_body::Frame;
@@ -15,8 +16,12 @@ use tower::ServiceExt;
 use super::drain::{stopped, Done};
 use super::limits::{Admission, Admitted};
 use super::tls::Tls;
+<<<<<<< HEAD
 use crate::http::ClientAddr;
 use crate::hub::Hub;
+=======
+use crate::metrics::{Metrics, OpenConnection, Protocol};
+>>>>>>> metrics
 
 /// QUIC keep-alive: idle streams survive NATs and the idle timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -40,6 +45,7 @@ pub fn endpoint(addr: SocketAddr, tls: &Tls, max_streams: u32) -> anyhow::Result
     Ok(endpoint)
 }
 
+<<<<<<< HEAD
 /// Accepts QUIC connections until `stop`, within the connection limits
 /// (`admission`; a connection over them is refused before its handshake).
 pub(super) async fn serve(
@@ -62,6 +68,30 @@ pub(super) async fn serve(
                     }
                     Err(_) => incoming.refuse(),
                 },
+=======
+/// Everything a QUIC connection task needs.
+#[derive(Clone)]
+pub(crate) struct Serving {
+    /// The hub's routes.
+    pub(crate) router: axum::Router,
+    /// Where open connections are counted.
+    pub(crate) metrics: Arc<Metrics>,
+    /// Set at shutdown.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Held until the connection ends.
+    pub(crate) done: Done,
+}
+
+/// Accepts QUIC connections until `stop`.
+pub(crate) async fn serve(endpoint: quinn::Endpoint, serving: Serving) {
+    let mut stop = serving.stop.clone();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    tokio::spawn(connection(incoming, serving.clone()));
+                }
+>>>>>>> metrics
                 None => return,
             },
             _ = stopped(&mut stop) => return,
@@ -69,6 +99,7 @@ pub(super) async fn serve(
     }
 }
 
+<<<<<<< HEAD
 /// Serves one QUIC connection: `_admitted`, its places among the
 /// connection limits, is held until it ends; its requests' header sections
 /// may hold `max_header_bytes`.
@@ -80,6 +111,15 @@ async fn connection(
     _admitted: Admitted,
     max_header_bytes: u64,
 ) {
+=======
+async fn connection(incoming: quinn::Incoming, serving: Serving) {
+    let Serving {
+        router,
+        metrics,
+        mut stop,
+        done,
+    } = serving;
+>>>>>>> metrics
     let peer = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -93,12 +133,17 @@ async fn connection(
         Ok(h3) => h3,
         Err(e) => return tracing::debug!(%peer, "HTTP/3 setup failed: {e}"),
     };
+    let _open = OpenConnection::new(&metrics, Protocol::H3);
     let mut draining = false;
     loop {
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
+<<<<<<< HEAD
                     tokio::spawn(request(resolver, router.clone(), done.clone(), peer));
+=======
+                    tokio::spawn(request(resolver, router.clone(), peer, done.clone()));
+>>>>>>> metrics
                 }
                 Ok(None) => return,
                 Err(e) => return tracing::debug!(%peer, "HTTP/3 connection ended: {e}"),
@@ -115,8 +160,13 @@ async fn connection(
 async fn request(
     resolver: RequestResolver<H3Conn, Bytes>,
     router: axum::Router,
+<<<<<<< HEAD
     _done: Done,
     peer: SocketAddr,
+=======
+    peer: SocketAddr,
+    _done: Done,
+>>>>>>> metrics
 ) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
@@ -134,7 +184,11 @@ async fn request(
         }
     });
     let mut req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
+<<<<<<< HEAD
     req.extensions_mut().insert(ClientAddr(peer.ip()));
+=======
+    req.extensions_mut().insert(ConnectInfo(peer));
+>>>>>>> metrics
     let response = match router.oneshot(req).await {
         Ok(response) => response,
         Err(infallible) => match infallible {},

@@ -5,7 +5,11 @@
 mod drain;
 mod http1_stream;
 pub mod http3;
+<<<<<<< HEAD
 mod limits;
+=======
+mod metrics;
+>>>>>>> metrics
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -13,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -27,10 +32,16 @@ use crate::config::Config;
 use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::keys::Keys;
+<<<<<<< HEAD
 use crate::metrics::Limit;
 use drain::{stopped, Done};
 use http1_stream::{HeadLimits, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
+=======
+use crate::metrics::{Metrics, OpenConnection, Protocol};
+use drain::{stopped, Done};
+use http1_stream::{Prefixed, Sniffed};
+>>>>>>> metrics
 use tls::{CertFiles, Tls};
 
 /// Time a client has to complete the TLS handshake.
@@ -54,12 +65,15 @@ pub struct RunningHub {
     pub tls_addr: Option<SocketAddr>,
     /// The TLS state, if enabled.
     pub tls: Option<Arc<Tls>>,
+    /// The metrics address (useful with port 0), if enabled.
+    pub metrics_addr: Option<SocketAddr>,
     /// The hub's shared state.
     pub hub: Arc<Hub>,
     /// The keys the hub verifies with.
     pub keys: Keys,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    metrics_task: Option<JoinHandle<()>>,
 }
 
 /// Loads keys and certificates, opens the log, binds every listener and
@@ -95,19 +109,31 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         tls_addr = Some(bound);
         tls = Some(state);
     }
+    let metrics_listener = match config.server.metrics_listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let store = crate::history::open(&config)?;
     let alt_svc = quic.as_ref().and(tls_addr).map(|a| a.port());
     let hub = Hub::start(config, publisher, subscriber, store);
     let (stop, stopped) = watch::channel(false);
+    let metrics_task =
+        metrics_listener.map(|listener| metrics::serve(listener, hub.clone(), stopped.clone()));
     let task = tokio::spawn(serve(listeners, quic, hub.clone(), alt_svc, stopped));
     Ok(RunningHub {
         addr,
         tls_addr,
         tls,
+        metrics_addr,
         hub,
         keys,
         stop,
         task,
+        metrics_task,
     })
 }
 
@@ -117,6 +143,9 @@ impl RunningHub {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Some(task) = self.metrics_task {
+            let _ = task.await;
+        }
         // Tasks may still hold the hub for a moment (a subscription event
         // being published): the log is closed now, so its directory is free
         // when this returns.
@@ -156,8 +185,12 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 struct Serving {
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: axum::Router,
+<<<<<<< HEAD
     hub: Arc<Hub>,
     admission: Arc<Admission>,
+=======
+    metrics: Arc<Metrics>,
+>>>>>>> metrics
     stop: watch::Receiver<bool>,
     done: Done,
 }
@@ -184,8 +217,12 @@ async fn serve(
         let serving = Serving {
             builder: builder.clone(),
             router,
+<<<<<<< HEAD
             hub: hub.clone(),
             admission: admission.clone(),
+=======
+            metrics: hub.metrics.clone(),
+>>>>>>> metrics
             stop: stop.clone(),
             done: done.clone(),
         };
@@ -193,6 +230,7 @@ async fn serve(
     }
     if let Some(endpoint) = quic {
         let router = crate::http::router(hub.clone(), alt_svc, true);
+<<<<<<< HEAD
         tokio::spawn(http3::serve(
             endpoint,
             router,
@@ -201,6 +239,15 @@ async fn serve(
             admission,
             hub.clone(),
         ));
+=======
+        let serving = http3::Serving {
+            router,
+            metrics: hub.metrics.clone(),
+            stop: stop.clone(),
+            done: done.clone(),
+        };
+        tokio::spawn(http3::serve(endpoint, serving));
+>>>>>>> metrics
     }
     drop(done);
     stopped(&mut stop).await;
@@ -301,6 +348,7 @@ async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving, admitted: Admi
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+<<<<<<< HEAD
     let config = &serving.hub.config.limits;
     let head = HeadLimits {
         timeout: config.header_timeout,
@@ -313,6 +361,15 @@ where
             request.extensions_mut().insert(ClientAddr(peer.ip()));
             let done = (serving.done, admitted);
             http1_stream::serve_stream(io, request, serving.router, done).await
+=======
+    match http1_stream::sniff(io, HEADER_READ_TIMEOUT).await {
+        Ok(Sniffed::Stream(io, mut request)) => {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            // Counted open for as long as the stream, whose task holds it.
+            let open = OpenConnection::new(&serving.metrics, Protocol::H1);
+            let router = serving.router;
+            http1_stream::serve_stream(io, request, router, (serving.done, open)).await
+>>>>>>> metrics
         }
         // Boxed: hyper's connection state is only allocated for hyper's connections.
         Ok(Sniffed::Other(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
@@ -328,24 +385,43 @@ where
     }
 }
 
-async fn serve_hyper<I>(io: I, peer: SocketAddr, serving: Serving)
+async fn serve_hyper<I>(io: Prefixed<I>, peer: SocketAddr, serving: Serving)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Serving {
         builder,
         router,
+<<<<<<< HEAD
         hub,
+=======
+        metrics,
+>>>>>>> metrics
         mut stop,
         done: _done,
-        ..
     } = serving;
+<<<<<<< HEAD
     let ip = peer.ip();
     let service = router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ClientAddr(ip));
         req
     });
     let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+=======
+    let protocol = if io.is_http2() {
+        Protocol::H2
+    } else {
+        Protocol::H1
+    };
+    let _open = OpenConnection::new(&metrics, protocol);
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        },
+    ));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+>>>>>>> metrics
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,

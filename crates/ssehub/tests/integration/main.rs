@@ -24,6 +24,7 @@ mod jwks;
 mod logs;
 mod limits;
 mod mercure_v1;
+mod metrics;
 mod mixed;
 mod publish;
 mod redis_store;

@@ -111,13 +111,13 @@ async fn store(hub: &Hub, req: Request, received: Instant) -> Result<Published, 
             "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
         ));
     };
-    check_publish_rate(&hub, &claims, &parts.extensions)?;
+    check_publish_rate(hub, &claims, &parts.extensions)?;
     if source == TokenSource::Cookie {
         check_origin(&parts.headers, &hub.config.access.publish_origins)?;
     }
     let publish = grants(hub, &claims.publish, &base)?;
 
-    let body = read_body(&hub, &parts.headers, body).await?;
+    let body = read_body(hub, &parts.headers, body).await?;
     let (requests, batch) = parse_body(&parts.headers, &body)?;
     let mut updates = requests
         .into_iter()

@@ -16,12 +16,9 @@ use tower::ServiceExt;
 use super::drain::{stopped, Done};
 use super::limits::{Admission, Admitted};
 use super::tls::Tls;
-<<<<<<< HEAD
 use crate::http::ClientAddr;
 use crate::hub::Hub;
-=======
 use crate::metrics::{Metrics, OpenConnection, Protocol};
->>>>>>> metrics
 
 /// QUIC keep-alive: idle streams survive NATs and the idle timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -45,53 +42,39 @@ pub fn endpoint(addr: SocketAddr, tls: &Tls, max_streams: u32) -> anyhow::Result
     Ok(endpoint)
 }
 
-<<<<<<< HEAD
-/// Accepts QUIC connections until `stop`, within the connection limits
-/// (`admission`; a connection over them is refused before its handshake).
-pub(super) async fn serve(
-    endpoint: quinn::Endpoint,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    done: Done,
-    admission: Arc<Admission>,
-    hub: Arc<Hub>,
-) {
-    let max_header_bytes = u64::try_from(hub.config.limits.max_header_bytes).unwrap_or(u64::MAX);
-    loop {
-        tokio::select! {
-            incoming = endpoint.accept() => match incoming {
-                Some(incoming) => match admission.admit(incoming.remote_address().ip(), &hub.metrics) {
-                    Ok(admitted) => {
-                        let (router, stop, done) = (router.clone(), stop.clone(), done.clone());
-                        let conn = connection(incoming, router, stop, done, admitted, max_header_bytes);
-                        tokio::spawn(conn);
-                    }
-                    Err(_) => incoming.refuse(),
-                },
-=======
 /// Everything a QUIC connection task needs.
 #[derive(Clone)]
-pub(crate) struct Serving {
+pub(super) struct Serving {
     /// The hub's routes.
-    pub(crate) router: axum::Router,
+    pub(super) router: axum::Router,
     /// Where open connections are counted.
-    pub(crate) metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     /// Set at shutdown.
-    pub(crate) stop: watch::Receiver<bool>,
+    pub(super) stop: watch::Receiver<bool>,
     /// Held until the connection ends.
-    pub(crate) done: Done,
+    pub(super) done: Done,
+    /// The connection limits (a connection over them is refused before
+    /// its handshake).
+    pub(super) admission: Arc<Admission>,
+    /// The hub (its limits and metrics).
+    pub(super) hub: Arc<Hub>,
 }
 
-/// Accepts QUIC connections until `stop`.
-pub(crate) async fn serve(endpoint: quinn::Endpoint, serving: Serving) {
+/// Accepts QUIC connections until `stop`, within the connection limits.
+pub(super) async fn serve(endpoint: quinn::Endpoint, serving: Serving) {
     let mut stop = serving.stop.clone();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
                 Some(incoming) => {
-                    tokio::spawn(connection(incoming, serving.clone()));
+                    let ip = incoming.remote_address().ip();
+                    match serving.admission.admit(ip, &serving.hub.metrics) {
+                        Ok(admitted) => {
+                            tokio::spawn(connection(incoming, serving.clone(), admitted));
+                        }
+                        Err(_) => incoming.refuse(),
+                    }
                 }
->>>>>>> metrics
                 None => return,
             },
             _ = stopped(&mut stop) => return,
@@ -99,27 +82,18 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, serving: Serving) {
     }
 }
 
-<<<<<<< HEAD
 /// Serves one QUIC connection: `_admitted`, its places among the
-/// connection limits, is held until it ends; its requests' header sections
-/// may hold `max_header_bytes`.
-async fn connection(
-    incoming: quinn::Incoming,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    done: Done,
-    _admitted: Admitted,
-    max_header_bytes: u64,
-) {
-=======
-async fn connection(incoming: quinn::Incoming, serving: Serving) {
+/// connection limits, is held until it ends.
+async fn connection(incoming: quinn::Incoming, serving: Serving, _admitted: Admitted) {
+    let max_header_bytes =
+        u64::try_from(serving.hub.config.limits.max_header_bytes).unwrap_or(u64::MAX);
     let Serving {
         router,
         metrics,
         mut stop,
         done,
+        ..
     } = serving;
->>>>>>> metrics
     let peer = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -139,11 +113,7 @@ async fn connection(incoming: quinn::Incoming, serving: Serving) {
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
-<<<<<<< HEAD
-                    tokio::spawn(request(resolver, router.clone(), done.clone(), peer));
-=======
                     tokio::spawn(request(resolver, router.clone(), peer, done.clone()));
->>>>>>> metrics
                 }
                 Ok(None) => return,
                 Err(e) => return tracing::debug!(%peer, "HTTP/3 connection ended: {e}"),
@@ -160,13 +130,8 @@ async fn connection(incoming: quinn::Incoming, serving: Serving) {
 async fn request(
     resolver: RequestResolver<H3Conn, Bytes>,
     router: axum::Router,
-<<<<<<< HEAD
-    _done: Done,
-    peer: SocketAddr,
-=======
     peer: SocketAddr,
     _done: Done,
->>>>>>> metrics
 ) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
@@ -184,11 +149,8 @@ async fn request(
         }
     });
     let mut req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
-<<<<<<< HEAD
     req.extensions_mut().insert(ClientAddr(peer.ip()));
-=======
     req.extensions_mut().insert(ConnectInfo(peer));
->>>>>>> metrics
     let response = match router.oneshot(req).await {
         Ok(response) => response,
         Err(infallible) => match infallible {},

@@ -5,11 +5,8 @@
 mod drain;
 mod http1_stream;
 pub mod http3;
-<<<<<<< HEAD
 mod limits;
-=======
 mod metrics;
->>>>>>> metrics
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -32,16 +29,10 @@ use crate::config::Config;
 use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::keys::Keys;
-<<<<<<< HEAD
-use crate::metrics::Limit;
+use crate::metrics::{Limit, Metrics, OpenConnection, Protocol};
 use drain::{stopped, Done};
-use http1_stream::{HeadLimits, Sniffed};
+use http1_stream::{HeadLimits, Prefixed, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
-=======
-use crate::metrics::{Metrics, OpenConnection, Protocol};
-use drain::{stopped, Done};
-use http1_stream::{Prefixed, Sniffed};
->>>>>>> metrics
 use tls::{CertFiles, Tls};
 
 /// Time a client has to complete the TLS handshake.
@@ -185,12 +176,9 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
 struct Serving {
     builder: Arc<auto::Builder<TokioExecutor>>,
     router: axum::Router,
-<<<<<<< HEAD
     hub: Arc<Hub>,
     admission: Arc<Admission>,
-=======
     metrics: Arc<Metrics>,
->>>>>>> metrics
     stop: watch::Receiver<bool>,
     done: Done,
 }
@@ -217,12 +205,9 @@ async fn serve(
         let serving = Serving {
             builder: builder.clone(),
             router,
-<<<<<<< HEAD
             hub: hub.clone(),
             admission: admission.clone(),
-=======
             metrics: hub.metrics.clone(),
->>>>>>> metrics
             stop: stop.clone(),
             done: done.clone(),
         };
@@ -230,24 +215,15 @@ async fn serve(
     }
     if let Some(endpoint) = quic {
         let router = crate::http::router(hub.clone(), alt_svc, true);
-<<<<<<< HEAD
-        tokio::spawn(http3::serve(
-            endpoint,
-            router,
-            stop.clone(),
-            done.clone(),
-            admission,
-            hub.clone(),
-        ));
-=======
         let serving = http3::Serving {
             router,
             metrics: hub.metrics.clone(),
             stop: stop.clone(),
             done: done.clone(),
+            admission,
+            hub: hub.clone(),
         };
         tokio::spawn(http3::serve(endpoint, serving));
->>>>>>> metrics
     }
     drop(done);
     stopped(&mut stop).await;
@@ -348,7 +324,6 @@ async fn serve_http<I>(io: I, peer: SocketAddr, serving: Serving, admitted: Admi
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-<<<<<<< HEAD
     let config = &serving.hub.config.limits;
     let head = HeadLimits {
         timeout: config.header_timeout,
@@ -359,17 +334,11 @@ where
     match http1_stream::sniff(io, head).await {
         Ok(Sniffed::Stream(io, mut request)) => {
             request.extensions_mut().insert(ClientAddr(peer.ip()));
-            let done = (serving.done, admitted);
-            http1_stream::serve_stream(io, request, serving.router, done).await
-=======
-    match http1_stream::sniff(io, HEADER_READ_TIMEOUT).await {
-        Ok(Sniffed::Stream(io, mut request)) => {
             request.extensions_mut().insert(ConnectInfo(peer));
             // Counted open for as long as the stream, whose task holds it.
             let open = OpenConnection::new(&serving.metrics, Protocol::H1);
-            let router = serving.router;
-            http1_stream::serve_stream(io, request, router, (serving.done, open)).await
->>>>>>> metrics
+            let done = (serving.done, admitted, open);
+            http1_stream::serve_stream(io, request, serving.router, done).await
         }
         // Boxed: hyper's connection state is only allocated for hyper's connections.
         Ok(Sniffed::Other(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
@@ -392,22 +361,12 @@ where
     let Serving {
         builder,
         router,
-<<<<<<< HEAD
         hub,
-=======
         metrics,
->>>>>>> metrics
         mut stop,
         done: _done,
+        ..
     } = serving;
-<<<<<<< HEAD
-    let ip = peer.ip();
-    let service = router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ClientAddr(ip));
-        req
-    });
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
-=======
     let protocol = if io.is_http2() {
         Protocol::H2
     } else {
@@ -416,12 +375,12 @@ where
     let _open = OpenConnection::new(&metrics, protocol);
     let service = TowerToHyperService::new(router.map_request(
         move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ClientAddr(peer.ip()));
             req.extensions_mut().insert(ConnectInfo(peer));
             req
         },
     ));
     let conn = builder.serve_connection(TokioIo::new(io), service);
->>>>>>> metrics
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,

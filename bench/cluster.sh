@@ -91,7 +91,7 @@ start_node() {
   local i=$1 store=$2 port
   port=$(free_port)
   rm -rf "$TMP/node$i" && mkdir -p "$TMP/node$i"
-  taskset -c 0 $BIN/ssehub serve --listen 127.0.0.1:"$port" --tls-listen none --data-dir "$TMP/node$i" \
+  taskset -c 0 $BIN/ssehub serve --listen 127.0.0.1:"$port" --tls-listen none --metrics-listen 127.0.0.1:0 --data-dir "$TMP/node$i" \
     --publisher-jwt-key "$SECRET" --anonymous --history-size 1000000 --store "$store" \
     --redis-stream bench >"$TMP/node$i.out" 2>&1 &
   PIDS+=($!)

@@ -176,6 +176,7 @@ start_node() {
   start "$name" "$TMP/$name.log" "$SSEHUB" serve \
     --listen "127.0.0.1:${NODE_PORT[$name]}" \
     --tls-listen none \
+    --metrics-listen 127.0.0.1:0 \
     --data-dir "$TMP/$name" \
     --store "redis://127.0.0.1:${NODE_REDIS[$name]}" \
     --redis-stream "$STREAM" \

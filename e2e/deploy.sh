@@ -149,6 +149,7 @@ log "starting ssehub: http://127.0.0.1:$PLAIN_PORT, https://127.0.0.1:$TLS_PORT 
 start ssehub "$TMP/hub.log" "$SSEHUB" serve \
   --listen "127.0.0.1:$PLAIN_PORT" \
   --tls-listen "127.0.0.1:$TLS_PORT" \
+  --metrics-listen 127.0.0.1:0 \
   --data-dir "$TMP/data" \
   --anonymous \
   --publisher-jwt-key "$SECRET" \

@@ -288,6 +288,7 @@ describe('a hub verifying ES256 tokens, with a pinned --hub-url', () => {
       'serve',
       '--listen', `127.0.0.1:${port}`,
       '--tls-listen', 'none',
+      '--metrics-listen', '127.0.0.1:0',
       '--data-dir', dataDir,
       '--publisher-jwt-alg', 'ES256',
       // One argument: clap takes a separate value starting with "-" for a flag.

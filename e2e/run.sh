@@ -79,6 +79,7 @@ log "starting the hub on $HUB"
 "$SSEHUB" serve \
   --listen "127.0.0.1:$HUB_PORT" \
   --tls-listen none \
+  --metrics-listen 127.0.0.1:0 \
   --data-dir "$TMP/data" \
   --publisher-jwt-key "$SECRET" \
   --jwt-issuer "$ISSUER" \

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::task::JoinHandle;
 
@@ -10,7 +11,7 @@ use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
 use crate::limits::Limits;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
 use crate::proto::update::Update;
@@ -35,8 +36,8 @@ pub struct Hub {
     pub subscriber: Verifier,
     /// Publishes subscription events when the subscriptions API is on.
     pub subscription_events: Option<SubscriptionEvents>,
-    /// What the hub counts.
-    pub metrics: Metrics,
+    /// What the hub counts (shared with its dispatch task).
+    pub metrics: Arc<Metrics>,
     /// Set when shutdown begins ([`Hub::drain`]).
     draining: AtomicBool,
     /// Publish rates and streams per subject, counted against the limits.
@@ -56,7 +57,12 @@ impl Hub {
     ) -> Arc<Hub> {
         let Store { log, tail, cluster } = store;
         let fanout = Arc::new(Fanout::new(config.limits.queue_size));
-        let mut tasks = vec![tokio::spawn(dispatch(tail, fanout.clone()))];
+        let metrics = Arc::new(Metrics::default());
+        let mut tasks = vec![tokio::spawn(dispatch(
+            tail,
+            fanout.clone(),
+            metrics.clone(),
+        ))];
         if !config.stream.heartbeat.is_zero() {
             tasks.push(tokio::spawn(heartbeat(
                 fanout.clone(),
@@ -80,7 +86,7 @@ impl Hub {
             selectors: SelectorCache::new(SELECTOR_CACHE_SIZE),
             publisher,
             subscriber,
-            metrics: Metrics::default(),
+            metrics,
             draining: AtomicBool::new(false),
             tasks,
         })
@@ -88,7 +94,9 @@ impl Hub {
 
     /// Appends updates to the log; fan-out follows from the tail.
     pub async fn publish(&self, updates: Vec<Update>) -> Result<Vec<Arc<Event>>, LogError> {
-        self.log.append(updates).await
+        let events = self.log.append(updates).await?;
+        self.metrics.updates_total.add(events.len() as u64);
+        Ok(events)
     }
 
     /// Marks the hub as shutting down: `/readyz` answers 503 from now on,
@@ -117,12 +125,25 @@ impl Hub {
 /// to this node, every subscriber is disconnected once the events before the
 /// loss are queued: each reconnects with its `Last-Event-ID`, and resumes
 /// from the history (all of it, when that id is no longer retained).
-async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>) {
+/// Each event is stamped with the time of its dispatch (the start of its
+/// delivery latency), and a publish request's last event ends its publish
+/// latency.
+async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>, metrics: Arc<Metrics>) {
     let mut batch = Vec::with_capacity(64);
     while tail.recv_many(&mut batch, 64).await > 0 {
         for item in batch.drain(..) {
             match item {
-                Tailed::Event(event) => fanout.dispatch(&event),
+                Tailed::Event(event) => {
+                    let _ = event.dispatched.set(Instant::now());
+                    let slow = fanout.dispatch(&event);
+                    if slow > 0 {
+                        metrics.slow_subscribers.add(slow as u64);
+                    }
+                    if let Some(received) = event.update.received {
+                        let stage = metrics.publish_duration.get(Stage::Dispatched);
+                        stage.observe(received.elapsed());
+                    }
+                }
                 Tailed::Lost => {
                     let n = fanout.disconnect_all();
                     tracing::warn!("disconnected {n} subscribers so they resume from the history");

@@ -135,6 +135,7 @@ pub fn publish(log: &Arc<dyn Log>, documents: Vec<Value>) {
             private: true,
             event_type: is_v1(&doc).then(|| HUB_EVENT_TYPE.to_string()),
             retry: None,
+            received: None,
         })
         .collect();
     let log = log.clone();

@@ -152,6 +152,9 @@ fn print_banner(running: &RunningHub) {
             f.spki_sha256
         );
     }
+    if let Some(addr) = running.metrics_addr {
+        println!("metrics on http://{addr}/metrics (Prometheus)");
+    }
     match &config.history.store {
         Store::Redis(redis) => println!(
             "history: Redis stream {{{}}} at {}, last ~{} updates (shared by every node)",

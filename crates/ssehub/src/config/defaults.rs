@@ -75,6 +75,12 @@ pub const LOG_FORMAT: Setting = Setting {
     flag: "log-format",
     default: "text",
 };
+/// `--metrics-listen`: loopback only, so metrics are never public by
+/// accident.
+pub const METRICS_LISTEN: Setting = Setting {
+    flag: "metrics-listen",
+    default: "127.0.0.1:9464",
+};
 /// `--data-dir`, relative to the working directory.
 pub const DATA_DIR: Setting = Setting {
     flag: "data-dir",
@@ -231,12 +237,13 @@ pub const MAX_STREAM_DURATION: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 36] = [
+pub const ALL: [Setting; 37] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
     SHUTDOWN_TIMEOUT,
     DRAIN_DELAY,
+    METRICS_LISTEN,
     LOG_FORMAT,
     DATA_DIR,
     PUBLISHER_JWT_ALG,

@@ -27,6 +27,9 @@ pub struct ServerOptions {
     /// Time between SIGTERM and the start of shutdown, serving as usual but with /readyz answering 503 so load balancers move new clients away first; a second SIGTERM ends it
     #[arg(long, env = "SSEHUB_DRAIN_DELAY", value_name = "DURATION")]
     pub drain_delay: Option<HumanDuration>,
+    /// Address of the plain HTTP listener serving Prometheus metrics at /metrics (keep it private); `none` disables it
+    #[arg(long, env = "SSEHUB_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 layer!(ServerOptions {
@@ -34,7 +37,8 @@ layer!(ServerOptions {
     tls_listen,
     http3,
     shutdown_timeout,
-    drain_delay
+    drain_delay,
+    metrics_listen
 });
 
 /// The certificate of the HTTPS listener.
@@ -64,6 +68,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Time spent draining (`/readyz` 503) before shutdown begins.
     pub drain_delay: Duration,
+    /// Metrics listener address, if enabled.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The certificate of the HTTPS listener.
@@ -80,16 +86,19 @@ impl ServerOptions {
     pub(super) fn resolve(self) -> Result<ServerConfig, ConfigError> {
         let listen: String = defaults::LISTEN.or(self.listen);
         let tls_listen: String = defaults::TLS_LISTEN.or(self.tls_listen);
+        let metrics_listen: String = defaults::METRICS_LISTEN.or(self.metrics_listen);
         let parse = |addr: &str| {
             addr.parse()
                 .map_err(|_| ConfigError::BadAddress(addr.to_string()))
         };
+        let parse_or_none = |addr: &str| match addr {
+            "none" => Ok(None),
+            addr => parse(addr).map(Some),
+        };
         Ok(ServerConfig {
             listen: parse(&listen)?,
-            tls_listen: match tls_listen.as_str() {
-                "none" => None,
-                addr => Some(parse(addr)?),
-            },
+            tls_listen: parse_or_none(&tls_listen)?,
+            metrics_listen: parse_or_none(&metrics_listen)?,
             http3: defaults::HTTP3.or(self.http3),
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT.or(self.shutdown_timeout).0,
             drain_delay: defaults::DRAIN_DELAY.or(self.drain_delay).0,

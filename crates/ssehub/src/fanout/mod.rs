@@ -11,7 +11,7 @@ pub mod queue;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use serde_json::Value;
@@ -29,6 +29,18 @@ pub enum Delivery {
     Heartbeat,
 }
 
+/// Why the registry removed a subscriber (which ends its stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Its queue was full: it reads too slowly.
+    Slow,
+    /// The hub is shutting down.
+    Shutdown,
+    /// Every subscriber was disconnected so that each resumes from the
+    /// history.
+    Resync,
+}
+
 /// One registered subscription (one stream, any number of topics).
 #[derive(Debug)]
 pub struct Subscriber {
@@ -42,6 +54,8 @@ pub struct Subscriber {
     /// Sequence of the last event queued, so an event matching several of
     /// this subscriber's topics is queued once.
     last_queued: AtomicU64,
+    /// Why the registry removed it, if it did.
+    removal: OnceLock<Removal>,
 }
 
 impl Subscriber {
@@ -53,6 +67,12 @@ impl Subscriber {
             .iter()
             .map(|s| s.as_exact())
             .collect()
+    }
+
+    /// Why the registry removed this subscriber; `None` while it is
+    /// registered, or when its stream removed itself.
+    pub fn removal(&self) -> Option<Removal> {
+        self.removal.get().copied()
     }
 
     /// Whether this subscriber may receive `event`.
@@ -150,6 +170,7 @@ impl Fanout {
             subscribed: reg.subscribed,
             allowed: reg.allowed,
             last_queued: AtomicU64::new(0),
+            removal: OnceLock::new(),
         });
         let mut r = self.registry.write();
         if r.closed {
@@ -178,11 +199,12 @@ impl Fanout {
 
     /// Removes a subscriber; returns whether it was still registered.
     pub fn remove(&self, sub: &Subscriber) -> bool {
-        self.registry.write().remove(sub.key)
+        self.registry.write().remove(sub.key).is_some()
     }
 
-    /// Queues `event` to every matching subscriber; drops those that lag.
-    pub fn dispatch(&self, event: &Arc<Event>) {
+    /// Queues `event` to every matching subscriber; drops those that lag
+    /// and returns how many it dropped.
+    pub fn dispatch(&self, event: &Arc<Event>) -> usize {
         let mut lagging = Vec::new();
         {
             let r = self.registry.read();
@@ -198,14 +220,19 @@ impl Fanout {
                 }
             }
         }
-        if !lagging.is_empty() {
-            let mut r = self.registry.write();
-            for key in lagging {
-                if r.remove(key) {
-                    tracing::debug!(key, "disconnecting a subscriber whose queue is full");
-                }
+        if lagging.is_empty() {
+            return 0;
+        }
+        let mut r = self.registry.write();
+        let mut dropped = 0;
+        for key in lagging {
+            if let Some(sub) = r.remove(key) {
+                let _ = sub.removal.set(Removal::Slow);
+                dropped += 1;
+                tracing::debug!(key, "disconnecting a subscriber whose queue is full");
             }
         }
+        dropped
     }
 
     /// Asks every idle subscriber to write a heartbeat (a busy one has data to
@@ -240,7 +267,7 @@ impl Fanout {
     pub fn close(&self) {
         let mut r = self.registry.write();
         r.closed = true;
-        r.clear();
+        r.clear(Removal::Shutdown);
     }
 
     /// Whether [`Fanout::close`] was called: the hub is shutting down.
@@ -251,24 +278,25 @@ impl Fanout {
     /// Ends every stream (their queues close, after what they already hold),
     /// still taking new subscribers; returns how many were ended.
     pub fn disconnect_all(&self) -> usize {
-        self.registry.write().clear()
+        self.registry.write().clear(Removal::Resync)
     }
 }
 
 impl Registry {
-    /// Drops every subscriber; returns how many there were.
-    fn clear(&mut self) -> usize {
+    /// Drops every subscriber, for `why`; returns how many there were.
+    fn clear(&mut self, why: Removal) -> usize {
         let n = self.subscribers.len();
-        self.subscribers.clear();
+        for (_, entry) in self.subscribers.drain() {
+            let _ = entry.sub.removal.set(why);
+        }
         self.by_topic.clear();
         self.by_pattern.clear();
         n
     }
 
-    fn remove(&mut self, key: u64) -> bool {
-        let Some(Entry { sub, .. }) = self.subscribers.remove(&key) else {
-            return false;
-        };
+    /// Removes the subscriber `key`, returning it if it was registered.
+    fn remove(&mut self, key: u64) -> Option<Arc<Subscriber>> {
+        let Entry { sub, .. } = self.subscribers.remove(&key)?;
         if let Some(topics) = sub.exact_topics() {
             for topic in topics {
                 if let Some(keys) = self.by_topic.get_mut(topic) {
@@ -281,7 +309,7 @@ impl Registry {
         } else {
             self.by_pattern.retain(|k| *k != key);
         }
-        true
+        Some(sub)
     }
 }
 
@@ -355,10 +383,15 @@ mod tests {
         let f = Fanout::new(2);
         let (slow, _slow_rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
         let (_, mut fast) = f.register(reg(&cache, &["a"], &[])).unwrap();
-        for seq in 1..=3 {
-            f.dispatch(&event(seq, &["a"], false));
-            seqs(&mut fast);
-        }
+        let dropped: Vec<usize> = (1..=3)
+            .map(|seq| {
+                let dropped = f.dispatch(&event(seq, &["a"], false));
+                seqs(&mut fast);
+                dropped
+            })
+            .collect();
+        assert_eq!(dropped, [0, 0, 1], "dropped when its queue of 2 overflows");
+        assert_eq!(slow.removal(), Some(Removal::Slow));
         assert!(!f.remove(&slow), "slow subscriber was already dropped");
         assert_eq!(f.len(), 1);
     }
@@ -367,9 +400,11 @@ mod tests {
     fn disconnect_all_ends_queues_after_their_events_and_keeps_accepting() {
         let cache = SelectorCache::new(64);
         let f = Fanout::new(4);
-        let (_, mut rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
+        let (sub, mut rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
         f.dispatch(&event(1, &["a"], false));
+        assert_eq!(sub.removal(), None);
         assert_eq!(f.disconnect_all(), 1);
+        assert_eq!(sub.removal(), Some(Removal::Resync));
         assert_eq!(seqs(&mut rx), [1], "what was queued is still delivered");
         assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
         let (_, mut again) = f.register(reg(&cache, &["a"], &[])).unwrap();
@@ -381,8 +416,9 @@ mod tests {
     fn close_ends_queues_and_refuses_new() {
         let cache = SelectorCache::new(64);
         let f = Fanout::new(2);
-        let (_, mut rx) = f.register(reg(&cache, &["*"], &[])).unwrap();
+        let (sub, mut rx) = f.register(reg(&cache, &["*"], &[])).unwrap();
         f.close();
+        assert_eq!(sub.removal(), Some(Removal::Shutdown));
         assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
         assert!(f.register(reg(&cache, &["*"], &[])).is_err());
     }

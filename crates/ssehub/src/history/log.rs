@@ -101,6 +101,16 @@ pub struct NotReady {
     pub problem: String,
 }
 
+/// How much a store holds, for metrics; `None` where it cannot tell
+/// cheaply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Holding {
+    /// Events retained.
+    pub events: Option<u64>,
+    /// Bytes they take in the store.
+    pub bytes: Option<u64>,
+}
+
 /// An append-only, bounded log of updates.
 pub trait Log: Send + Sync + 'static {
     /// Appends updates in order; returns once they are stored (durably, for
@@ -136,6 +146,18 @@ pub trait Log: Send + Sync + 'static {
     /// Whether the store can take writes now; the reason when it cannot.
     fn readiness(&self) -> Result<(), NotReady> {
         Ok(())
+    }
+
+    /// How much the store holds (read at each metrics scrape, so cheap: no
+    /// scan). Default: unknown.
+    fn holding(&self) -> BoxFuture<'_, Holding> {
+        Box::pin(std::future::ready(Holding::default()))
+    }
+
+    /// For a store shared by several nodes, how far this node's feed lags
+    /// behind it. Default: none (the store is this node's own).
+    fn lag(&self) -> Option<Duration> {
+        None
     }
 }
 

@@ -8,7 +8,7 @@ use futures_util::future::{ready, BoxFuture, FutureExt};
 use parking_lot::{Mutex, MutexGuard};
 
 use super::ids::IdGenerator;
-use super::log::{Log, LogError, Retention};
+use super::log::{Holding, Log, LogError, Retention};
 use super::tail::{tail, Tail, TailSender, Tailed};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
@@ -146,6 +146,15 @@ impl Log for MemoryLog {
 
     fn new_id(&self) -> String {
         self.ids.next()
+    }
+
+    fn holding(&self) -> BoxFuture<'_, Holding> {
+        let inner = self.retained(SystemTime::now());
+        let holding = Holding {
+            events: Some(inner.events.len() as u64),
+            bytes: Some(inner.bytes),
+        };
+        ready(holding).boxed()
     }
 }
 

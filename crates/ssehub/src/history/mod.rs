@@ -16,7 +16,7 @@ pub mod tail;
 
 pub use disk::DiskLog;
 pub use ids::IdGenerator;
-pub use log::{Announcements, Directory, Log, LogError, NotReady, Retention};
+pub use log::{Announcements, Directory, Holding, Log, LogError, NotReady, Retention};
 pub use memory::MemoryLog;
 pub use open::{open, Cluster, Store};
 pub use redis::RedisLog;

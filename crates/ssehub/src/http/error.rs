@@ -6,6 +6,7 @@ use http::{header, StatusCode};
 use crate::auth::TokenError;
 use crate::fanout::Closed;
 use crate::history::LogError;
+use crate::metrics::{AuthFailure, Label};
 use crate::proto::claims::ClaimsError;
 use crate::proto::update::UpdateError;
 
@@ -100,11 +101,20 @@ enum Challenge {
 impl ApiError {
     /// The RFC 6750 challenge of a token failure, if this is one.
     fn challenge(&self) -> Option<Challenge> {
+        match self.auth_failure()? {
+            AuthFailure::Missing => Some(Challenge::Bare),
+            // The metric's label values are RFC 6750's error codes.
+            failure => Some(Challenge::Error(failure.value())),
+        }
+    }
+
+    /// The token failure this is, if it is one.
+    fn auth_failure(&self) -> Option<AuthFailure> {
         match self {
-            ApiError::MissingToken(_) => Some(Challenge::Bare),
-            ApiError::InvalidToken(_) => Some(Challenge::Error("invalid_token")),
-            ApiError::InsufficientScope(_) => Some(Challenge::Error("insufficient_scope")),
-            ApiError::InvalidRequest(_) => Some(Challenge::Error("invalid_request")),
+            ApiError::MissingToken(_) => Some(AuthFailure::Missing),
+            ApiError::InvalidToken(_) => Some(AuthFailure::InvalidToken),
+            ApiError::InsufficientScope(_) => Some(AuthFailure::InsufficientScope),
+            ApiError::InvalidRequest(_) => Some(AuthFailure::InvalidRequest),
             _ => None,
         }
     }
@@ -154,6 +164,10 @@ impl IntoResponse for ApiError {
             if let Ok(value) = http::HeaderValue::from_str(&challenge) {
                 res.headers_mut().insert(header::WWW_AUTHENTICATE, value);
             }
+        }
+        // Counted by the router's `count_auth_failures` layer, which has the hub.
+        if let Some(failure) = self.auth_failure() {
+            res.extensions_mut().insert(failure);
         }
         res
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Extension, Router};
@@ -31,7 +31,7 @@ pub use error::ApiError;
 pub use identity::Secure;
 
 use crate::hub::Hub;
-use crate::metrics::Limit;
+use crate::metrics::{AuthFailure, Limit};
 use crate::proto::generation::Generation;
 use crate::subscriptions::SUBSCRIPTIONS_PATH;
 
@@ -67,10 +67,15 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>, secure: bool) -> Router {
                 get(subscriptions::three_segments),
             );
     }
-    router = router.layer(middleware::from_fn_with_state(
-        hub.clone(),
-        metadata::point_to_metadata,
-    ));
+    router = router
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            metadata::point_to_metadata,
+        ))
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            count_auth_failures,
+        ));
     if let Some(cors) = cors(&hub.config.access.cors_origins) {
         router = router.layer(cors);
     }
@@ -93,7 +98,7 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>, secure: bool) -> Router {
 async fn hub_endpoint(hub: State<Arc<Hub>>, req: Request) -> Result<Response, ApiError> {
     match req.method().as_str() {
         "GET" | "HEAD" | QUERY_METHOD => subscribe::subscribe(hub, req).await,
-        "POST" => publish::publish(hub, req).await,
+        "POST" => Ok(publish::publish(hub, req).await),
         _ => Ok((
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET, HEAD, POST, QUERY")],
@@ -110,6 +115,16 @@ async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Bytes, 
         hub.metrics.limits_hit.get(Limit::Body).inc();
     }
     read
+}
+
+/// Counts the requests refused for their token, by reason (the error
+/// marks its response).
+async fn count_auth_failures(State(hub): State<Arc<Hub>>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if let Some(failure) = res.extensions().get::<AuthFailure>() {
+        hub.metrics.auth_failures.get(*failure).inc();
+    }
+    res
 }
 
 /// Reads a request body of at most `limit` bytes.

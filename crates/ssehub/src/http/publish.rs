@@ -1,6 +1,8 @@
-//! `POST /.well-known/mercure`: authorize, validate, append, answer the id.
+//! `POST /.well-known/mercure`: authorize, validate, append, answer the id;
+//! each request counted by status, timed, and logged in one line.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -16,52 +18,116 @@ use super::request::Query;
 use super::token::{authenticate, grants, Role, TokenSource};
 use super::HUB_PATH;
 use crate::hub::Hub;
+use crate::metrics::{PublishStatus, Stage};
 use crate::proto::claims::{can_publish, Claims, SelectorSet};
+use crate::proto::event::Event;
 use crate::proto::generation::Generation;
 use crate::proto::update::{Update, UpdateRequest};
 
-/// Handles a publish request.
-pub(super) async fn publish(
-    State(hub): State<Arc<Hub>>,
-    req: Request,
-) -> Result<Response, ApiError> {
+/// Handles a publish request: stores it, then counts, times and logs it.
+pub(super) async fn publish(State(hub): State<Arc<Hub>>, req: Request) -> Response {
+    let received = Instant::now();
+    let stored = store(&hub, req, received).await;
+    let latency = received.elapsed();
+    let (response, events) = match stored {
+        Ok(published) => (published.response(), Some(published.events)),
+        Err(e) => (e.into_response(), None),
+    };
+    let status = response.status().as_u16();
+    hub.metrics.publishes.get(PublishStatus::of(status)).inc();
+    match events {
+        Some(events) => {
+            hub.metrics
+                .publish_duration
+                .get(Stage::Durable)
+                .observe(latency);
+            log_published(&events, latency);
+        }
+        None => tracing::info!(
+            target: "ssehub::publish",
+            status,
+            latency_ms = millis(latency),
+            "publish refused"
+        ),
+    }
+    response
+}
+
+/// What a stored publish request answers.
+struct Published {
+    events: Vec<Arc<Event>>,
+    /// A JSON array was sent: the answer is the array of ids.
+    batch: bool,
+}
+
+impl Published {
+    fn response(&self) -> Response {
+        let ids: Vec<&str> = self.events.iter().map(|e| e.update.id.as_str()).collect();
+        if self.batch {
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string(&ids).expect("strings serialize"),
+            )
+                .into_response()
+        } else {
+            (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                ids[0].to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The one line logged per stored publish: its first update's id, how
+/// many updates and topics, and how long it took.
+fn log_published(events: &[Arc<Event>], latency: Duration) {
+    let topics: usize = events.iter().map(|e| e.update.topics.len()).sum();
+    tracing::info!(
+        target: "ssehub::publish",
+        status = 200,
+        id = events.first().map_or("", |e| e.update.id.as_str()),
+        updates = events.len(),
+        topics,
+        latency_ms = millis(latency),
+        "published"
+    );
+}
+
+/// Milliseconds, to the microsecond.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Authorizes, validates and appends the request's updates; the last one
+/// carries `received`, which ends the publish latency when it is dispatched.
+async fn store(hub: &Hub, req: Request, received: Instant) -> Result<Published, ApiError> {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
-    let base = hub_url(&hub, &parts)?;
-    let token = authenticate(&hub, &parts.headers, &query, &base, Role::Publisher, None).await?;
+    let base = hub_url(hub, &parts)?;
+    let token = authenticate(hub, &parts.headers, &query, &base, Role::Publisher, None).await?;
     let Some((claims, source)) = token else {
         return Err(ApiError::MissingToken(
             "publishing requires a token: send \"Authorization: Bearer <JWT>\" (see `ssehub token`)".into(),
         ));
     };
-    check_publish_rate(&hub, &claims, &parts.extensions)?;
+    check_publish_rate(hub, &claims, &parts.extensions)?;
     if source == TokenSource::Cookie {
         check_origin(&parts.headers, &hub.config.access.publish_origins)?;
     }
-    let publish = grants(&hub, &claims.publish, &base)?;
+    let publish = grants(hub, &claims.publish, &base)?;
 
-    let body = read_body(&hub, &parts.headers, body).await?;
+    let body = read_body(hub, &parts.headers, body).await?;
     let (requests, batch) = parse_body(&parts.headers, &body)?;
-    let updates = requests
+    let mut updates = requests
         .into_iter()
         .map(|r| authorize(&publish, &claims, r.validate(|| hub.log.new_id())?))
         .collect::<Result<Vec<Update>, ApiError>>()?;
+    if let Some(last) = updates.last_mut() {
+        last.received = Some(received);
+    }
     let events = hub.publish(updates).await?;
-
-    let ids: Vec<&str> = events.iter().map(|e| e.update.id.as_str()).collect();
-    Ok(if batch {
-        (
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_string(&ids).expect("strings serialize"),
-        )
-            .into_response()
-    } else {
-        (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            ids[0].to_string(),
-        )
-            .into_response()
-    })
+    Ok(Published { events, batch })
 }
 
 /// A cookie is sent by the browser on its own, so a cookie-authenticated

@@ -3,12 +3,13 @@
 //! query string and, with the `QUERY` method, a form body too; the token
 //! checked; and the answer streamed by [`crate::subscribe`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::{header, HeaderValue, Method, StatusCode};
+use http::{header, HeaderValue, Method, StatusCode, Version};
 
 use super::error::ApiError;
 use super::identity::hub_url;
@@ -18,11 +19,12 @@ use super::token::{authenticate, grants, Role};
 use super::{read_body, QUERY_METHOD};
 use crate::fanout::{Registration, Subscription};
 use crate::hub::Hub;
+use crate::metrics::Protocol;
 use crate::proto::claims::{Claims, SelectorSet};
 use crate::proto::generation::Generation;
 use crate::proto::selector::{MatchType, Matcher};
 use crate::proto::text::{describe, forbidden_char};
-use crate::subscribe::{self, Start};
+use crate::subscribe::{self, Peer, Start};
 
 /// Query parameters carrying the cursor, the first present wins; the
 /// `Last-Event-ID` header (what `EventSource` sends when it reconnects) wins
@@ -126,7 +128,18 @@ pub(super) async fn subscribe(
         subscribed,
         allowed,
     };
-    let body = subscribe::subscribe(&hub, registration, claims.exp, &start)?;
+    let peer = Peer {
+        protocol: match parts.version {
+            Version::HTTP_2 => Protocol::H2,
+            Version::HTTP_3 => Protocol::H3,
+            _ => Protocol::H1,
+        },
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+    };
+    let body = subscribe::subscribe(&hub, registration, claims.exp, &start, peer)?;
     Ok(res.body(holding(body, held)).expect("valid response"))
 }
 

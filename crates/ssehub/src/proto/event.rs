@@ -1,5 +1,8 @@
 //! An update as the log holds it: its position and its SSE frame.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use super::update::Update;
@@ -13,12 +16,20 @@ pub struct Event {
     pub update: Update,
     /// The encoded SSE frame shared by every subscriber.
     pub frame: Bytes,
+    /// When the fan-out took it, for the delivery latency; unset for
+    /// events only replayed from the history.
+    pub dispatched: OnceLock<Instant>,
 }
 
 impl Event {
     /// Wraps an update at position `seq`, encoding its frame.
     pub fn new(seq: u64, update: Update) -> Event {
         let frame = update.encode();
-        Event { seq, update, frame }
+        Event {
+            seq,
+            update,
+            frame,
+            dispatched: OnceLock::new(),
+        }
     }
 }

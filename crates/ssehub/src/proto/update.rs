@@ -1,5 +1,7 @@
 //! The update model: what a publisher sends, validated before it is logged.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use super::sse::{encode_event, EventFields};
@@ -31,6 +33,10 @@ pub struct Update {
     pub event_type: Option<String>,
     /// The SSE `retry:` hint in milliseconds, if any.
     pub retry: Option<u64>,
+    /// When the publish request that carried it arrived at this node, on
+    /// the last update of the request only (the request is dispatched once
+    /// that one is); `None` for updates read back from a store.
+    pub received: Option<Instant>,
 }
 
 /// Fields of a publish request before validation, whatever the encoding.
@@ -150,6 +156,7 @@ impl UpdateRequest {
             private: self.private,
             event_type: self.event_type.filter(|t| !t.is_empty()),
             retry,
+            received: None,
         })
     }
 }

@@ -274,6 +274,13 @@ impl<IO> Prefixed<IO> {
             io,
         }
     }
+
+    /// Whether the connection starts with HTTP/2's preface (h2c with prior
+    /// knowledge, or h2 after ALPN): the sniffer stops reading at its
+    /// version, so that much of it is always there.
+    pub(crate) fn is_http2(&self) -> bool {
+        self.prefix.starts_with(b"PRI * HTTP/2")
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
@@ -370,6 +377,7 @@ mod tests {
                     panic!("{:?} must go to hyper", String::from_utf8_lossy(other))
                 }
                 Sniffed::Other(mut prefixed) => {
+                    assert_eq!(prefixed.is_http2(), other.starts_with(b"PRI"));
                     let mut replay = Vec::new();
                     prefixed.read_to_end(&mut replay).await.unwrap();
                     assert_eq!(replay, other, "every byte is handed on");

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use bytes::{Buf, Bytes};
 use h3::server::RequestResolver;
 use http_body::Frame;
@@ -17,6 +18,7 @@ use super::limits::{Admission, Admitted};
 use super::tls::Tls;
 use crate::http::ClientAddr;
 use crate::hub::Hub;
+use crate::metrics::{Metrics, OpenConnection, Protocol};
 
 /// QUIC keep-alive: idle streams survive NATs and the idle timeout.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -40,28 +42,39 @@ pub fn endpoint(addr: SocketAddr, tls: &Tls, max_streams: u32) -> anyhow::Result
     Ok(endpoint)
 }
 
-/// Accepts QUIC connections until `stop`, within the connection limits
-/// (`admission`; a connection over them is refused before its handshake).
-pub(super) async fn serve(
-    endpoint: quinn::Endpoint,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    done: Done,
-    admission: Arc<Admission>,
-    hub: Arc<Hub>,
-) {
-    let max_header_bytes = u64::try_from(hub.config.limits.max_header_bytes).unwrap_or(u64::MAX);
+/// Everything a QUIC connection task needs.
+#[derive(Clone)]
+pub(super) struct Serving {
+    /// The hub's routes.
+    pub(super) router: axum::Router,
+    /// Where open connections are counted.
+    pub(super) metrics: Arc<Metrics>,
+    /// Set at shutdown.
+    pub(super) stop: watch::Receiver<bool>,
+    /// Held until the connection ends.
+    pub(super) done: Done,
+    /// The connection limits (a connection over them is refused before
+    /// its handshake).
+    pub(super) admission: Arc<Admission>,
+    /// The hub (its limits and metrics).
+    pub(super) hub: Arc<Hub>,
+}
+
+/// Accepts QUIC connections until `stop`, within the connection limits.
+pub(super) async fn serve(endpoint: quinn::Endpoint, serving: Serving) {
+    let mut stop = serving.stop.clone();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => match incoming {
-                Some(incoming) => match admission.admit(incoming.remote_address().ip(), &hub.metrics) {
-                    Ok(admitted) => {
-                        let (router, stop, done) = (router.clone(), stop.clone(), done.clone());
-                        let conn = connection(incoming, router, stop, done, admitted, max_header_bytes);
-                        tokio::spawn(conn);
+                Some(incoming) => {
+                    let ip = incoming.remote_address().ip();
+                    match serving.admission.admit(ip, &serving.hub.metrics) {
+                        Ok(admitted) => {
+                            tokio::spawn(connection(incoming, serving.clone(), admitted));
+                        }
+                        Err(_) => incoming.refuse(),
                     }
-                    Err(_) => incoming.refuse(),
-                },
+                }
                 None => return,
             },
             _ = stopped(&mut stop) => return,
@@ -70,16 +83,17 @@ pub(super) async fn serve(
 }
 
 /// Serves one QUIC connection: `_admitted`, its places among the
-/// connection limits, is held until it ends; its requests' header sections
-/// may hold `max_header_bytes`.
-async fn connection(
-    incoming: quinn::Incoming,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-    done: Done,
-    _admitted: Admitted,
-    max_header_bytes: u64,
-) {
+/// connection limits, is held until it ends.
+async fn connection(incoming: quinn::Incoming, serving: Serving, _admitted: Admitted) {
+    let max_header_bytes =
+        u64::try_from(serving.hub.config.limits.max_header_bytes).unwrap_or(u64::MAX);
+    let Serving {
+        router,
+        metrics,
+        mut stop,
+        done,
+        ..
+    } = serving;
     let peer = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -93,12 +107,13 @@ async fn connection(
         Ok(h3) => h3,
         Err(e) => return tracing::debug!(%peer, "HTTP/3 setup failed: {e}"),
     };
+    let _open = OpenConnection::new(&metrics, Protocol::H3);
     let mut draining = false;
     loop {
         tokio::select! {
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
-                    tokio::spawn(request(resolver, router.clone(), done.clone(), peer));
+                    tokio::spawn(request(resolver, router.clone(), peer, done.clone()));
                 }
                 Ok(None) => return,
                 Err(e) => return tracing::debug!(%peer, "HTTP/3 connection ended: {e}"),
@@ -115,8 +130,8 @@ async fn connection(
 async fn request(
     resolver: RequestResolver<H3Conn, Bytes>,
     router: axum::Router,
-    _done: Done,
     peer: SocketAddr,
+    _done: Done,
 ) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
@@ -135,6 +150,7 @@ async fn request(
     });
     let mut req = req.map(|()| axum::body::Body::new(StreamBody::new(body)));
     req.extensions_mut().insert(ClientAddr(peer.ip()));
+    req.extensions_mut().insert(ConnectInfo(peer));
     let response = match router.oneshot(req).await {
         Ok(response) => response,
         Err(infallible) => match infallible {},

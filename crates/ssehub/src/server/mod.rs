@@ -6,6 +6,7 @@ mod drain;
 mod http1_stream;
 pub mod http3;
 mod limits;
+mod metrics;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -27,9 +29,9 @@ use crate::config::Config;
 use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::keys::Keys;
-use crate::metrics::Limit;
+use crate::metrics::{Limit, Metrics, OpenConnection, Protocol};
 use drain::{stopped, Done};
-use http1_stream::{HeadLimits, Sniffed};
+use http1_stream::{HeadLimits, Prefixed, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
 use tls::{CertFiles, Tls};
 
@@ -54,12 +56,15 @@ pub struct RunningHub {
     pub tls_addr: Option<SocketAddr>,
     /// The TLS state, if enabled.
     pub tls: Option<Arc<Tls>>,
+    /// The metrics address (useful with port 0), if enabled.
+    pub metrics_addr: Option<SocketAddr>,
     /// The hub's shared state.
     pub hub: Arc<Hub>,
     /// The keys the hub verifies with.
     pub keys: Keys,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    metrics_task: Option<JoinHandle<()>>,
 }
 
 /// Loads keys and certificates, opens the log, binds every listener and
@@ -95,19 +100,31 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         tls_addr = Some(bound);
         tls = Some(state);
     }
+    let metrics_listener = match config.server.metrics_listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let store = crate::history::open(&config)?;
     let alt_svc = quic.as_ref().and(tls_addr).map(|a| a.port());
     let hub = Hub::start(config, publisher, subscriber, store);
     let (stop, stopped) = watch::channel(false);
+    let metrics_task =
+        metrics_listener.map(|listener| metrics::serve(listener, hub.clone(), stopped.clone()));
     let task = tokio::spawn(serve(listeners, quic, hub.clone(), alt_svc, stopped));
     Ok(RunningHub {
         addr,
         tls_addr,
         tls,
+        metrics_addr,
         hub,
         keys,
         stop,
         task,
+        metrics_task,
     })
 }
 
@@ -117,6 +134,9 @@ impl RunningHub {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Some(task) = self.metrics_task {
+            let _ = task.await;
+        }
         // Tasks may still hold the hub for a moment (a subscription event
         // being published): the log is closed now, so its directory is free
         // when this returns.
@@ -158,6 +178,7 @@ struct Serving {
     router: axum::Router,
     hub: Arc<Hub>,
     admission: Arc<Admission>,
+    metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
     done: Done,
 }
@@ -186,6 +207,7 @@ async fn serve(
             router,
             hub: hub.clone(),
             admission: admission.clone(),
+            metrics: hub.metrics.clone(),
             stop: stop.clone(),
             done: done.clone(),
         };
@@ -193,14 +215,15 @@ async fn serve(
     }
     if let Some(endpoint) = quic {
         let router = crate::http::router(hub.clone(), alt_svc, true);
-        tokio::spawn(http3::serve(
-            endpoint,
+        let serving = http3::Serving {
             router,
-            stop.clone(),
-            done.clone(),
+            metrics: hub.metrics.clone(),
+            stop: stop.clone(),
+            done: done.clone(),
             admission,
-            hub.clone(),
-        ));
+            hub: hub.clone(),
+        };
+        tokio::spawn(http3::serve(endpoint, serving));
     }
     drop(done);
     stopped(&mut stop).await;
@@ -311,7 +334,10 @@ where
     match http1_stream::sniff(io, head).await {
         Ok(Sniffed::Stream(io, mut request)) => {
             request.extensions_mut().insert(ClientAddr(peer.ip()));
-            let done = (serving.done, admitted);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            // Counted open for as long as the stream, whose task holds it.
+            let open = OpenConnection::new(&serving.metrics, Protocol::H1);
+            let done = (serving.done, admitted, open);
             http1_stream::serve_stream(io, request, serving.router, done).await
         }
         // Boxed: hyper's connection state is only allocated for hyper's connections.
@@ -328,7 +354,7 @@ where
     }
 }
 
-async fn serve_hyper<I>(io: I, peer: SocketAddr, serving: Serving)
+async fn serve_hyper<I>(io: Prefixed<I>, peer: SocketAddr, serving: Serving)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -336,16 +362,25 @@ where
         builder,
         router,
         hub,
+        metrics,
         mut stop,
         done: _done,
         ..
     } = serving;
-    let ip = peer.ip();
-    let service = router.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ClientAddr(ip));
-        req
-    });
-    let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    let protocol = if io.is_http2() {
+        Protocol::H2
+    } else {
+        Protocol::H1
+    };
+    let _open = OpenConnection::new(&metrics, protocol);
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ClientAddr(peer.ip()));
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        },
+    ));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,

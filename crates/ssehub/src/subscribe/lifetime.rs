@@ -5,18 +5,16 @@
 //! (`retry:`), so that the clients of a restarted hub do not all return at
 //! the same instant.
 
-use std::future::Future;
 use std::ops::RangeInclusive;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::Rng;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use super::Deadline;
 use crate::hub::Hub;
-use crate::metrics::Limit;
+use crate::metrics::{Limit, StreamEnd};
 
 /// How far from `--max-stream-duration` a stream's own lifetime may be.
 const JITTER: RangeInclusive<f64> = 0.9..=1.1;
@@ -25,52 +23,31 @@ const JITTER: RangeInclusive<f64> = 0.9..=1.1;
 /// drawn from this range.
 const SHUTDOWN_RETRY_MS: RangeInclusive<u32> = 500..=5000;
 
-/// Why a stream reached its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum End {
-    /// The subscriber's token expired.
-    TokenExpired,
-    /// The stream reached `--max-stream-duration`.
-    MaxDuration,
-}
-
-impl End {
-    /// Counts the end in the hub's metrics when a limit caused it.
-    pub(super) fn count(self, hub: &Hub) {
-        if self == End::MaxDuration {
-            hub.metrics.limits_hit.get(Limit::StreamDuration).inc();
-        }
+/// When a stream ends on its own, and why: the earlier of the token's
+/// expiry (`exp`, Unix seconds) and the stream's jittered maximum age, if
+/// either applies.
+pub(super) fn deadline(exp: Option<u64>, max_duration: Option<Duration>) -> Option<Deadline> {
+    let expiry = exp.and_then(expiry_of).map(|at| Deadline {
+        at,
+        why: StreamEnd::TokenExpired,
+    });
+    let recycle = max_duration
+        .and_then(|max| Instant::now().checked_add(jittered(max)))
+        .map(|at| Deadline {
+            at,
+            why: StreamEnd::MaxDuration,
+        });
+    match (expiry, recycle) {
+        (Some(expiry), Some(recycle)) if recycle.at < expiry.at => Some(recycle),
+        (Some(expiry), _) => Some(expiry),
+        (None, recycle) => recycle,
     }
 }
 
-/// When a stream ends on its own, and why.
-pub(super) struct Deadline {
-    sleep: Pin<Box<Sleep>>,
-    end: End,
-}
-
-impl Deadline {
-    /// The earlier of the token's expiry (`exp`, Unix seconds) and the
-    /// stream's jittered maximum age, if either applies.
-    pub(super) fn new(exp: Option<u64>, max_duration: Option<Duration>) -> Option<Deadline> {
-        let expiry = exp.and_then(expiry_of).map(|at| (at, End::TokenExpired));
-        let recycle = max_duration
-            .and_then(|max| Instant::now().checked_add(jittered(max)))
-            .map(|at| (at, End::MaxDuration));
-        let (at, end) = match (expiry, recycle) {
-            (Some(expiry), Some(recycle)) if recycle.0 < expiry.0 => recycle,
-            (Some(expiry), _) => expiry,
-            (None, recycle) => recycle?,
-        };
-        Some(Deadline {
-            sleep: Box::pin(tokio::time::sleep_until(at)),
-            end,
-        })
-    }
-
-    /// Ready with the reason once the deadline passed.
-    pub(super) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<End> {
-        self.sleep.as_mut().poll(cx).map(|()| self.end)
+/// Counts a stream's end in the hub's metrics when a limit caused it.
+pub(super) fn count(why: StreamEnd, hub: &Hub) {
+    if why == StreamEnd::MaxDuration {
+        hub.metrics.limits_hit.get(Limit::StreamDuration).inc();
     }
 }
 
@@ -106,20 +83,12 @@ mod tests {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let soon = now.as_secs() + 60;
         let late = now.as_secs() + 86_400;
-        assert_eq!(
-            Deadline::new(Some(soon), hour).unwrap().end,
-            End::TokenExpired
-        );
-        assert_eq!(
-            Deadline::new(Some(late), hour).unwrap().end,
-            End::MaxDuration
-        );
-        assert_eq!(Deadline::new(None, hour).unwrap().end, End::MaxDuration);
-        assert_eq!(
-            Deadline::new(Some(late), None).unwrap().end,
-            End::TokenExpired
-        );
-        assert!(Deadline::new(None, None).is_none());
+        let why = |exp, max| deadline(exp, max).map(|d| d.why);
+        assert_eq!(why(Some(soon), hour), Some(StreamEnd::TokenExpired));
+        assert_eq!(why(Some(late), hour), Some(StreamEnd::MaxDuration));
+        assert_eq!(why(None, hour), Some(StreamEnd::MaxDuration));
+        assert_eq!(why(Some(late), None), Some(StreamEnd::TokenExpired));
+        assert!(deadline(None, None).is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod lifetime;
 mod stream;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use stream::SubscriptionBody;
@@ -13,7 +14,26 @@ pub use stream::SubscriptionBody;
 use crate::fanout::{Closed, Registration};
 use crate::history::{Log, LogError};
 use crate::hub::Hub;
+use crate::metrics::{Protocol, StreamEnd};
 pub use crate::proto::update::EARLIEST;
+
+/// Who opened a stream, for the metrics and the line logged when it ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The transport.
+    pub protocol: Protocol,
+    /// The client's address, when the transport knows it.
+    pub ip: Option<IpAddr>,
+}
+
+/// When a stream is ended by the hub, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// The instant it ends.
+    pub at: tokio::time::Instant,
+    /// Why it ends then.
+    pub why: StreamEnd,
+}
 
 /// Where a stream starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +85,19 @@ pub fn subscribe(
     registration: Registration,
     exp: Option<u64>,
     start: &Start,
+    peer: Peer,
 ) -> Result<SubscriptionBody, Closed> {
     let (sub, rx) = hub.fanout.register(registration)?;
     if let Some(events) = &hub.subscription_events {
         events.announce(&sub, true);
     }
-    let deadline = lifetime::Deadline::new(exp, hub.config.limits.max_stream_duration);
-    Ok(SubscriptionBody::new(hub.clone(), sub, rx, start, deadline))
+    let deadline = lifetime::deadline(exp, hub.config.limits.max_stream_duration);
+    Ok(SubscriptionBody::new(
+        hub.clone(),
+        sub,
+        rx,
+        start,
+        deadline,
+        peer,
+    ))
 }

@@ -1,23 +1,27 @@
 //! The body of a subscription response: the open comment, the replay from
-//! history, then live deliveries, as one SSE stream.
+//! history, then live deliveries, as one SSE stream; counted in the hub's
+//! metrics as it goes, and logged in one line when it ends.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
 
-use super::lifetime::{self, Deadline};
-use super::Start;
+use super::{lifetime, Deadline, Peer, Start};
 use crate::fanout::queue;
-use crate::fanout::{Delivery, Subscriber};
+use crate::fanout::{Delivery, Removal, Subscriber};
 use crate::history::LogError;
 use crate::hub::Hub;
+use crate::metrics::{Label, StreamEnd};
 use crate::proto::event::Event;
 
 /// The comment written at open and as heartbeat: a static, so no allocation.
@@ -25,6 +29,10 @@ const EMPTY_COMMENT: &[u8] = b":\n\n";
 
 /// Events read from the log per page during replay.
 const REPLAY_PAGE: usize = 512;
+
+/// Frames written between two additions to the hub's counters, at most
+/// (they are also added whenever the stream waits).
+const FLUSH_EVERY: u64 = 64;
 
 /// A subscription's SSE response body. Dropping it unsubscribes.
 pub struct SubscriptionBody {
@@ -36,10 +44,28 @@ pub struct SubscriptionBody {
     /// Position of the last event handled; live events at or before it were
     /// already replayed, so they are skipped (no duplicates).
     last_seq: u64,
-    deadline: Option<Deadline>,
-    /// Set once the stream returned its end (and, at shutdown, its last
-    /// frame): nothing more comes.
-    ended: bool,
+    deadline: Option<(Pin<Box<Sleep>>, StreamEnd)>,
+    peer: Peer,
+    opened_at: Instant,
+    /// What this stream wrote.
+    written: Tally,
+    /// What of it the hub's counters hold.
+    counted: Tally,
+    /// Why the stream ended, once it did.
+    ended: Option<StreamEnd>,
+}
+
+/// Frames written by one stream.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    /// Frames of any kind.
+    frames: u64,
+    /// Their bytes.
+    bytes: u64,
+    /// Events, live and replayed.
+    events: u64,
+    /// Events replayed.
+    replayed: u64,
 }
 
 struct Replay {
@@ -56,6 +82,7 @@ impl SubscriptionBody {
         rx: queue::Receiver<Delivery>,
         start: &Start,
         deadline: Option<Deadline>,
+        peer: Peer,
     ) -> SubscriptionBody {
         let (replay, last_seq) = match start {
             Start::Live => (None, 0),
@@ -70,6 +97,8 @@ impl SubscriptionBody {
                 position.unwrap_or(0),
             ),
         };
+        hub.metrics.subscriptions.get(peer.protocol).inc();
+        hub.metrics.subscriptions_total.inc();
         SubscriptionBody {
             hub,
             sub,
@@ -77,8 +106,97 @@ impl SubscriptionBody {
             opened: false,
             replay,
             last_seq,
-            deadline,
-            ended: false,
+            deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.why)),
+            peer,
+            opened_at: Instant::now(),
+            written: Tally::default(),
+            counted: Tally::default(),
+            ended: None,
+        }
+    }
+
+    /// Ends the stream for `why`; at the hub's shutdown, after a last frame
+    /// telling the client when to come back (spread, so clients do not all
+    /// return at once).
+    fn end(&mut self, why: StreamEnd) -> Poll<Option<Bytes>> {
+        self.ended = Some(why);
+        lifetime::count(why, &self.hub);
+        if why == StreamEnd::Shutdown && self.hub.fanout.is_closed() {
+            return Poll::Ready(Some(lifetime::farewell()));
+        }
+        Poll::Ready(None)
+    }
+
+    /// Adds what was written since the last call to the hub's counters.
+    fn flush(&mut self) {
+        let (w, c) = (self.written, self.counted);
+        let m = &self.hub.metrics;
+        for (counter, now, before) in [
+            (&m.bytes_written, w.bytes, c.bytes),
+            (&m.events_written, w.events, c.events),
+            (&m.replayed_events, w.replayed, c.replayed),
+        ] {
+            if now > before {
+                counter.add(now - before);
+            }
+        }
+        self.counted = w;
+    }
+
+    /// The next frame: the open comment, the replay, then the live queue.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.ended.is_some() {
+            return Poll::Ready(None);
+        }
+        if let Some((deadline, why)) = self.deadline.as_mut() {
+            if deadline.as_mut().poll(cx).is_ready() {
+                let why = *why;
+                return self.end(why);
+            }
+        }
+        if !self.opened {
+            // Flushes the headers at once: clients wait for bytes to fire `open`.
+            self.opened = true;
+            return Poll::Ready(Some(Bytes::from_static(EMPTY_COMMENT)));
+        }
+        match ready!(self.poll_replay(cx)) {
+            Some(Ok(frame)) => {
+                self.written.events += 1;
+                self.written.replayed += 1;
+                return Poll::Ready(Some(frame));
+            }
+            Some(Err(e)) => {
+                tracing::warn!("replay failed, closing the stream: {e}");
+                return self.end(StreamEnd::ReplayFailed);
+            }
+            None => {}
+        }
+        loop {
+            match ready!(self.rx.poll_recv(cx)) {
+                Some(Delivery::Event(event)) if event.seq > self.last_seq => {
+                    self.last_seq = event.seq;
+                    self.written.events += 1;
+                    if let Some(dispatched) = event.dispatched.get() {
+                        self.hub
+                            .metrics
+                            .delivery_duration
+                            .observe(dispatched.elapsed());
+                    }
+                    return Poll::Ready(Some(event.frame.clone()));
+                }
+                Some(Delivery::Event(_)) => {}
+                Some(Delivery::Heartbeat) => {
+                    return Poll::Ready(Some(Bytes::from_static(EMPTY_COMMENT)));
+                }
+                None => {
+                    let why = match self.sub.removal() {
+                        Some(Removal::Slow) => StreamEnd::Slow,
+                        Some(Removal::Resync) => StreamEnd::Resync,
+                        Some(Removal::Shutdown) | None => StreamEnd::Shutdown,
+                    };
+                    return self.end(why);
+                }
+            }
         }
     }
 
@@ -124,47 +242,17 @@ impl Body for SubscriptionBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        if let Some(deadline) = this.deadline.as_mut() {
-            if let Poll::Ready(end) = deadline.poll(cx) {
-                this.ended = true;
-                end.count(&this.hub);
-                return Poll::Ready(None);
+        let polled = this.poll_next(cx);
+        if let Poll::Ready(Some(frame)) = &polled {
+            this.written.frames += 1;
+            this.written.bytes += frame.len() as u64;
+            if this.written.frames - this.counted.frames < FLUSH_EVERY {
+                return polled.map(|f| f.map(|f| Ok(Frame::data(f))));
             }
         }
-        if !this.opened {
-            // Flushes the headers at once: clients wait for bytes to fire `open`.
-            this.opened = true;
-            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(EMPTY_COMMENT)))));
-        }
-        match ready!(this.poll_replay(cx)) {
-            Some(Ok(frame)) => return Poll::Ready(Some(Ok(Frame::data(frame)))),
-            Some(Err(e)) => {
-                tracing::warn!("replay failed, closing the stream: {e}");
-                return Poll::Ready(None);
-            }
-            None => {}
-        }
-        loop {
-            match ready!(this.rx.poll_recv(cx)) {
-                Some(Delivery::Event(event)) if event.seq > this.last_seq => {
-                    this.last_seq = event.seq;
-                    return Poll::Ready(Some(Ok(Frame::data(event.frame.clone()))));
-                }
-                Some(Delivery::Event(_)) => {}
-                Some(Delivery::Heartbeat) => {
-                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(EMPTY_COMMENT)))));
-                }
-                None => {
-                    // At shutdown, the client is told when to come back.
-                    this.ended = true;
-                    let closing = this.hub.fanout.is_closed();
-                    return Poll::Ready(closing.then(|| Ok(Frame::data(lifetime::farewell()))));
-                }
-            }
-        }
+        // Waiting, ended, or many frames since: the hub's counters catch up.
+        this.flush();
+        polled.map(|f| f.map(|f| Ok(Frame::data(f))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -182,5 +270,23 @@ impl Drop for SubscriptionBody {
         if let Some(events) = &self.hub.subscription_events {
             events.announce(&self.sub, false);
         }
+        self.flush();
+        // Dropped before it ended: the connection went away.
+        let why = self.ended.unwrap_or(StreamEnd::ClientClosed);
+        let m = &self.hub.metrics;
+        m.subscriptions.get(self.peer.protocol).dec();
+        m.subscription_ends.get(why).inc();
+        tracing::info!(
+            target: "ssehub::subscription",
+            subscriber = %self.sub.id,
+            client = self.peer.ip.map(tracing::field::display),
+            matchers = self.sub.subscriptions.len(),
+            protocol = self.peer.protocol.value(),
+            duration_ms = crate::clock::millis(self.opened_at.elapsed()),
+            events = self.written.events,
+            bytes = self.written.bytes,
+            reason = why.value(),
+            "subscription ended"
+        );
     }
 }

@@ -263,6 +263,7 @@ async fn second_hub_on_the_same_directory_refuses_to_start() {
         let mut options = ssehub::config::Options::default();
         options.server.listen = Some(listen.into());
         options.server.tls_listen = Some("none".into());
+        options.server.metrics_listen = Some("none".into());
         options.keys.data_dir = Some(dir.path().to_path_buf());
         options.keys.publisher_jwt_key = Some(SECRET.into());
         options.resolve().unwrap()

@@ -258,6 +258,7 @@ async fn start_up_fails_when_the_jwks_cannot_be_used() {
         let mut options = ssehub::config::Options::default();
         options.server.listen = Some("127.0.0.1:0".into());
         options.server.tls_listen = Some("none".into());
+        options.server.metrics_listen = Some("none".into());
         options.keys.data_dir = Some(dir.path().to_path_buf());
         options.jwks.publisher_jwks_url = Some(url);
         async move {

@@ -24,6 +24,7 @@ mod jwks;
 mod limits;
 mod logs;
 mod mercure_v1;
+mod metrics;
 mod mixed;
 mod publish;
 mod redis_store;

@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
 use super::ids::IdGenerator;
-use super::log::{Log, LogError, Retention};
+use super::log::{Holding, Log, LogError, Retention};
 use super::tail::{tail, Tail};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
@@ -100,6 +100,15 @@ struct State {
 }
 
 impl State {
+    /// Bytes of the retained records from position `first` on.
+    fn bytes_from(&self, first: u64) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| s.next_seq() > first)
+            .map(|s| s.len - s.offset_of(first.max(s.first_seq)))
+            .sum()
+    }
+
     /// Indexes the update at `seq` by its id's `hash`, unless a retained
     /// update holds that id already: a reused id resolves to the earliest
     /// retained update that carried it.
@@ -391,6 +400,15 @@ impl Log for DiskLog {
 
     fn new_id(&self) -> String {
         self.ids.next()
+    }
+
+    fn holding(&self) -> BoxFuture<'_, Holding> {
+        let st = self.shared.state.read();
+        let holding = Holding {
+            events: Some(st.next_seq - st.first_seq),
+            bytes: Some(st.bytes_from(st.first_seq)),
+        };
+        Box::pin(std::future::ready(holding))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

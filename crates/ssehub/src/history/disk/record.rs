@@ -155,6 +155,7 @@ fn parse_body(body: &[u8]) -> Option<Record> {
         private: flags & PRIVATE != 0,
         event_type,
         retry,
+        received: None,
     };
     Some(Record {
         seq,
@@ -182,6 +183,7 @@ mod tests {
             private,
             event_type: event_type.map(String::from),
             retry,
+            received: None,
         }
     }
 

@@ -191,6 +191,7 @@ mod tests {
                 private: false,
                 event_type: None,
                 retry: None,
+                received: None,
             };
             encode(seq, 1_000 * seq, &u, &mut buf);
         }

@@ -202,12 +202,7 @@ impl Shared {
             .first_seq
             .max(st.next_seq.saturating_sub(r.max_count as u64));
         // Bytes: drop from the oldest until what remains fits (keep the newest).
-        let mut kept: u64 = st
-            .segments
-            .iter()
-            .filter(|s| s.next_seq() > first)
-            .map(|s| s.len - s.offset_of(first.max(s.first_seq)))
-            .sum();
+        let mut kept = st.bytes_from(first);
         for s in &st.segments {
             if s.next_seq() <= first {
                 continue;

@@ -97,6 +97,7 @@ pub(super) fn decode_entry(entry: Value) -> Result<Decoded, BadEntry> {
         private: false,
         event_type: None,
         retry: None,
+        received: None,
     };
     let mut flat = flat.into_iter();
     while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
@@ -185,6 +186,7 @@ mod tests {
             private: true,
             event_type: Some("t".into()),
             retry: Some(250),
+            received: None,
         };
         let mut flat = Vec::new();
         for (name, value) in fields(&update) {

@@ -77,9 +77,10 @@ async fn follow(
     state: &State,
 ) -> Result<(), RedisError> {
     let mut conn = connector.connect(BLOCK + Duration::from_secs(5)).await?;
+    let clock = RedisClock::read(&mut conn).await?;
     let mut from = match cursor.id.clone() {
         Some(id) => id,
-        None => start_id(&mut conn, opened.elapsed()).await?,
+        None => start_id(clock.now(), opened.elapsed()),
     };
     cursor.id = Some(from.clone());
     if state.set_ready() {
@@ -96,7 +97,12 @@ async fn follow(
             .arg(&from)
             .query_async(&mut conn)
             .await?;
-        for entry in entries_of(reply) {
+        let entries = entries_of(reply);
+        // The newest entry read is as old as the tail lags; none read (the
+        // read waited for new ones in vain): no lag.
+        let newest = entries.last().and_then(entry_id);
+        state.lagging(newest.map_or(0, |id| clock.age(&id)));
+        for entry in entries {
             let Some(id) = entry_id(&entry) else {
                 tracing::warn!("skipping a stream entry without an id");
                 continue;
@@ -133,16 +139,45 @@ async fn follow(
     }
 }
 
-/// Where a node that opened `since` ago starts following: the stream id of
-/// that moment on Redis's clock (so clock skew between hosts does not
-/// matter), less a second. Entries appended while the node was starting or
-/// could not reach Redis then still reach the subscribers that connected
-/// meanwhile; a few older ones may be fanned out too, which is harmless.
-async fn start_id(conn: &mut Conn, since: Duration) -> Result<String, RedisError> {
-    let start = now_ms(conn)
-        .await?
-        .saturating_sub(crate::clock::millis(since) + START_MARGIN_MS);
-    Ok(format!("{start}-0"))
+/// Where a node that opened `since` ago starts following, Redis's clock
+/// reading `now`: the stream id of that moment on Redis's clock (so clock
+/// skew between hosts does not matter), less a second. Entries appended
+/// while the node was starting or could not reach Redis then still reach
+/// the subscribers that connected meanwhile; a few older ones may be fanned
+/// out too, which is harmless.
+fn start_id(now: u64, since: Duration) -> String {
+    let start = now.saturating_sub(crate::clock::millis(since) + START_MARGIN_MS);
+    format!("{start}-0")
+}
+
+/// Redis's clock as seen from this host: its offset to the local clock,
+/// measured once per connection (to within the round trip).
+struct RedisClock {
+    /// Redis's Unix time less this host's, in milliseconds.
+    offset: i128,
+}
+
+impl RedisClock {
+    /// Reads Redis's clock (`TIME`).
+    async fn read(conn: &mut Conn) -> Result<RedisClock, RedisError> {
+        let redis = now_ms(conn).await?;
+        let local = crate::clock::unix_ms();
+        Ok(RedisClock {
+            offset: i128::from(redis) - i128::from(local),
+        })
+    }
+
+    /// Redis's Unix time now, in milliseconds.
+    fn now(&self) -> u64 {
+        let now = i128::from(crate::clock::unix_ms()) + self.offset;
+        u64::try_from(now).unwrap_or(0)
+    }
+
+    /// Milliseconds since Redis stamped stream id `id`.
+    fn age(&self, id: &str) -> u64 {
+        let stamped = id.split('-').next().and_then(|ms| ms.parse::<u64>().ok());
+        stamped.map_or(0, |ms| self.now().saturating_sub(ms))
+    }
 }
 
 /// How many entries were skipped between the entry numbered `last` and

@@ -20,8 +20,9 @@ pub(crate) fn free_addr() -> SocketAddr {
 }
 
 /// A command for the binary in `cwd` with no `SSEHUB_*`/`MERCURE_*`
-/// variable inherited, and its HTTPS listener (if it serves) on a free
-/// port: tests running at once must not all take the default port 8443.
+/// variable inherited, and its HTTPS and metrics listeners (if it serves)
+/// on free ports: tests running at once must not all take the default
+/// ports 8443 and 9464.
 pub(crate) fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(cwd);
@@ -32,6 +33,7 @@ pub(crate) fn command(cwd: &Path, args: &[&str]) -> Command {
         }
     }
     cmd.env("SSEHUB_TLS_LISTEN", "127.0.0.1:0");
+    cmd.env("SSEHUB_METRICS_LISTEN", "127.0.0.1:0");
     cmd
 }
 

@@ -4,12 +4,13 @@
 //! processes ([`child`]: the `ssehub` binary, [`child_hub`]: a hub it
 //! serves, [`redis`]: `redis-server`), a hub reached by its URL
 //! ([`remote`]), keys made outside the hub ([`keys`]), Mercure 1.0
-//! access tokens ([`v1`]), and the repository's files with the programs
-//! that check them ([`tool`]).
+//! access tokens ([`v1`]), the repository's files with the programs that
+//! check them ([`tool`]), and a Prometheus scraping a hub ([`prometheus`]).
 
 pub(crate) mod child;
 pub(crate) mod child_hub;
 pub(crate) mod keys;
+pub(crate) mod prometheus;
 pub(crate) mod redis;
 pub(crate) mod remote;
 pub(crate) mod tool;
@@ -44,6 +45,7 @@ impl TestHub {
         let mut options = Options::default();
         options.server.listen = Some("127.0.0.1:0".into());
         options.server.tls_listen = Some("none".into());
+        options.server.metrics_listen = Some("127.0.0.1:0".into());
         options.keys.data_dir = Some(dir.path().to_path_buf());
         options.keys.publisher_jwt_key = Some(SECRET.into());
         adjust(&mut options);

@@ -1,5 +1,6 @@
 //! Criterion benchmarks of ssehub's hot paths: topic selector matching and
-//! compilation, SSE framing (encoding and parsing), and fan-out dispatch.
+//! compilation, SSE framing (encoding and parsing), fan-out dispatch, and
+//! the metrics recorded per delivery.
 //!
 //! Run with `cargo bench --bench hot_paths`; `cargo test --benches` runs each
 //! benchmark once as a smoke test.
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Bencher, Criterion, Throughput};
 
 use ssehub::fanout::{Delivery, Fanout, Registration, Subscription};
+use ssehub::metrics::Metrics;
 use ssehub::proto::claims::SelectorSet;
 use ssehub::proto::event::Event;
 use ssehub::proto::selector::{MatchType, Matcher, Selector, SelectorCache};
@@ -372,6 +374,26 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a stream records per live delivery: its tally flushed to the
+/// shared counters (when each wake-up carries one event, the fan-out case),
+/// and, for the deliveries of one event in 16, the latency (a clock read
+/// and a sharded histogram).
+fn metrics(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics");
+    let m = Metrics::default();
+    let dispatched = Instant::now();
+    group.bench_function("delivery_counts", |b| {
+        b.iter(|| {
+            m.events_written.add(black_box(1));
+            m.bytes_written.add(black_box(120));
+        });
+    });
+    group.bench_function("delivery_timed", |b| {
+        b.iter(|| m.delivery_duration.observe(black_box(dispatched).elapsed()));
+    });
+    group.finish();
+}
+
 // Written out rather than `criterion_group!`/`criterion_main!`, whose
 // generated `pub fn` trips the crate's `missing_docs` lint.
 fn main() {
@@ -379,5 +401,6 @@ fn main() {
     selector(&mut c);
     framing(&mut c);
     fanout(&mut c);
+    metrics(&mut c);
     c.final_summary();
 }

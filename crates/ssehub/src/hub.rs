@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
 use crate::limits::Limits;
-use crate::metrics::{Metrics, Stage};
+use crate::metrics::{DeliverySampler, Metrics, Stage};
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
 use crate::proto::update::Update;
@@ -125,16 +125,20 @@ impl Hub {
 /// to this node, every subscriber is disconnected once the events before the
 /// loss are queued: each reconnects with its `Last-Event-ID`, and resumes
 /// from the history (all of it, when that id is no longer retained).
-/// Each event is stamped with the time of its dispatch (the start of its
-/// delivery latency), and a publish request's last event ends its publish
-/// latency.
+/// The events the sampler picks are stamped with the time of their dispatch
+/// (the start of their deliveries' latency), and a publish request's last
+/// event ends its publish latency.
 async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>, metrics: Arc<Metrics>) {
     let mut batch = Vec::with_capacity(64);
+    let mut sampler = DeliverySampler::default();
     while tail.recv_many(&mut batch, 64).await > 0 {
         for item in batch.drain(..) {
             match item {
                 Tailed::Event(event) => {
-                    let _ = event.dispatched.set(Instant::now());
+                    let now = Instant::now();
+                    if sampler.pick(now) {
+                        let _ = event.dispatched.set(now);
+                    }
                     let slow = fanout.dispatch(&event);
                     if slow > 0 {
                         metrics.slow_subscribers.add(slow as u64);

@@ -96,7 +96,8 @@ fn log_published(events: &[Arc<Event>], latency: Duration) {
 
 /// Milliseconds, to the microsecond.
 fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+    let micros = u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+    f64::from(micros) / 1000.0
 }
 
 /// Authorizes, validates and appends the request's updates; the last one

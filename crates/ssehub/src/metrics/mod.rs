@@ -13,9 +13,11 @@ use std::sync::Arc;
 mod expose;
 mod primitives;
 pub mod process;
+mod sample;
 
 pub use expose::{expose, RedisLink, Scraped, CONTENT_TYPE};
 pub use primitives::{Counter, Family, Gauge, Histogram, HotCounter, Label};
+pub use sample::{DeliverySampler, SAMPLE_EVERY};
 
 /// Declares a label: an enum whose variants are its values, in index order.
 macro_rules! label {
@@ -212,7 +214,8 @@ pub struct Metrics {
     /// Time from a publish request's arrival to each stage, per request.
     pub publish_duration: Family<Stage, Histogram>,
     /// Time from an event's dispatch to its write to a subscriber's
-    /// connection, per delivery.
+    /// connection, for every delivery of the events a [`DeliverySampler`]
+    /// picks.
     pub delivery_duration: Histogram,
     /// Subscription streams ended, by why.
     pub subscription_ends: Family<StreamEnd, Counter>,

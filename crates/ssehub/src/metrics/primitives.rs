@@ -100,9 +100,10 @@ impl Sharded {
         }
     }
 
-    /// The calling thread's count at `slot`.
-    fn slot(&self, slot: usize) -> &AtomicU64 {
-        &self.lines[shard() * self.per_shard + slot / 8].0[slot % 8]
+    /// The calling thread's shard.
+    fn mine(&self) -> Shard<'_> {
+        let start = shard() * self.per_shard;
+        Shard(&self.lines[start..start + self.per_shard])
     }
 
     /// The sum over shards of the count at `slot`.
@@ -110,6 +111,16 @@ impl Sharded {
         (0..SHARDS)
             .map(|s| self.lines[s * self.per_shard + slot / 8].0[slot % 8].load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
+    }
+}
+
+/// One shard's counts.
+struct Shard<'a>(&'a [Line]);
+
+impl Shard<'_> {
+    /// Adds `n` to the count at `slot`.
+    fn add(&self, slot: usize, n: u64) {
+        self.0[slot / 8].0[slot % 8].fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -132,7 +143,7 @@ impl HotCounter {
 
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.slot(0).fetch_add(n, Ordering::Relaxed);
+        self.0.mine().add(0, n);
     }
 
     /// The current count.
@@ -147,6 +158,8 @@ impl HotCounter {
 #[derive(Debug)]
 pub struct Histogram {
     bounds: &'static [f64],
+    /// The bounds in nanoseconds, to place an observation without floats.
+    bound_nanos: Box<[u64]>,
     /// Per shard: one count per bound, then the `+Inf` bucket (not
     /// cumulative), then the sum of the observations in nanoseconds.
     counts: Sharded,
@@ -155,21 +168,24 @@ pub struct Histogram {
 impl Histogram {
     /// An empty histogram with these bucket upper bounds (ascending).
     pub fn new(bounds: &'static [f64]) -> Histogram {
+        let nanos = |b: f64| {
+            let d = std::time::Duration::from_secs_f64(b);
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        };
         Histogram {
             bounds,
+            bound_nanos: bounds.iter().map(|b| nanos(*b)).collect(),
             counts: Sharded::new(bounds.len() + 2),
         }
     }
 
     /// Records one observation.
     pub fn observe(&self, d: std::time::Duration) {
-        let secs = d.as_secs_f64();
-        let i = self.bounds.partition_point(|&b| b < secs);
-        self.counts.slot(i).fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.counts
-            .slot(self.bounds.len() + 1)
-            .fetch_add(nanos, Ordering::Relaxed);
+        let bucket = self.bound_nanos.partition_point(|&b| b < nanos);
+        let shard = self.counts.mine();
+        shard.add(bucket, 1);
+        shard.add(self.bounds.len() + 1, nanos);
     }
 
     /// The bucket bounds.

@@ -16,8 +16,8 @@ pub struct Event {
     pub update: Update,
     /// The encoded SSE frame shared by every subscriber.
     pub frame: Bytes,
-    /// When the fan-out took it, for the delivery latency; unset for
-    /// events only replayed from the history.
+    /// When the fan-out took it, if its deliveries are timed (a sample of
+    /// the events dispatched); unset for events only replayed.
     pub dispatched: OnceLock<Instant>,
 }
 

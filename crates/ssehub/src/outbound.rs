@@ -336,10 +336,14 @@ pub struct PinError;
 impl FromStr for SpkiPin {
     type Err = PinError;
 
-    /// `sha256/BASE64` or `BASE64`: 32 bytes in standard base64.
+    /// `sha256/BASE64`, `sha256//BASE64` (curl's `--pinnedpubkey`) or
+    /// `BASE64`: 32 bytes in standard base64.
     fn from_str(s: &str) -> Result<SpkiPin, PinError> {
         let s = s.trim();
-        let b64 = s.strip_prefix("sha256/").unwrap_or(s);
+        let b64 = s
+            .strip_prefix("sha256//")
+            .or_else(|| s.strip_prefix("sha256/"))
+            .unwrap_or(s);
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map_err(|_| PinError)?;
@@ -443,6 +447,7 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         let pin: SpkiPin = format!("sha256/{b64}").parse().unwrap();
         assert_eq!(pin, b64.parse().unwrap());
+        assert_eq!(pin, format!("sha256//{b64}").parse().unwrap());
         assert_eq!(pin.to_string(), format!("sha256/{b64}"));
         assert!("sha256/AAAA".parse::<SpkiPin>().is_err());
         assert!("not base64!".parse::<SpkiPin>().is_err());

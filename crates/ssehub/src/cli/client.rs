@@ -70,6 +70,14 @@ pub(super) enum HubError {
         /// What to do next.
         advice: &'static str,
     },
+    /// A success, but not an event stream.
+    #[error("the hub at {url} answered with Content-Type {content_type:?}, not an event stream: check --hub (the hub's URL ends in /.well-known/mercure)")]
+    NotAStream {
+        /// The hub URL.
+        url: Url,
+        /// What it answered.
+        content_type: String,
+    },
     /// No answer in time.
     #[error(
         "the hub at {0} did not answer within {1:?}: check that it runs and is not overloaded"
@@ -88,8 +96,9 @@ pub(super) enum HubError {
 }
 
 impl HubError {
-    /// Whether trying again later may succeed: not after 400, 401, 403,
-    /// 404 or 405, whose cause is in the request.
+    /// Whether trying again cannot succeed: after 400, 401, 403, 404 or
+    /// 405, a failed TLS handshake, or an answer that is no event stream,
+    /// whose cause is in the request or the options.
     pub(super) fn is_permanent(&self) -> bool {
         matches!(self, HubError::Refused { status, .. } if matches!(
             *status,
@@ -98,7 +107,7 @@ impl HubError {
                 | StatusCode::FORBIDDEN
                 | StatusCode::NOT_FOUND
                 | StatusCode::METHOD_NOT_ALLOWED
-        )) || matches!(self, HubError::Tls { .. })
+        )) || matches!(self, HubError::Tls { .. } | HubError::NotAStream { .. })
     }
 }
 

@@ -195,10 +195,9 @@ impl Follower {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !content_type.starts_with("text/event-stream") {
-            return Err(HubError::Refused {
-                status: response.status(),
-                message: format!("Content-Type {content_type:?}"),
-                advice: "this is not an event stream: check --hub (the hub's URL ends in /.well-known/mercure)".into(),
+            return Err(HubError::NotAStream {
+                url: self.hub.url().clone(),
+                content_type: content_type.to_string(),
             });
         }
         eprintln!("ssehub: connected to {}", self.hub.url());

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 use crate::common::child::{command as ssehub, free_addr, Proc};
 use crate::common::child_hub::ChildHub;
@@ -174,14 +175,12 @@ async fn a_subscriber_resumes_across_a_hub_restart() {
             "json",
         ],
     ));
-    let publish = |data: &str| {
-        let id = ok(client(
-            dir.path(),
-            &["publish", "--hub", &url, "--topic", TOPIC, "--data", data],
-        ));
+    let publish = |data: &str, extra: &[&str]| {
+        let args = ["publish", "--hub", &url, "--topic", TOPIC, "--data", data];
+        let id = ok(client(dir.path(), &[&args[..], extra].concat()));
         id.trim().to_string()
     };
-    let one = publish("one");
+    let one = publish("one", &[]);
     sub.wait_stdout("\"one\"", READY);
     assert!(hub.stop(READY).success());
     sub.wait_stderr("reconnecting in", READY);
@@ -194,10 +193,10 @@ async fn a_subscriber_resumes_across_a_hub_restart() {
         &["serve", "--listen", &listen, "--publisher-jwt-key", SECRET],
     );
     let _hub = ChildHub::serve(again, addr).await;
-    let two = publish("two");
+    let two = publish("two", &[]);
     sub.signal("-CONT");
     sub.wait_stdout("\"two\"", READY);
-    let three = publish("three");
+    let three = publish("three", &[]);
     sub.wait_stdout("\"three\"", READY);
     sub.signal("-INT");
     let (status, out, err) = finish(sub);
@@ -205,6 +204,46 @@ async fn a_subscriber_resumes_across_a_hub_restart() {
     assert!(err.contains(&format!("with Last-Event-ID {one}")), "{err}");
     let ids: Vec<String> = json_events(&out).into_iter().map(|(id, ..)| id).collect();
     assert_eq!(ids, [one, two, three], "each once, in order");
+}
+
+#[tokio::test]
+async fn a_subscriber_waits_the_time_the_hub_asks_before_reconnecting() {
+    let dir = tempfile::tempdir().unwrap();
+    // Streams end after about a second, with no `retry:` of the hub's own.
+    let args = ["--publisher-jwt-key", SECRET, "--max-stream-duration", "1s"];
+    let hub = ChildHub::start(dir.path(), &args, &[]).await;
+    let url = hub.url();
+    let sub = subscriber(client(
+        dir.path(),
+        &["subscribe", "--hub", &url, "--topic", TOPIC],
+    ));
+    ok(client(
+        dir.path(),
+        &[
+            "publish", "--hub", &url, "--topic", TOPIC, "--data", "x", "--retry", "250",
+        ],
+    ));
+    let err = sub.wait_stderr("reconnecting in", READY);
+    let wait = err
+        .split("reconnecting in ")
+        .nth(1)
+        .and_then(|rest| rest.split(" with").next())
+        .unwrap();
+    let wait = humantime::parse_duration(wait).unwrap();
+    assert!(
+        (Duration::from_millis(250)..=Duration::from_millis(375)).contains(&wait),
+        "the hub's retry, plus at most half: {err}"
+    );
+    // Then it connects again.
+    let deadline = Instant::now() + READY;
+    while sub.stderr().matches("connected to").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no reconnection:\n{}",
+            sub.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[tokio::test]

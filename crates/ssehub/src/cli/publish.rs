@@ -1,7 +1,7 @@
 //! `ssehub publish`: one update POSTed to a hub as a Mercure form, the id
 //! the hub gave it printed.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -107,12 +107,13 @@ impl PublishArgs {
             })?;
             anyhow::Ok(String::from_utf8_lossy(&body.to_bytes()).trim().to_string())
         })?;
-        if self.json {
-            let out = serde_json::json!({ "id": id, "topics": self.topic });
-            println!("{out}");
+        let line = if self.json {
+            serde_json::json!({ "id": id, "topics": self.topic }).to_string()
         } else {
-            println!("{id}");
-        }
+            id
+        };
+        // The update is published whether or not stdout can take its id.
+        let _ = writeln!(std::io::stdout(), "{line}");
         Ok(())
     }
 
@@ -124,7 +125,10 @@ impl PublishArgs {
         let (bytes, from) = match &self.data_file {
             Some(path) => (
                 std::fs::read(path).map_err(|e| {
-                    anyhow::anyhow!("cannot read --data-file {}: {e}", path.display())
+                    anyhow::anyhow!(
+                        "cannot read --data-file {}: {e}: give a readable file, or the data with --data TEXT",
+                        path.display()
+                    )
                 })?,
                 format!("--data-file {}", path.display()),
             ),

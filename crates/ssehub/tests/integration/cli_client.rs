@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::child::{command as ssehub, free_addr, Proc};
 use crate::common::child_hub::ChildHub;
-use crate::common::remote::READY;
+use crate::common::remote::{client as http, READY};
 use crate::common::{token, SECRET};
 
 /// The topic the tests publish to.
@@ -323,6 +323,19 @@ async fn https_with_the_hubs_certificate_or_its_pinned_key() {
             "json",
         ],
     ));
+    // Over TLS, the stream is an HTTP/2 one.
+    let out = hub.stdout();
+    let metrics = out
+        .split("metrics on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the metrics URL in\n{out}"));
+    let scraped = http().get(metrics).send().await.unwrap();
+    let scraped = scraped.text().await.unwrap();
+    assert!(
+        scraped.contains("ssehub_subscriptions{protocol=\"h2\"} 1\n"),
+        "{scraped}"
+    );
     let pinned = format!("sha256/{spki}");
     for pin in [&pinned, &spki] {
         ok(client(

@@ -17,6 +17,7 @@ pub mod jwks;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod outbound;
 pub mod proto;
 pub mod server;
 pub mod subscribe;

@@ -1,4 +1,5 @@
-//! The command line: `ssehub serve` and `ssehub token`.
+//! The command line: `ssehub serve`, `ssehub token`, `ssehub publish`,
+//! `ssehub subscribe` and `ssehub completions`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,9 +7,14 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod client;
+mod completions;
+mod help;
 mod logging;
 mod notify;
+mod publish;
 mod signals;
+mod subscribe;
 mod token;
 
 use crate::auth::{parse_algorithm, Signer};
@@ -31,6 +37,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the hub.
+    #[command(after_help = help::SERVE)]
     Serve {
         /// TOML file with settings (keys are the option names in snake_case).
         #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
@@ -39,7 +46,21 @@ enum Command {
         options: Box<Options>,
     },
     /// Print a JWT signed with the configured key.
+    #[command(after_help = help::TOKEN)]
     Token(Box<TokenArgs>),
+    /// Publish an update to a hub and print its id.
+    #[command(after_help = help::PUBLISH)]
+    Publish(Box<publish::PublishArgs>),
+    /// Follow a hub's updates and print them, reconnecting after drops.
+    #[command(after_help = help::SUBSCRIBE)]
+    Subscribe(Box<subscribe::SubscribeArgs>),
+    /// Print a shell completion script.
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The command line as parsed: [`Cli`], with every setting's default shown
@@ -65,6 +86,12 @@ pub fn main() -> ExitCode {
                 serve(config)
             }),
         Command::Token(args) => args.run().map(|t| println!("{t}")),
+        Command::Publish(args) => args.run(),
+        Command::Subscribe(args) => args.run(),
+        Command::Completions { shell } => {
+            completions::print(shell, &mut command());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -248,7 +275,7 @@ mod tests {
         let matches = command().try_get_matches_from(line).unwrap();
         match Cli::from_arg_matches(&matches).unwrap().command {
             Command::Serve { options, .. } => *options,
-            Command::Token(_) => unreachable!("parsed serve"),
+            _ => unreachable!("parsed serve"),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Reading a JWK set document from where it is published: a `file://` path,
-//! or an `https://` URL fetched with hyper's HTTP/1.1 client over rustls,
+//! or an `https://` URL fetched over HTTP/1.1 on rustls (`crate::outbound`),
 //! trusting the system's roots and an optional extra CA file. Plain
 //! `http://` is refused: whoever can alter the document in transit could
 //! substitute their own keys. A document is at most [`MAX_BYTES`] long and
@@ -7,20 +7,16 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use http_body_util::{BodyExt, Full, Limited};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
-use url::{Host, Position, Url};
+use url::Url;
+
+use crate::outbound::{target, tls_connector, Alpn, ConnectError, Endpoint, Trust};
 
 /// Largest JWK set document read, in bytes.
 pub const MAX_BYTES: usize = 1 << 20;
@@ -92,13 +88,7 @@ enum Location {
 
 /// An `https://` location, resolved once.
 struct Https {
-    /// Host name or address to connect to (IPv6 without brackets).
-    host: String,
-    port: u16,
-    /// The name the certificate must hold.
-    server_name: ServerName<'static>,
-    /// `HOST[:PORT]`, for the `Host` header.
-    authority: String,
+    endpoint: Endpoint,
     /// Path and query.
     target: String,
     tls: TlsConnector,
@@ -164,57 +154,30 @@ async fn read_file(path: &Path) -> Result<Vec<u8>, FetchError> {
 
 impl Https {
     fn new(url: &Url, ca_cert: Option<&Path>) -> Result<Https, SourceError> {
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(SourceError::Https);
-        }
-        let (host, server_name) = match url.host().ok_or(SourceError::Https)? {
-            Host::Domain(name) => (
-                name.to_string(),
-                ServerName::try_from(name.to_string()).map_err(|_| SourceError::Https)?,
-            ),
-            Host::Ipv4(ip) => (ip.to_string(), ServerName::IpAddress(ip.into())),
-            Host::Ipv6(ip) => (ip.to_string(), ServerName::IpAddress(ip.into())),
-        };
+        let trust = Trust::Roots(ca_cert.map(Path::to_path_buf));
         Ok(Https {
-            host,
-            port: url.port_or_known_default().ok_or(SourceError::Https)?,
-            server_name,
-            authority: url[Position::BeforeHost..Position::AfterPort].to_string(),
-            target: url[Position::BeforePath..Position::AfterQuery].to_string(),
-            tls: connector(ca_cert)?,
+            endpoint: Endpoint::new(url).map_err(|_| SourceError::Https)?,
+            target: target(url).to_string(),
+            tls: tls_connector(&trust, Alpn::Http1).map_err(|e| SourceError::Ca {
+                path: e.path,
+                error: e.error,
+            })?,
         })
     }
 
     /// `GET`s the document over a connection of its own (documents are
     /// read every few minutes: nothing is gained by keeping one open).
     async fn get(&self) -> Result<Vec<u8>, FetchError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(FetchError::Connect)?;
-        let tls = self
-            .tls
-            .connect(self.server_name.clone(), tcp)
-            .await
-            .map_err(FetchError::Tls)?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
-        // Drives the connection; aborted when this returns or is dropped.
-        let mut driver = JoinSet::new();
-        driver.spawn(connection);
+        let mut connection = self.endpoint.connect(Some(&self.tls)).await?;
         let request = Request::get(self.target.as_str())
-            .header(header::HOST, self.authority.as_str())
             .header(header::ACCEPT, "application/jwk-set+json, application/json")
             .header(
                 header::USER_AGENT,
                 concat!("ssehub/", env!("CARGO_PKG_VERSION")),
             )
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|e| FetchError::Http(e.to_string()))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let response = connection.send(request).await?;
         if response.status() != StatusCode::OK {
             return Err(FetchError::Status(response.status()));
         }
@@ -232,37 +195,14 @@ impl Https {
     }
 }
 
-/// A TLS connector trusting the system's roots and `ca_cert`'s certificates.
-fn connector(ca_cert: Option<&Path>) -> Result<TlsConnector, SourceError> {
-    let mut roots = rustls::RootCertStore::empty();
-    // Unreadable system certificates are skipped: the source's own CA may
-    // be the extra one, and an untrusted server fails the handshake anyway.
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if let Some(path) = ca_cert {
-        let bad = |error: String| SourceError::Ca {
-            path: path.to_path_buf(),
-            error,
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| bad(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(bad("no PEM certificate in it".into()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+impl From<ConnectError> for FetchError {
+    fn from(e: ConnectError) -> FetchError {
+        match e {
+            ConnectError::Connect(e) => FetchError::Connect(e),
+            ConnectError::Tls(e) => FetchError::Tls(e),
+            ConnectError::Http(e) => FetchError::Http(e.to_string()),
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("the ring provider supports the default protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]
@@ -281,20 +221,12 @@ mod tests {
         let Location::Https(h) = &https.location else {
             panic!("an https source")
         };
-        assert_eq!(
-            (
-                h.host.as_str(),
-                h.port,
-                h.authority.as_str(),
-                h.target.as_str()
-            ),
-            ("::1", 8443, "[::1]:8443", "/k/jwks.json?v=2")
-        );
+        assert_eq!(h.target, "/k/jwks.json?v=2");
         let Location::Https(h) = Source::parse("https://idp.example", None).unwrap().location
         else {
             panic!("an https source")
         };
-        assert_eq!((h.port, h.target.as_str()), (443, "/"));
+        assert_eq!(h.target, "/");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine;
 use parking_lot::RwLock;
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
@@ -230,8 +229,7 @@ fn fingerprints_of(
     der: &CertificateDer<'_>,
 ) -> Result<Fingerprints, x509_parser::nom::Err<x509_parser::error::X509Error>> {
     use ring::digest::{digest, SHA256};
-    let (_, cert) = x509_parser::parse_x509_certificate(der)?;
-    let spki = digest(&SHA256, cert.tbs_certificate.subject_pki.raw);
+    let spki = crate::outbound::SpkiPin::of(der)?;
     let whole = digest(&SHA256, der);
     let sha256 = whole
         .as_ref()
@@ -241,13 +239,14 @@ fn fingerprints_of(
         .join(":");
     Ok(Fingerprints {
         sha256,
-        spki_sha256: base64::engine::general_purpose::STANDARD.encode(spki.as_ref()),
+        spki_sha256: spki.base64(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
     fn generates_once_and_reloads() {

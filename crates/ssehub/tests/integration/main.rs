@@ -16,6 +16,7 @@ mod common;
 mod alert_rules;
 mod auth;
 mod cli;
+mod cli_client;
 mod cluster;
 mod crash;
 mod disk;

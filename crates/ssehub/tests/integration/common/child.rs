@@ -2,7 +2,7 @@
 //! by two threads, waits for text and for the exit, signals, and a kill on
 //! drop.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -56,9 +56,24 @@ pub(crate) struct Proc {
 
 impl Proc {
     /// Spawns `cmd` with no stdin and both outputs collected.
-    pub(crate) fn spawn(mut cmd: Command) -> Proc {
+    pub(crate) fn spawn(cmd: Command) -> Proc {
+        Self::spawn_with(cmd, Stdio::null())
+    }
+
+    /// Spawns `cmd` with `input` on its stdin (then closed) and both
+    /// outputs collected.
+    pub(crate) fn spawn_fed(cmd: Command, input: &[u8]) -> Proc {
+        let mut proc = Self::spawn_with(cmd, Stdio::piped());
+        let mut stdin = proc.child.stdin.take().unwrap();
+        stdin
+            .write_all(input)
+            .expect("writing to the child's stdin");
+        proc
+    }
+
+    fn spawn_with(mut cmd: Command, stdin: Stdio) -> Proc {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -48,10 +48,18 @@ pub(super) struct PublishArgs {
     /// Reconnection time to advertise to subscribers (`retry:`), in milliseconds.
     #[arg(long, value_name = "MS")]
     retry: Option<u64>,
+    /// Publish the data's bytes as they are, whatever they hold, as
+    /// `data:application/octet-stream;base64,…` (the binary convention the
+    /// JavaScript client delivers as a `Uint8Array`).
+    #[arg(long)]
+    base64: bool,
     /// Print a JSON object ({"id":…,"topics":[…]}) instead of the id alone.
     #[arg(long)]
     json: bool,
 }
+
+/// What starts the data of an update that carries bytes (`--base64`).
+const BINARY_PREFIX: &str = "data:application/octet-stream;base64,";
 
 impl PublishArgs {
     /// Publishes and prints the id.
@@ -117,12 +125,28 @@ impl PublishArgs {
         Ok(())
     }
 
-    /// The data: `--data`, the file of `--data-file`, or stdin.
+    /// The data: `--data`, the file of `--data-file`, or stdin; under
+    /// `--base64`, their bytes encoded by the binary convention.
     fn data(&self) -> anyhow::Result<String> {
-        if let Some(data) = &self.data {
-            return Ok(data.clone());
+        let (bytes, from) = self.bytes()?;
+        if self.base64 {
+            use base64::Engine as _;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+            return Ok(format!("{BINARY_PREFIX}{encoded}"));
         }
-        let (bytes, from) = match &self.data_file {
+        String::from_utf8(bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "the data from {from} is not UTF-8 text: add --base64 to publish its bytes as they are"
+            )
+        })
+    }
+
+    /// The data's bytes, and where they came from.
+    fn bytes(&self) -> anyhow::Result<(Vec<u8>, String)> {
+        if let Some(data) = &self.data {
+            return Ok((data.clone().into_bytes(), "--data".to_string()));
+        }
+        Ok(match &self.data_file {
             Some(path) => (
                 std::fs::read(path).map_err(|e| {
                     anyhow::anyhow!(
@@ -145,11 +169,6 @@ impl PublishArgs {
                     .map_err(|e| anyhow::anyhow!("cannot read the data from stdin: {e}: pass --data TEXT or --data-file FILE"))?;
                 (bytes, "stdin".to_string())
             }
-        };
-        String::from_utf8(bytes).map_err(|_| {
-            anyhow::anyhow!(
-                "the data from {from} is not UTF-8 text: encode binary data (e.g. base64) first"
-            )
         })
     }
 }

@@ -159,6 +159,70 @@ async fn publish_then_subscribe_json_from_stdin_and_a_file() {
 }
 
 #[tokio::test]
+async fn bytes_are_refused_as_text_and_published_with_base64() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path()).await;
+    let url = hub.url();
+    let sub = subscriber(client(
+        dir.path(),
+        &[
+            "subscribe",
+            "--hub",
+            &url,
+            "--topic",
+            TOPIC,
+            "--format",
+            "json",
+            "--count",
+            "1",
+        ],
+    ));
+    // Every byte value, so the data is not UTF-8.
+    let bytes: Vec<u8> = (0..=255u8).rev().chain(0..=255u8).collect();
+    let file = dir.path().join("update.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let file = file.to_str().unwrap();
+    let publish = |extra: &[&str]| {
+        client(
+            dir.path(),
+            &[
+                &[
+                    "publish",
+                    "--hub",
+                    &url,
+                    "--topic",
+                    TOPIC,
+                    "--data-file",
+                    file,
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let err = fails(publish(&[]));
+    assert!(
+        err.contains("not UTF-8") && err.contains("--base64"),
+        "{err}"
+    );
+    let id = ok(publish(&["--base64"]));
+    let (status, out, err) = finish(sub);
+    assert!(status.success(), "{err}");
+    let events = json_events(&out);
+    assert_eq!(events.len(), 1, "{out}");
+    assert_eq!(events[0].0, id.trim());
+    let encoded = events[0]
+        .2
+        .strip_prefix("data:application/octet-stream;base64,")
+        .unwrap_or_else(|| panic!("no binary marker: {}", events[0].2));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(decoded, bytes);
+}
+
+#[tokio::test]
 async fn a_subscriber_resumes_across_a_hub_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut hub = hub(dir.path()).await;

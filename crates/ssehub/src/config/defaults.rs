@@ -283,6 +283,11 @@ pub fn show(arg: Arg) -> Arg {
     let Some(setting) = ALL.iter().find(|s| arg.get_long() == Some(s.flag)) else {
         return arg;
     };
+    // An option of another command with the same name and a default of
+    // its own (`ssehub token --protocol`) shows that one.
+    if !arg.get_default_values().is_empty() {
+        return arg;
+    }
     let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
     arg.help(format!("{help} [default: {}]", setting.default))
 }

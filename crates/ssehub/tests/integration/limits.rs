@@ -628,6 +628,61 @@ async fn settled_open_files(pid: u32) -> usize {
     }
 }
 
+/// Resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// `rounds` clients from `from` refused 429 by the per-address limit while
+/// one stream from that address holds its only place.
+async fn refusals(addr: SocketAddr, from: Ipv4Addr, rounds: usize) {
+    for _ in 0..rounds {
+        let answer = exchange(&mut connect_from(addr, from).await, b"").await;
+        assert_eq!(answer.status, 429, "{answer:?}");
+    }
+}
+
+#[tokio::test]
+async fn refusals_do_not_grow_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = ChildHub::start(
+        dir.path(),
+        &[
+            "--store",
+            "memory",
+            "--max-connections-per-ip",
+            "1",
+            "--anonymous",
+        ],
+        &[],
+    )
+    .await;
+    let from = loopback(5);
+    let mut held = connect_from(hub.addr, from).await;
+    held.write_all(b"GET /.well-known/mercure?topic=x HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    held.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // Warm up the allocator's pools, then refuse 10 times as many: a leak
+    // of even 400 bytes per refused connection would show as 2 MiB.
+    refusals(hub.addr, from, 500).await;
+    let before = rss_kib(hub.pid());
+    refusals(hub.addr, from, 5000).await;
+    let after = rss_kib(hub.pid());
+    assert!(
+        after < before + 2048,
+        "RSS grew from {before} KiB to {after} KiB over 5000 refused connections"
+    );
+    drop(held);
+}
+
 #[tokio::test]
 async fn refused_and_slow_clients_leave_no_file_open() {
     let dir = tempfile::tempdir().unwrap();

@@ -89,6 +89,7 @@ export class Client {
   private readonly election: Election;
   private cursor: string | undefined;
   private stream: HubStream | undefined;
+  private closed = false;
 
   constructor(readonly options: ClientOptions) {
     this.tokens = new Tokens(options.token);
@@ -122,6 +123,8 @@ export class Client {
 
   /** Leaves the sharing and closes the stream if this page held it. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.subscriptions.clear();
     this.hide();
     this.election.stop();
@@ -137,7 +140,7 @@ export class Client {
   private readonly show = (): void => this.announce();
 
   private post(message: Message): void {
-    this.channel?.postMessage(message);
+    if (!this.closed || message.t === 'subs') this.channel?.postMessage(message);
   }
 
   private own(): Selector[] {

@@ -25,10 +25,10 @@ export async function freePorts(count) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** An HS256 JWT for `payload`. */
-export function sign(payload, secret) {
+/** An HS256 JWT for `payload` (`typ`: `at+jwt` for a Mercure 1.0 access token). */
+export function sign(payload, secret, typ = 'JWT') {
   const part = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const head = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(payload)}`;
+  const head = `${part({ alg: 'HS256', typ })}.${part(payload)}`;
   return `${head}.${createHmac('sha256', secret).update(head).digest('base64url')}`;
 }
 

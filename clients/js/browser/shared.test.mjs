@@ -292,14 +292,29 @@ test('tokens expiring every 3 s under continuous publishing: no gap, no duplicat
   }
 });
 
-test("discovery through the hub's Link header", { timeout: 60_000 }, async () => {
+test("discovery through the hub's Link header (the 1.0 subscriptions API)", { timeout: 60_000 }, async () => {
   const context = await browser.newContext();
   try {
     const [page] = await openPages(context, 1);
-    const token = sign({ mercure: { subscribe: ['*'] } }, hub.secret);
     for (const url of [hub.plain, hub.tls]) {
+      // A 1.0 access token for this hub URL, allowed to read subscriptions.
+      const now = Math.floor(Date.now() / 1000);
+      const token = sign(
+        {
+          iss: 'ssehub',
+          aud: url,
+          exp: now + 60,
+          authorization_details: [
+            { type: 'https://mercure.rocks/authorization-detail', actions: ['subscribe'], topics: [{ match: '*' }] },
+          ],
+        },
+        hub.secret,
+        'at+jwt',
+      );
       const found = await page.evaluate(
-        ([u, t]) => window.ssehub.discover(`${u}/subscriptions`, { headers: { authorization: `Bearer ${t}` } }),
+        ([u, t]) => window.ssehub.discover(`${u}/subscriptions/exact/${encodeURIComponent('https://example.com/js')}`, {
+          headers: { authorization: `Bearer ${t}` },
+        }),
         [url, token],
       );
       assert.equal(found, url);

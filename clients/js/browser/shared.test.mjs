@@ -282,7 +282,8 @@ test('tokens expiring every 3 s under continuous publishing: no gap, no duplicat
     for (const [i, page] of pages.entries()) {
       assert.deepEqual(await ids(page, 'all'), pub.ids, `page ${i}: no gap, no duplicate`);
       const log = await page.evaluate(() => window.log);
-      assert.deepEqual(log.states, ['connecting', 'open'], `page ${i}: states`);
+      // Open once, then never anything else: the renewals were invisible.
+      assert.deepEqual(log.states.slice(log.states.indexOf('open')), ['open'], `page ${i}: states ${log.states}`);
       tokens += log.tokens;
     }
     // 10 s of 3-second tokens: at least 4 renewals by the leader.

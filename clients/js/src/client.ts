@@ -176,7 +176,8 @@ export class Client {
       case 'hb':
         return this.election.heard(message.tab);
       case 'ev':
-        return this.deliver(message.e);
+        if (this.fresh(message.e)) this.deliver(message.e);
+        return;
       case 'cur':
         this.cursor = message.id;
         return;
@@ -199,8 +200,10 @@ export class Client {
       },
       {
         event: (e) => {
-          this.post({ t: 'ev', e });
-          this.deliver(e);
+          if (this.fresh(e)) {
+            this.post({ t: 'ev', e });
+            this.deliver(e);
+          }
         },
         state: (s) => {
           this.post({ t: 'st', s });
@@ -225,13 +228,17 @@ export class Client {
     this.stream = undefined;
   }
 
+  /** False for an event already delivered (by id); true, and remembered, otherwise. */
+  private fresh(e: SseEvent): boolean {
+    if (!e.id) return true;
+    if (this.seen.has(e.id)) return false;
+    this.seen.add(e.id);
+    if (this.seen.size > REMEMBERED) this.seen.delete(this.seen.values().next().value!);
+    this.cursor = e.id;
+    return true;
+  }
+
   private deliver(e: SseEvent): void {
-    if (e.id) {
-      if (this.seen.has(e.id)) return;
-      this.seen.add(e.id);
-      if (this.seen.size > REMEMBERED) this.seen.delete(this.seen.values().next().value!);
-      this.cursor = e.id;
-    }
     const topics = e.topics.length ? e.topics : (this.options.topics?.(e) ?? []);
     const event: HubEvent = {
       id: e.id,

@@ -45,6 +45,10 @@ async function waitFor(check, ms, what) {
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>ssehub client</title></head><body>
+<script>
+  // ?nolocks: a browser without Web Locks, so the pages elect by heartbeats.
+  if (location.search.includes('nolocks')) Object.defineProperty(navigator, 'locks', { value: undefined });
+</script>
 <script type="module">
   import * as ssehub from '/dist/index.js';
   window.ssehub = ssehub;
@@ -55,6 +59,7 @@ const PAGE = `<!doctype html>
     const options = {
       hub: o.hub,
       protocol: o.protocol,
+      lastEventId: o.lastEventId,
       // The hub writes no topic lines: the updates of these tests carry theirs.
       topics: (e) => { try { return [JSON.parse(e.data).topic]; } catch { return undefined; } },
       onState: (s) => log.states.push(s),
@@ -147,12 +152,12 @@ function publishing(topic, every) {
   return { ids, stop: async () => { running = false; await done; } };
 }
 
-async function openPages(context, count) {
+async function openPages(context, count, query = '') {
   const pages = [];
   for (let i = 0; i < count; i++) {
     const page = await context.newPage();
     page.setDefaultTimeout(20_000);
-    await page.goto(`${pageOrigin}/`);
+    await page.goto(`${pageOrigin}/${query}`);
     await page.waitForFunction(() => window.ready === true);
     pages.push(page);
   }
@@ -167,22 +172,25 @@ async function totalSubscriptions() {
 }
 
 /**
- * Ten pages subscribe to a topic they all share and one of their own; one
+ * `count` pages subscribe to a topic they all share, one of their own, and
+ * a template (0.x) or URL pattern (1.0) matching every page's own; one
  * stream on the hub carries them; then the leader closes under publishing;
- * then one page publishes random bytes.
+ * then one page publishes random bytes. `locks: false` hides Web Locks.
  */
-async function sharedPages(hubUrl, protocol, wire) {
+async function sharedPages(hubUrl, protocol, wire, { count = TABS, locks = true } = {}) {
   const context = await browser.newContext();
   try {
     const run = randomUUID();
     const all = `https://example.com/js/${run}/all`;
     const own = (i) => `https://example.com/js/${run}/tab/${i}`;
-    const pages = await openPages(context, TABS);
+    const family = protocol === 0 ? `https://example.com/js/${run}/tab/{n}` : { pattern: `https://example.com/js/${run}/tab/:n` };
+    const pages = await openPages(context, count, locks ? '' : '?nolocks');
+    assert.equal(await pages[0].evaluate(() => typeof navigator.locks), locks ? 'object' : 'undefined');
     for (const [i, page] of pages.entries()) {
       await page.evaluate((o) => window.start(o), {
         hub: hubUrl,
         protocol,
-        subscriptions: { all: [all], own: [own(i)] },
+        subscriptions: { all: [all], own: [own(i)], family: [family] },
       });
     }
     await waitFor(async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.lastState())))).every((s) => s === 'open'), 20_000, 'every page open');
@@ -194,7 +202,7 @@ async function sharedPages(hubUrl, protocol, wire) {
     const first = [];
     for (let n = 0; n < 20; n++) first.push(await publish({ topic: all, data: JSON.stringify({ topic: all, n }) }));
     const ownIds = [];
-    for (let i = 0; i < TABS; i++) ownIds.push(await publish({ topic: own(i), data: JSON.stringify({ topic: own(i) }) }));
+    for (let i = 0; i < count; i++) ownIds.push(await publish({ topic: own(i), data: JSON.stringify({ topic: own(i) }) }));
     for (const [i, page] of pages.entries()) {
       await waitFor(async () => (await ids(page, 'all')).length >= first.length && (await ids(page, 'own')).length >= 1, 15_000, `page ${i}'s updates`);
     }
@@ -202,6 +210,7 @@ async function sharedPages(hubUrl, protocol, wire) {
     for (const [i, page] of pages.entries()) {
       assert.deepEqual(await ids(page, 'all'), first, `page ${i}: shared updates`);
       assert.deepEqual(await ids(page, 'own'), [ownIds[i]], `page ${i}: its own update only`);
+      assert.deepEqual(await ids(page, 'family'), ownIds, `page ${i}: every page's own, by ${protocol ? 'URL pattern' : 'template'}`);
     }
     assert.equal(await totalSubscriptions(), 1);
 
@@ -231,7 +240,7 @@ async function sharedPages(hubUrl, protocol, wire) {
 
     // Random bytes published by a page arrive as the same bytes in every page.
     const bytes = [...randomBytes(16 * 1024)];
-    const id = await rest[3].evaluate(
+    const id = await rest[rest.length - 1].evaluate(
       ([url, topic, token, b]) => window.ssehub.publish(url, { topic, data: Uint8Array.from(b) }, { token }),
       [hubUrl, all, hub.publisher, bytes],
     );
@@ -254,6 +263,31 @@ test('10 pages over HTTP/1.1 (Mercure 0.x topic=): one stream, every update, lea
 
 test('10 pages over HTTPS and HTTP/2 (Mercure 1.0 match=): one stream, every update, leader takeover, bytes', { timeout: 180_000 }, async () => {
   await sharedPages(hub.tls, 1, 'h2');
+});
+
+test('4 pages without Web Locks (heartbeat election) over HTTP/1.1: one stream, every update, leader takeover, bytes', { timeout: 180_000 }, async () => {
+  await sharedPages(hub.plain, 1, 'h1', { count: 4, locks: false });
+});
+
+test('a stored cursor the hub no longer knows: the app is told, the history replayed', { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  try {
+    const topic = `https://example.com/js/${randomUUID()}/lost`;
+    const published = [];
+    for (let n = 0; n < 3; n++) published.push(await publish({ topic, data: JSON.stringify({ topic, n }) }));
+    const [page] = await openPages(context, 1);
+    await page.evaluate((o) => window.start(o), {
+      hub: hub.plain,
+      protocol: 1,
+      lastEventId: `urn:uuid:${randomUUID()}`,
+      subscriptions: { all: [topic] },
+    });
+    await waitFor(async () => (await ids(page, 'all')).length >= 3, 15_000, 'the replay');
+    assert.deepEqual(await ids(page, 'all'), published);
+    assert.equal(await page.evaluate(() => window.log.lost), 1);
+  } finally {
+    await context.close();
+  }
 });
 
 test('tokens expiring every 3 s under continuous publishing: no gap, no duplicate, never seen reconnecting', { timeout: 120_000 }, async () => {

@@ -45,6 +45,10 @@ export interface ClientOptions {
   topics?: (event: SseEvent) => string[] | undefined;
   /** Reconnection time until the hub sends `retry:` (ms, default 1000). */
   retry?: number;
+  /** Reopen a stream silent this long (ms, default 60000: four of the hub's default heartbeats); 0: never. */
+  timeout?: number;
+  /** The id to resume after (e.g. the last one a previous visit stored); default: from now on. */
+  lastEventId?: string;
 }
 
 /** What one subscription is told besides its events. */
@@ -92,6 +96,7 @@ export class Client {
   private closed = false;
 
   constructor(readonly options: ClientOptions) {
+    this.cursor = options.lastEventId;
     this.tokens = new Tokens(options.token);
     this.protocol = options.protocol ?? 1;
     const share = options.share ?? typeof document !== 'undefined';
@@ -197,6 +202,7 @@ export class Client {
         tokens: this.tokens,
         credentials: !!options.withCredentials,
         retry: options.retry ?? 1000,
+        timeout: options.timeout ?? 60_000,
       },
       {
         event: (e) => {

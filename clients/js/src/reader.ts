@@ -22,6 +22,8 @@ export function isEventStream(contentType: string | null): boolean {
 export interface ReadSink extends SseSink {
   /** The response is a 200 event stream; its body is about to be read. */
   open(response: Response): void;
+  /** A piece of the body arrived (events, comments or heartbeats). */
+  progress(): void;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function readStream(url: string, init: RequestInit, sink: ReadSink)
   for (;;) {
     const { done, value } = await reader.read();
     if (done) return;
+    sink.progress();
     feed(decoder.decode(value, { stream: true }));
   }
 }

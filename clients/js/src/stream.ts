@@ -24,6 +24,8 @@ export interface StreamOptions {
   credentials: boolean;
   /** Reconnection time until the hub sends `retry:`, in milliseconds. */
   retry: number;
+  /** A stream silent this long (ms; no event, comment or heartbeat) is reopened; 0: never. */
+  timeout: number;
 }
 
 /** Where a {@link HubStream} reports. */
@@ -96,6 +98,13 @@ export class HubStream {
     }
     const attempt = new AbortController();
     this.latest = attempt;
+    // The watchdog: a connection that went silent (a dead network path
+    // sends no FIN) is given up and reopened.
+    let silent: ReturnType<typeof setTimeout> | undefined;
+    const alive = (): void => {
+      clearTimeout(silent);
+      if (this.options.timeout) silent = setTimeout(() => attempt.abort(), this.options.timeout);
+    };
     if (!this.current) this.sink.state('connecting');
     try {
       const token = await this.options.tokens.get(this.refused);
@@ -116,7 +125,11 @@ export class HubStream {
           credentials: this.options.credentials ? 'include' : 'same-origin',
         },
         {
-          open: (response) => this.opened(attempt, response, sent),
+          open: (response) => {
+            alive();
+            this.opened(attempt, response, sent);
+          },
+          progress: alive,
           event: (event) => {
             if (attempt !== this.current) return;
             if (event.id) this.cursor = event.id;
@@ -131,6 +144,7 @@ export class HubStream {
     } catch (error) {
       this.ended(attempt, error);
     }
+    clearTimeout(silent);
   }
 
   private opened(attempt: AbortController, response: Response, sent: string): void {

@@ -145,6 +145,46 @@ describe('one stream', () => {
   });
 });
 
+describe('resuming', () => {
+  test('from a stored id', async () => {
+    hub.publish('a', '1');
+    const second = hub.publish('a', '2');
+    hub.publish('a', '3');
+    const client = make({ lastEventId: second });
+    const a = collector();
+    let lost = 0;
+    client.subscribe(['a'], a.push, { onLost: () => lost++ });
+    await waitFor(() => a.events.length === 1, 'the update after the stored id');
+    expect(a.events[0].data).toBe('3');
+    expect(hub.cursors).toEqual([second]);
+    expect(lost).toBe(0);
+  });
+
+  test('from a stored id the hub no longer knows: lost history', async () => {
+    hub.publish('a', '1');
+    const client = make({ lastEventId: 'gone' });
+    const a = collector();
+    let lost = 0;
+    client.subscribe(['a'], a.push, { onLost: () => lost++ });
+    await waitFor(() => lost === 1 && a.events.length === 1, 'lost, then the replay');
+  });
+
+  test('a silent stream is reopened by the watchdog, from its cursor', async () => {
+    const client = make({ timeout: 150 });
+    const a = collector();
+    client.subscribe(['a'], a.push);
+    await waitFor(() => client.state === 'open', 'open');
+    const pub = publisher(hub, ['a']);
+    await sleep(100);
+    await pub.stop();
+    // The fake hub sends no heartbeat: the idle stream goes silent.
+    await waitFor(() => hub.cursors.length >= 3, 'two reopenings');
+    hub.publish('a', 'after');
+    await waitFor(() => a.events.at(-1)?.data === 'after', 'the update after');
+    expect(a.ids()).toEqual([...pub.ids.get('a')!, a.events.at(-1)!.id]);
+  });
+});
+
 describe('tokens', () => {
   test('renewed before exp under continuous publishing: no gap, no duplicate, never seen reconnecting', async () => {
     hub.requireToken = true;

@@ -98,6 +98,7 @@ describe('the fetch reader (status and content type vectors)', () => {
       let opened = false;
       const reading = readStream(`${base}?v=${i}`, {}, {
         open: () => (opened = true),
+        progress: () => {},
         event: (e) => events.push(e),
         retry: () => {},
       });

@@ -53,7 +53,7 @@ export interface ClientOptions {
 
 /** What one subscription is told besides its events. */
 export interface Listeners {
-  /** The shared stream's state changed. */
+  /** The shared stream's state: the current one at once, then each change. */
   onState?: (state: State) => void;
   /** The hub did not know the cursor: events may have been missed. */
   onLost?: () => void;
@@ -93,7 +93,8 @@ export class Client {
   private readonly election: Election;
   private cursor: string | undefined;
   private stream: HubStream | undefined;
-  private closed = false;
+  /** True once {@link Client.close} was called. */
+  closed = false;
 
   constructor(readonly options: ClientOptions) {
     this.cursor = options.lastEventId;
@@ -115,11 +116,13 @@ export class Client {
 
   /**
    * Adds a subscription to `selectors`; `onEvent` receives the events
-   * matching one of them. Returns the function that removes it.
+   * matching one of them, `onState` the current state at once and then
+   * each change. Returns the function that removes it.
    */
   subscribe(selectors: Selector[], onEvent: (event: HubEvent) => void, listeners: Listeners = {}): () => void {
     const subscription: Subscription = { ...listeners, selectors, onEvent };
     this.subscriptions.add(subscription);
+    listeners.onState?.(this.state);
     this.announce();
     return () => {
       if (this.subscriptions.delete(subscription)) this.announce();

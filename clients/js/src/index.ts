@@ -25,12 +25,12 @@ export type SubscribeOptions = ClientOptions & Listeners;
 
 /**
  * The page's client of `options.hub`, created by the first call (whose
- * options it keeps).
+ * options it keeps) and again after it was closed.
  */
 export function client(options: ClientOptions): Client {
   const hub = new URL(options.hub, globalThis.location?.href).href;
   let found = clients.get(hub);
-  if (!found) clients.set(hub, (found = new Client({ ...options, hub })));
+  if (!found || found.closed) clients.set(hub, (found = new Client({ ...options, hub })));
   return found;
 }
 

@@ -170,7 +170,8 @@ export class HubStream {
   private ended(attempt: AbortController, error?: unknown): void {
     if (attempt === this.current) this.current = undefined;
     if (attempt !== this.latest || this.stopped) {
-      if (!this.current && !this.stopped) this.sink.state('connecting');
+      // The stream in use ended while its replacement is on its way.
+      if (!this.current && this.latest && !this.stopped) this.sink.state('connecting');
       return;
     }
     this.latest = undefined;

@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 
 import { Client, type HubEvent } from '../src/client.js';
+import { client as pageClient, subscribe } from '../src/index.js';
 import type { State } from '../src/stream.js';
 import { FakeHub, fakeToken } from './fakehub.js';
 
@@ -145,6 +146,27 @@ describe('one stream', () => {
   });
 });
 
+describe('subscribe()', () => {
+  test("shares the page's client of a hub, made again once closed", async () => {
+    const a = collector();
+    const b = collector();
+    const offA = subscribe('a', a.push, { hub: hub.url, share: false });
+    const offB = subscribe(['b'], b.push, { hub: hub.url, share: false });
+    const shared = pageClient({ hub: hub.url });
+    await waitFor(() => shared.state === 'open' && hub.open === 1, 'one stream');
+    hub.publish('a', 'x');
+    hub.publish('b', 'y');
+    await waitFor(() => a.events.length === 1 && b.events.length === 1, 'one event each');
+    expect(hub.maxOpen).toBe(1);
+    offA();
+    offB();
+    await waitFor(() => hub.open === 0, 'no stream left');
+    shared.close();
+    expect(pageClient({ hub: hub.url })).not.toBe(shared);
+    pageClient({ hub: hub.url }).close();
+  });
+});
+
 describe('resuming', () => {
   test('from a stored id', async () => {
     hub.publish('a', '1');
@@ -207,7 +229,7 @@ describe('tokens', () => {
     await sleep(50);
     expect(a.ids()).toEqual(want);
     expect(issued).toBeGreaterThanOrEqual(4);
-    expect(states).toEqual(['connecting', 'open']);
+    expect(states).toEqual(['closed', 'connecting', 'open']);
   });
 
   test('a refused static token closes the stream', async () => {

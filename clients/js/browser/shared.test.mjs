@@ -80,7 +80,7 @@ const PAGE = `<!doctype html>
       }), options);
     }
   };
-  window.leading = () => !!ssehub.client({ hub: window.hub }).stream;
+  window.leading = () => ssehub.client({ hub: window.hub }).leader;
   window.lastState = () => log.states[log.states.length - 1];
   window.ready = true;
 </script>

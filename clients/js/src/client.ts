@@ -96,6 +96,7 @@ export class Client {
   /** True once {@link Client.close} was called. */
   closed = false;
 
+  /** A client of `options.hub`; `subscribe()` and `client()` keep one per hub and page. */
   constructor(readonly options: ClientOptions) {
     this.cursor = options.lastEventId;
     this.tokens = new Tokens(options.token);
@@ -127,6 +128,11 @@ export class Client {
     return () => {
       if (this.subscriptions.delete(subscription)) this.announce();
     };
+  }
+
+  /** True while this page is the leader, the one holding the stream. */
+  get leader(): boolean {
+    return !!this.stream;
   }
 
   /** Leaves the sharing and closes the stream if this page held it. */

@@ -298,7 +298,8 @@ describe('pages sharing one stream (heartbeat election over BroadcastChannel)', 
     expect(hub.open).toBe(1);
     const pub = publisher(hub, ['all', 'own0', 'own1', 'own2']);
     await sleep(300);
-    const leader = pages.findIndex((p) => (p as unknown as { stream?: unknown }).stream);
+    const leader = pages.findIndex((p) => p.leader);
+    expect(pages.filter((p) => p.leader).length).toBe(1);
     expect(leader).toBeGreaterThanOrEqual(0);
     pages[leader].close();
     await sleep(4500);
@@ -311,6 +312,7 @@ describe('pages sharing one stream (heartbeat election over BroadcastChannel)', 
       expect(all[i].ids()).toEqual(want);
       expect(got[i].ids()).toEqual(pub.ids.get(`own${i}`));
     }
+    expect(rest.filter((i) => pages[i].leader).length).toBe(1);
     expect(hub.open).toBe(1);
   });
 });

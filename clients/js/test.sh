@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything the JavaScript client needs checked, from a clean checkout:
-# npm ci, the build (tsc), the size budget, the unit tests (vitest), npm pack
-# (and the packed tarball imported from a scratch project), and the browser
-# tests in Chromium against a release ssehub.
+# npm ci, the build (tsc) and the type check of the tests, the size budget,
+# the unit tests (vitest), npm pack (and the packed tarball imported from a
+# scratch project), and the browser tests in Chromium against a release
+# ssehub.
 #
 # Environment: SSEHUB_BIN, the release binary to test against (built with
 # cargo when unset); CHROMIUM, the browser (default /usr/bin/chromium,
@@ -27,9 +28,10 @@ cd "$JS_DIR"
 log "npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 
-log "build"
+log "build and type checks"
 rm -rf dist
 npm run --silent build
+npm run --silent typecheck
 
 log "size budget"
 npm run --silent size

@@ -33,17 +33,21 @@ export function union(lists: Iterable<readonly Selector[]>): Selector[] {
   return [...all.keys()].sort().map((k) => all.get(k)!);
 }
 
-/** What a URI template expression may expand to, by operator. */
-const EXPANSIONS: Record<string, string> = {
-  '': "[\\w.~%,!$'()*+;=-]*",
-  '+': "[\\w.~%:/?#[\\]@!$&'()*+,;=-]*",
-  '#': "(?:#[\\w.~%:/?#[\\]@!$&'()*+,;=-]*)?",
-  '.': '(?:\\.[\\w~%,=-]*)*',
-  '/': '(?:/[\\w.~%,=-]*)*',
-  ';': '(?:;[\\w.~%,=-]*)*',
-  '?': '(?:\\?[\\w.~%,=&-]*)?',
-  '&': '(?:&[\\w.~%,=&-]*)?',
-};
+/** Characters of an expanded value: unreserved, `%` of escapes, and non-ASCII (IRIs), as the hub allows. */
+const UNRESERVED = '-\\w.~%\\x80-\\uffff';
+/** Characters `+` and `#` expressions also let through. */
+const RESERVED = ":/?#[\\]@!$&'()*+,;=";
+
+/**
+ * A pattern for what one expression with operator `op` may expand to: any
+ * values (lists and pairs too) of any of its variables, or nothing.
+ */
+function expansion(op: string): string {
+  if (op === '+') return `[${UNRESERVED}${RESERVED}]*`;
+  if (op === '#') return `(?:#[${UNRESERVED}${RESERVED}]*)?`;
+  const sep = op === '?' ? '&' : op;
+  return op ? `(?:\\${op}[${UNRESERVED},=\\${sep}]*)?` : `[${UNRESERVED},=]*`;
+}
 
 /**
  * A regular expression accepting what an RFC 6570 template can expand to
@@ -55,14 +59,16 @@ export function templateRegExp(template: string): RegExp | null {
   let rest = template;
   for (;;) {
     const open = rest.indexOf('{');
-    if (open < 0) break;
     const close = rest.indexOf('}', open);
+    // A `}` outside an expression makes the whole an exact string, as for the hub.
+    if (rest.slice(0, open < 0 ? undefined : open).includes('}')) return null;
+    if (open < 0) break;
     if (close < 0) return null;
     const expression = rest.slice(open + 1, close);
     const op = /^[+#./;?&]/.test(expression) ? expression[0] : '';
     const names = expression.slice(op.length);
     if (!/^[\w%.]+(?::\d+|\*)?(?:,[\w%.]+(?::\d+|\*)?)*$/.test(names)) return null;
-    source += escape(rest.slice(0, open)) + EXPANSIONS[op];
+    source += escape(rest.slice(0, open)) + expansion(op);
     rest = rest.slice(close + 1);
   }
   return source ? new RegExp('^' + source + escape(rest) + '$') : null;

@@ -48,11 +48,21 @@ describe('selectors', () => {
     no('https://a/s{?q,lang}', 'https://a/s/x');
     yes('https://a/x{#frag}', 'https://a/x#top');
     no('https://a/x.y/{id}', 'https://a/xzy/1');
+    yes('https://a/books/{id}', 'https://a/books/é');
+    yes('https://a/books/{id}', 'https://a/books/%C3%A9,x');
+    yes('https://a/{.ext*}', 'https://a/.tar.gz');
+    yes('https://a/m{;v*}', 'https://a/m;x=1;y=2');
+    yes('https://a/s{?q}{&more*}', 'https://a/s?q=é&a=1&b=2');
+    no('https://a/s{?q}', 'https://a/s?q=a b');
+    no('https://a/books/{id}', 'https://a/books/a?b');
   });
 
   test('invalid templates are exact selectors, as the hub reads them', () => {
     expect(templateRegExp('https://a/{id')).toBeNull();
     expect(templateRegExp('https://a/{a b}')).toBeNull();
+    expect(templateRegExp('https://a/}{id}')).toBeNull();
+    expect(templateRegExp('https://a/{id}}')).toBeNull();
+    expect(templateRegExp('https://a/{{id}')).toBeNull();
     expect(matches('https://a/{id', ['https://a/{id'], 0, HUB)).toBe(true);
     expect(matches('https://a/{id', ['https://a/1'], 0, HUB)).toBe(false);
   });

@@ -2,7 +2,7 @@
 # Everything the JavaScript client needs checked, from a clean checkout:
 # npm ci, the build (tsc) and the type check of the tests, the size budget,
 # the unit tests (vitest), npm pack (and the packed tarball imported from a
-# scratch project), and the browser tests in Chromium against a release
+# scratch project), and the end-to-end tests (Node, and Chromium) against a release
 # ssehub.
 #
 # Environment: SSEHUB_BIN, the release binary to test against (built with
@@ -72,5 +72,5 @@ if [ ! -x "$CHROMIUM" ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-log "browser tests ($("$CHROMIUM" --version 2>/dev/null), $("$SSEHUB_BIN" --version))"
-SSEHUB_BIN="$SSEHUB_BIN" CHROMIUM="$CHROMIUM" node --test --test-concurrency=1 browser/
+log "end-to-end tests, Node and Chromium ($("$CHROMIUM" --version 2>/dev/null), $("$SSEHUB_BIN" --version))"
+SSEHUB_BIN="$SSEHUB_BIN" CHROMIUM="$CHROMIUM" node --test --test-concurrency=1 e2e/

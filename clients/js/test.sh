@@ -2,8 +2,8 @@
 # Everything the JavaScript client needs checked, from a clean checkout:
 # npm ci, the build (tsc) and the type check of the tests, the size budget,
 # the unit tests (vitest), npm pack (and the packed tarball imported from a
-# scratch project), and the end-to-end tests (Node, and Chromium) against a release
-# ssehub.
+# scratch project), and the end-to-end tests (in Node and in Chromium)
+# against a release ssehub.
 #
 # Environment: SSEHUB_BIN, the release binary to test against (built with
 # cargo when unset); CHROMIUM, the browser (default /usr/bin/chromium,

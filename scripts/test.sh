@@ -23,4 +23,7 @@ cargo test --workspace --locked
 step "end-to-end (eventsource, eventsource-parser, Chromium)"
 bash e2e/run.sh
 
+step "JavaScript client (clients/js)"
+SSEHUB_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/ssehub" bash clients/js/test.sh
+
 printf '\nall tests passed\n'

@@ -10,6 +10,7 @@ mod logging;
 mod notify;
 mod signals;
 mod token;
+mod ui;
 
 use crate::auth::{parse_algorithm, Signer};
 use crate::config::{defaults, Config, LogFormat, Options, Store};
@@ -88,6 +89,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let running = crate::server::start(config).await?;
         let mut signals = Signals::install()?;
         print_banner(&running);
+        ui::print_url(&running);
         notify::notify(notify::READY);
         signals.stop(running.tls.as_deref()).await;
         notify::notify(notify::STOPPING);
@@ -201,6 +203,7 @@ fn print_banner(running: &RunningHub) {
             subject: "quick-start".into(),
         }),
         ttl: Some(Duration::from_secs(24 * 3600)),
+        admin: false,
     };
     let secret = config.data_dir.join(GENERATED_SECRET_FILE);
     println!(
@@ -305,6 +308,7 @@ mod tests {
                 "issuer",
                 "audience",
                 "subject",
+                "admin",
                 "exp",
                 "signing-key",
                 "config",

@@ -31,3 +31,4 @@ mod redis_store;
 mod subscribe;
 mod systemd;
 mod tls;
+mod ui;

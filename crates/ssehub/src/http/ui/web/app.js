@@ -221,6 +221,9 @@ function drawCharts() {
   ]);
 }
 
+/** An axis value: two significant digits below 10. */
+const axisLabel = (v) => (v >= 10 ? number.format(v) : String(Number(v.toPrecision(2))));
+
 /** A round upper bound for an axis. */
 function niceMax(max) {
   if (!(max > 0)) return 1;
@@ -257,7 +260,7 @@ function drawChart(canvas, series) {
     g.stroke();
     g.fillStyle = muted;
     g.textAlign = 'right';
-    g.fillText(number.format(max * frac), left - 4, y);
+    g.fillText(axisLabel(max * frac), left - 4, y);
   }
   g.textAlign = 'left';
   g.fillText(`${HISTORY_POINTS} s`, left, height - 6);

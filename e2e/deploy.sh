@@ -65,7 +65,7 @@ fi
 
 log "cargo build --release"
 (cd "$ROOT" && cargo build --release --quiet)
-SSEHUB="$ROOT/target/release/ssehub"
+SSEHUB="${CARGO_TARGET_DIR:-$ROOT/target}/release/ssehub"
 
 NGINX_VERSION="$("$NGINX" -v 2>&1 | sed -n 's#.*nginx/\([0-9.]*\).*#\1#p')"
 log "versions: nginx $NGINX_VERSION ($NGINX); $("$HAPROXY" -v 2>&1 | head -n 1)"

@@ -2,6 +2,7 @@
 // where it listens and its HMAC secret through the environment.
 
 import { createHmac, randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { SignJWT } from 'jose';
 
 function required(name) {
@@ -198,3 +199,15 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/** A free loopback port (bound to port 0, then released). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}

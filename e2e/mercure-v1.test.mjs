@@ -9,7 +9,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +20,7 @@ import {
   HUB,
   HUB_URL,
   accessToken,
+  freePort,
   legacyToken,
   once,
   publish,
@@ -254,18 +254,6 @@ test('refusals: RFC 6750 challenges, iss/aud/exp checks, no token in the URL for
     mercure_subscriptions: true,
   });
 });
-
-/** A free loopback port (bound to port 0, then released). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('a hub verifying ES256 tokens, with a pinned --hub-url', () => {
   // What tokens must name as their audience: not what the Host says.

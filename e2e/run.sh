@@ -70,7 +70,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 HUB="http://127.0.0.1:$HUB_PORT"
-SSEHUB="$ROOT/target/release/ssehub"
+SSEHUB="${CARGO_TARGET_DIR:-$ROOT/target}/release/ssehub"
 log "starting the hub on $HUB"
 # The 1.0 access token cookie is renamed from its default,
 # __Secure-mercure_access_token: browsers refuse __Secure- cookies for plain

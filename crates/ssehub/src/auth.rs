@@ -242,7 +242,12 @@ impl Signer {
 
     /// Signs a token granting `claim`, expiring after `ttl` if given.
     pub fn sign(&self, claim: &MercureClaim, ttl: Option<Duration>) -> String {
-        let mut payload = serde_json::json!({ "mercure": claim });
+        self.sign_expiring(serde_json::json!({ "mercure": claim }), ttl)
+    }
+
+    /// Signs a 0.x token with these claims, adding `exp` when `ttl` is
+    /// given.
+    pub fn sign_expiring(&self, mut payload: Value, ttl: Option<Duration>) -> String {
         if let Some(ttl) = ttl {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)

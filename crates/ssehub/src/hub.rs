@@ -2,16 +2,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::fanout::Fanout;
-use crate::history::{Announcements, Log, LogError, Store, Tail, Tailed};
+use crate::history::{Announcements, Holding, Log, LogError, Store, Tail, Tailed};
 use crate::limits::Limits;
-use crate::metrics::{DeliverySampler, Metrics, Stage};
+use crate::metrics::{DeliverySampler, Metrics, RedisLink, Stage};
 use crate::proto::event::Event;
 use crate::proto::selector::SelectorCache;
 use crate::proto::update::Update;
@@ -109,6 +109,22 @@ impl Hub {
     /// Whether shutdown has begun.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// What the store holds now (unknown past `timeout`: Redis's `XLEN`
+    /// may be slow) and, for a Redis store, the state of the link.
+    pub async fn store_figures(&self, timeout: Duration) -> (Holding, Option<RedisLink>) {
+        let holding = tokio::time::timeout(timeout, self.log.holding())
+            .await
+            .unwrap_or_default();
+        let redis =
+            matches!(self.config.history.store, crate::config::Store::Redis(_)).then(|| {
+                RedisLink {
+                    up: self.log.readiness().is_ok(),
+                    lag: self.log.lag().unwrap_or_default(),
+                }
+            });
+        (holding, redis)
     }
 
     /// Drains, ends every stream and stops background tasks.

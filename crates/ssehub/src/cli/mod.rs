@@ -16,6 +16,7 @@ mod publish;
 mod signals;
 mod subscribe;
 mod token;
+mod ui;
 
 use crate::auth::{parse_algorithm, Signer};
 use crate::config::{defaults, Config, LogFormat, Options, Store};
@@ -115,6 +116,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let running = crate::server::start(config).await?;
         let mut signals = Signals::install()?;
         print_banner(&running);
+        ui::print_url(&running);
         notify::notify(notify::READY);
         signals.stop(running.tls.as_deref()).await;
         notify::notify(notify::STOPPING);
@@ -228,6 +230,7 @@ fn print_banner(running: &RunningHub) {
             subject: "quick-start".into(),
         }),
         ttl: Some(Duration::from_secs(24 * 3600)),
+        admin: false,
     };
     let secret = config.data_dir.join(GENERATED_SECRET_FILE);
     println!(
@@ -332,6 +335,7 @@ mod tests {
                 "issuer",
                 "audience",
                 "subject",
+                "admin",
                 "exp",
                 "signing-key",
                 "config",

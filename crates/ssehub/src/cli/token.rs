@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::auth::Signer;
 use crate::config::{defaults, HumanDuration, JwtConfig, KeyOptions};
 use crate::keys::{KeySource, Keys};
-use crate::proto::claims::{AccessToken, MercureClaim};
+use crate::proto::claims::{admin_claim, AccessToken, MercureClaim, ADMIN_CLAIM, CLAIM};
 use crate::proto::selector::{MatchType, Matcher};
 
 /// The options of `ssehub token`.
@@ -38,6 +38,9 @@ pub(super) struct TokenArgs {
     /// 1.0: who the token is for (`sub`, `client_id`).
     #[arg(long, value_name = "SUB", default_value = "ssehub-cli")]
     subject: String,
+    /// Also grant reading the hub's live figures (the browser UI's dashboard): adds the claim "ssehub": {"admin": true}
+    #[arg(long)]
+    admin: bool,
     /// Lifetime of the token, e.g. `1h` [default: no expiry for 0.x, 1h for 1.0].
     #[arg(long, value_name = "DURATION")]
     exp: Option<HumanDuration>,
@@ -88,6 +91,7 @@ impl TokenArgs {
                 subject: self.subject,
             }),
             ttl: self.exp.map(|d| d.0),
+            admin: self.admin,
         };
         token(&data_dir, &jwt, &grant, self.signing_key.as_deref())
     }
@@ -100,6 +104,8 @@ pub(super) struct Grant {
     /// The claims of a 1.0 access token; `None` for a 0.x token.
     pub(super) v1: Option<AccessTokenFields>,
     pub(super) ttl: Option<Duration>,
+    /// Whether the token carries the admin claim.
+    pub(super) admin: bool,
 }
 
 /// What a 1.0 access token says besides its grants.
@@ -123,11 +129,13 @@ impl Grant {
                 subscribe: texts(&self.subscribe),
                 payload: None,
             };
-            return signer.sign(&claim, self.ttl);
+            let mut claims = serde_json::json!({ CLAIM: claim });
+            self.add_admin(&mut claims);
+            return signer.sign_expiring(claims, self.ttl);
         };
         let now = crate::clock::unix_ms() / 1000;
         let ttl = self.ttl.unwrap_or(DEFAULT_ACCESS_TOKEN_TTL).as_secs();
-        let claims = AccessToken {
+        let mut claims = AccessToken {
             issuer: &v1.issuer,
             audience: &v1.audience,
             subject: &v1.subject,
@@ -137,7 +145,15 @@ impl Grant {
             subscribe: &self.subscribe,
         }
         .claims();
+        self.add_admin(&mut claims);
         signer.sign_json("at+jwt", &claims)
+    }
+
+    /// Adds the admin claim to `claims` if the grant has it.
+    fn add_admin(&self, claims: &mut serde_json::Value) {
+        if self.admin {
+            claims[ADMIN_CLAIM] = admin_claim();
+        }
     }
 }
 
@@ -149,7 +165,8 @@ fn token(
     grant: &Grant,
     signing_key: Option<&str>,
 ) -> anyhow::Result<String> {
-    let subscribe_only = grant.publish.is_empty() && !grant.subscribe.is_empty();
+    // The admin claim is verified with the publisher key.
+    let subscribe_only = !grant.admin && grant.publish.is_empty() && !grant.subscribe.is_empty();
     let alg = if subscribe_only {
         jwt.subscriber_alg
     } else {

@@ -81,6 +81,11 @@ pub const METRICS_LISTEN: Setting = Setting {
     flag: "metrics-listen",
     default: "127.0.0.1:9464",
 };
+/// `--ui`: served when every listener is on loopback.
+pub const UI: Setting = Setting {
+    flag: "ui",
+    default: "auto",
+};
 /// `--data-dir`, relative to the working directory.
 pub const DATA_DIR: Setting = Setting {
     flag: "data-dir",
@@ -237,13 +242,14 @@ pub const MAX_STREAM_DURATION: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 37] = [
+pub const ALL: [Setting; 38] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
     SHUTDOWN_TIMEOUT,
     DRAIN_DELAY,
     METRICS_LISTEN,
+    UI,
     LOG_FORMAT,
     DATA_DIR,
     PUBLISHER_JWT_ALG,

@@ -240,6 +240,7 @@ shutdown_timeout = "1s"
 drain_delay = "2s"
 log_format = "json"
 metrics_listen = "127.0.0.1:2"
+ui = "off"
 tls_cert = "c.pem"
 tls_key = "k.pem"
 data_dir = "d"
@@ -287,7 +288,7 @@ max_stream_duration = "17m"
         assert_eq!(
             format!("{c:?}"),
             "Config { data_dir: \"d\", \
-             server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s, drain_delay: 2s, metrics_listen: Some(127.0.0.1:2) }, \
+             server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s, drain_delay: 2s, metrics_listen: Some(127.0.0.1:2), ui: false }, \
              log: LogConfig { format: Json }, \
              tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, \
              jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512, \

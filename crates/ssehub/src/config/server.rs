@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -30,6 +31,9 @@ pub struct ServerOptions {
     /// Address of the plain HTTP listener serving Prometheus metrics at /metrics (keep it private); `none` disables it
     #[arg(long, env = "SSEHUB_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// The browser UI at /.well-known/mercure/ui/ (its live data needs an admin token): `on`, `off`, or `auto` (on when every listener is bound to loopback)
+    #[arg(long, env = "SSEHUB_UI", value_name = "auto|on|off")]
+    pub ui: Option<String>,
 }
 
 layer!(ServerOptions {
@@ -38,7 +42,8 @@ layer!(ServerOptions {
     http3,
     shutdown_timeout,
     drain_delay,
-    metrics_listen
+    metrics_listen,
+    ui
 });
 
 /// The certificate of the HTTPS listener.
@@ -70,6 +75,32 @@ pub struct ServerConfig {
     pub drain_delay: Duration,
     /// Metrics listener address, if enabled.
     pub metrics_listen: Option<SocketAddr>,
+    /// Whether the browser UI is served (`--ui`, `auto` resolved).
+    pub ui: bool,
+}
+
+/// `--ui`: whether the browser UI is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UiMode {
+    /// When every listener is bound to a loopback address.
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl FromStr for UiMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<UiMode, String> {
+        match s.trim() {
+            "auto" => Ok(UiMode::Auto),
+            "on" => Ok(UiMode::On),
+            "off" => Ok(UiMode::Off),
+            other => Err(format!("unknown UI mode {other:?}: use auto, on or off")),
+        }
+    }
 }
 
 /// The certificate of the HTTPS listener.
@@ -95,9 +126,25 @@ impl ServerOptions {
             "none" => Ok(None),
             addr => parse(addr).map(Some),
         };
+        let listen = parse(&listen)?;
+        let tls_listen = parse_or_none(&tls_listen)?;
+        let ui = match defaults::UI.or::<String>(self.ui).parse() {
+            Ok(UiMode::On) => true,
+            Ok(UiMode::Off) => false,
+            Ok(UiMode::Auto) => std::iter::once(listen)
+                .chain(tls_listen)
+                .all(|addr: SocketAddr| addr.ip().is_loopback()),
+            Err(why) => {
+                return Err(ConfigError::Unusable {
+                    flag: defaults::UI.flag,
+                    why,
+                })
+            }
+        };
         Ok(ServerConfig {
-            listen: parse(&listen)?,
-            tls_listen: parse_or_none(&tls_listen)?,
+            listen,
+            tls_listen,
+            ui,
             metrics_listen: parse_or_none(&metrics_listen)?,
             http3: defaults::HTTP3.or(self.http3),
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT.or(self.shutdown_timeout).0,
@@ -113,5 +160,36 @@ impl TlsOptions {
             cert: self.tls_cert,
             key: self.tls_key,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--ui` resolved for these listeners.
+    fn ui(mode: Option<&str>, listen: &str, tls_listen: &str) -> Result<bool, ConfigError> {
+        ServerOptions {
+            ui: mode.map(Into::into),
+            listen: Some(listen.into()),
+            tls_listen: Some(tls_listen.into()),
+            ..ServerOptions::default()
+        }
+        .resolve()
+        .map(|c| c.ui)
+    }
+
+    #[test]
+    fn ui_auto_is_on_only_when_every_listener_is_loopback() {
+        assert!(ui(None, "127.0.0.1:1", "[::1]:2").unwrap());
+        assert!(ui(Some("auto"), "127.0.0.1:1", "none").unwrap());
+        assert!(!ui(None, "0.0.0.0:1", "none").unwrap());
+        assert!(!ui(None, "127.0.0.1:1", "192.0.2.1:2").unwrap());
+        assert!(ui(Some("on"), "0.0.0.0:1", "none").unwrap());
+        assert!(!ui(Some("off"), "127.0.0.1:1", "none").unwrap());
+        let err = ui(Some("yes"), "127.0.0.1:1", "none")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ui") && err.contains("\"yes\""), "{err}");
     }
 }

@@ -11,6 +11,7 @@ mod request;
 mod subscribe;
 mod subscriptions;
 mod token;
+mod ui;
 
 use std::sync::Arc;
 
@@ -67,7 +68,7 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>, secure: bool) -> Router {
                 get(subscriptions::three_segments),
             );
     }
-    router = router
+    router = ui::routes(router, hub.config.server.ui)
         .layer(middleware::from_fn_with_state(
             hub.clone(),
             metadata::point_to_metadata,

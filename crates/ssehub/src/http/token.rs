@@ -60,18 +60,40 @@ pub(super) async fn authenticate(
     let Some((token, source)) = find_token(headers, query, query_allowed, &cookies)? else {
         return Ok(None);
     };
+    Ok(Some((verify(hub, &token, base, role).await?, source)))
+}
+
+/// The token in the request's `Authorization: Bearer` header only (no
+/// cookie, no query parameter), verified and read; `None` when it has none.
+pub(super) async fn authenticate_header(
+    hub: &Hub,
+    headers: &HeaderMap,
+    base: &url::Url,
+    role: Role,
+) -> Result<Option<Claims>, ApiError> {
+    match find_token(headers, &Query::default(), false, &[])? {
+        Some((token, _)) => Ok(Some(verify(hub, &token, base, role).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Verifies `token` with the key of `role` and reads what it grants.
+async fn verify(hub: &Hub, token: &str, base: &url::Url, role: Role) -> Result<Claims, ApiError> {
     let verifier = match role {
         Role::Publisher => &hub.publisher,
         Role::Subscriber => &hub.subscriber,
     };
-    let verified = verifier.verify(&token).await?;
+    let verified = verifier.verify(token).await?;
     let policy = TokenPolicy {
-        protocol,
-        issuer: &config.protocol.issuer,
+        protocol: hub.config.protocol.protocol,
+        issuer: &hub.config.protocol.issuer,
         audience: base.as_str(),
     };
-    let claims = Claims::from_token(verified.header.typ.as_deref(), &verified.payload, &policy)?;
-    Ok(Some((claims, source)))
+    Ok(Claims::from_token(
+        verified.header.typ.as_deref(),
+        &verified.payload,
+        &policy,
+    )?)
 }
 
 /// Compiles a token's grants; a URL pattern that does not compile makes the

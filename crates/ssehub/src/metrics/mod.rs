@@ -13,10 +13,12 @@ use std::sync::Arc;
 mod expose;
 mod primitives;
 pub mod process;
+mod reading;
 mod sample;
 
 pub use expose::{expose, RedisLink, Scraped, CONTENT_TYPE};
 pub use primitives::{Counter, Family, Gauge, Histogram, HotCounter, Label};
+pub use reading::{quantile, Interval, Reading};
 pub use sample::{DeliverySampler, SAMPLE_EVERY};
 
 /// Declares a label: an enum whose variants are its values, in index order.

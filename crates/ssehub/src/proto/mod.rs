@@ -13,3 +13,6 @@ pub mod update;
 /// everything under it is the hub's own (subscription events, the
 /// subscriptions API), and no publisher may use it as a topic.
 pub const HUB_PATH: &str = "/.well-known/mercure";
+
+/// The browser UI's path (Mercure's path for its debugging UI).
+pub const UI_PATH: &str = "/.well-known/mercure/ui";

@@ -20,9 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::drain::stopped;
-use crate::config::Store;
 use crate::hub::Hub;
-use crate::metrics::{expose, process, RedisLink, Scraped, CONTENT_TYPE};
+use crate::metrics::{expose, process, Scraped, CONTENT_TYPE};
 
 /// The only path served.
 const PATH: &str = "/metrics";
@@ -103,13 +102,7 @@ async fn answer(hub: &Hub, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 
 /// Every metric, with the figures read now from the store and `/proc`.
 async fn scrape(hub: &Hub) -> String {
-    let holding = tokio::time::timeout(STORE_TIMEOUT, hub.log.holding())
-        .await
-        .unwrap_or_default();
-    let redis = matches!(hub.config.history.store, Store::Redis(_)).then(|| RedisLink {
-        up: hub.log.readiness().is_ok(),
-        lag: hub.log.lag().unwrap_or_default(),
-    });
+    let (holding, redis) = hub.store_figures(STORE_TIMEOUT).await;
     let scraped = Scraped {
         history_events: holding.events,
         history_bytes: holding.bytes,

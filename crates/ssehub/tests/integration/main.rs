@@ -32,3 +32,4 @@ mod redis_store;
 mod subscribe;
 mod systemd;
 mod tls;
+mod ui;

@@ -88,6 +88,24 @@ pub struct Claims {
     /// The token's subject (`sub`), if it names one: what limits per
     /// subject count.
     pub subject: Option<String>,
+    /// Whether the token carries [`ADMIN_CLAIM`] `{"admin": true}`: it may
+    /// read the hub's live figures (the browser UI's dashboard).
+    pub admin: bool,
+}
+
+/// The claim of ssehub's own grants, in tokens of either generation:
+/// `"ssehub": {"admin": true}` lets the bearer read the hub's live figures.
+pub const ADMIN_CLAIM: &str = "ssehub";
+
+/// The value of [`ADMIN_CLAIM`] granting administration.
+pub fn admin_claim() -> Value {
+    serde_json::json!({ "admin": true })
+}
+
+/// Whether a payload's [`ADMIN_CLAIM`] grants administration (only the
+/// boolean `true` does).
+fn read_admin(payload: &Value) -> bool {
+    payload.get(ADMIN_CLAIM).and_then(|c| c.get("admin")) == Some(&Value::Bool(true))
 }
 
 impl Claims {
@@ -128,6 +146,7 @@ impl Claims {
                         .collect(),
                     exp,
                     subject: read_subject(payload),
+                    admin: read_admin(payload),
                 })
             }
             Generation::V1 => {
@@ -140,6 +159,7 @@ impl Claims {
                     payloads: grants.payloads,
                     exp,
                     subject: read_subject(payload),
+                    admin: read_admin(payload),
                 })
             }
         }

@@ -225,3 +225,24 @@ fn the_subject_is_read_in_both_generations() {
     );
     assert_eq!(v1.unwrap().subject.as_deref(), Some("u1"));
 }
+
+#[test]
+fn the_admin_claim_is_read_in_both_generations() {
+    let legacy = |payload| Claims::from_token(None, &payload, &policy(Protocol::Both)).unwrap();
+    assert!(legacy(json!({ ADMIN_CLAIM: admin_claim() })).admin);
+    for not in [
+        json!({}),
+        json!({"ssehub": {"admin": "true"}}),
+        json!({"ssehub": {"admin": false}}),
+        json!({"ssehub": true}),
+        json!({"mercure": {"publish": ["*"]}}),
+    ] {
+        assert!(!legacy(not.clone()).admin, "{not}");
+    }
+    let v1 = Claims::from_token(
+        Some("at+jwt"),
+        &access_token(json!({"ssehub": {"admin": true}})),
+        &policy(Protocol::Both),
+    );
+    assert!(v1.unwrap().admin);
+}

@@ -111,6 +111,8 @@ export class HubStream {
       if (attempt !== this.latest) return;
       const url = new URL(this.options.hub);
       for (const selector of this.selectors) url.searchParams.append(...param(selector, this.options.protocol));
+      // ssehub then names, in each event, the selectors it matched.
+      url.searchParams.append('ssehub_matched', '1');
       // An empty Last-Event-ID asks for "from now on" and the hub answers
       // with the id it starts after: an anchor before any event arrives.
       const sent = this.cursor ?? '';

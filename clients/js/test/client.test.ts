@@ -88,13 +88,13 @@ describe('one stream', () => {
     await waitFor(() => a.events.length >= wantA.length, 'every a');
     await sleep(50);
     expect(a.ids()).toEqual(wantA);
-    expect(a.events.every((e) => e.topics[0] === 'a')).toBe(true);
+    expect(a.events.every((e) => e.matched?.join() === 'a')).toBe(true);
     // b: a contiguous run of b's updates, from its first to when it left.
     const wantB = pub.ids.get('b')!;
     const first = wantB.indexOf(b.ids()[0]);
     expect(first).toBeGreaterThanOrEqual(0);
     expect(b.ids()).toEqual(wantB.slice(first, first + b.events.length));
-    expect(b.events.every((e) => e.topics[0] === 'b')).toBe(true);
+    expect(b.events.every((e) => e.matched?.join() === 'b')).toBe(true);
     // Switches reopened the stream from the cursor, one stream at a time but for the overlap.
     expect(hub.cursors.length).toBeGreaterThan(10);
     expect(hub.cursors.slice(1).every((c) => c && c.startsWith('id-'))).toBe(true);
@@ -120,9 +120,27 @@ describe('one stream', () => {
     expect(hub.cursors.length).toBeGreaterThanOrEqual(6);
   });
 
-  test('without topic lines, the `topics` option routes', async () => {
-    hub.topicLines = false;
-    const client = make({ topics: (e) => [e.data.split(' ')[0]] });
+  test('routed by the matched lines: each subscription its own selectors, once', async () => {
+    const client = make();
+    const a = collector();
+    const ab = collector();
+    client.subscribe(['a'], a.push);
+    client.subscribe(['a', 'b'], ab.push);
+    await waitFor(() => client.state === 'open', 'open');
+    hub.publish('a', 'a 1');
+    hub.publish('b', 'b 1');
+    await waitFor(() => ab.events.length === 2, 'both for ab');
+    await sleep(50);
+    expect(a.events.map((e) => [e.data, e.matched])).toEqual([['a 1', ['a']]]);
+    expect(ab.events.map((e) => [e.data, e.matched])).toEqual([
+      ['a 1', ['a']],
+      ['b 1', ['b']],
+    ]);
+  });
+
+  test('a hub that names no selector: every subscription gets every event', async () => {
+    hub.namesMatched = false;
+    const client = make();
     const a = collector();
     const b = collector();
     client.subscribe(['a'], a.push);
@@ -130,9 +148,8 @@ describe('one stream', () => {
     await waitFor(() => client.state === 'open', 'open');
     hub.publish('a', 'a 1');
     hub.publish('b', 'b 1');
-    await waitFor(() => a.events.length === 1 && b.events.length === 1, 'one each');
-    expect(a.events[0].data).toBe('a 1');
-    expect(b.events[0].data).toBe('b 1');
+    await waitFor(() => a.events.length === 2 && b.events.length === 2, 'both each');
+    expect(a.events.map((e) => e.matched)).toEqual([undefined, undefined]);
   });
 
   test('binary data arrives as bytes', async () => {

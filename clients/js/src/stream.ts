@@ -97,6 +97,9 @@ export class HubStream {
       return;
     }
     const attempt = new AbortController();
+    // A reopening not answered yet is superseded: aborted, so that only the
+    // stream in use and this attempt are ever in flight.
+    if (this.latest !== this.current) this.latest?.abort();
     this.latest = attempt;
     // The watchdog: a connection that went silent (a dead network path
     // sends no FIN) is given up and reopened.

@@ -2,8 +2,8 @@
 // (`match=` or `topic=`), Last-Event-ID as ssehub reads it (empty: from now,
 // with the anchor answered; known: replay after it; unknown: `earliest` and a
 // full replay), fake tokens whose expiry ends the stream, ssehub's
-// `matched:` lines when asked (`ssehub_matched=1`) and enabled, and a count
-// of open streams.
+// `matched:` lines when asked (`ssehub_matched=1`) and enabled, a count
+// of open streams, and requests held unanswered on demand.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -44,6 +44,12 @@ export class FakeHub {
   requireToken = false;
   /** Answer subscriptions with this status instead, when set. */
   refuseWith: number | undefined;
+  /** Requests received, answered or not. */
+  received = 0;
+  /** Hold new requests unanswered (no status line) until {@link FakeHub.release}. */
+  holding = false;
+  /** The answers of the requests held now; one leaves when its client goes away. */
+  readonly held = new Set<() => void>();
   private next = 1;
   private readonly streams = new Set<{ topics: Set<string>; res: ServerResponse; named: boolean }>();
   private readonly server: Server;
@@ -73,6 +79,15 @@ export class FakeHub {
     return event.id;
   }
 
+  /** Stops holding requests and answers those held. */
+  release(): void {
+    this.holding = false;
+    for (const answer of [...this.held]) {
+      this.held.delete(answer);
+      answer();
+    }
+  }
+
   /** Forgets the history (every id becomes unknown) and ends every stream. */
   forget(): void {
     this.log.length = 0;
@@ -89,6 +104,14 @@ export class FakeHub {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.received++;
+    if (!this.holding) return this.answer(req, res);
+    const answer = (): void => this.answer(req, res);
+    this.held.add(answer);
+    res.on('close', () => this.held.delete(answer));
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url!, 'http://x');
     if (req.method !== 'GET') return void res.writeHead(405).end();
     if (this.refuseWith) return void res.writeHead(this.refuseWith).end();

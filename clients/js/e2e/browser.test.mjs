@@ -60,8 +60,6 @@ const PAGE = `<!doctype html>
       hub: o.hub,
       protocol: o.protocol,
       lastEventId: o.lastEventId,
-      // The hub writes no topic lines: the updates of these tests carry theirs.
-      topics: (e) => { try { return [JSON.parse(e.data).topic]; } catch { return undefined; } },
       onState: (s) => log.states.push(s),
       onLost: () => log.lost++,
     };
@@ -77,6 +75,7 @@ const PAGE = `<!doctype html>
       ssehub.subscribe(selectors, (e) => log.events[name].push({
         id: e.id,
         data: typeof e.data === 'string' ? e.data : { bytes: Array.from(e.data) },
+        matched: e.matched,
       }), options);
     }
   };
@@ -172,9 +171,12 @@ async function totalSubscriptions() {
 }
 
 /**
- * `count` pages subscribe to a topic they all share, one of their own, and
- * a template (0.x) or URL pattern (1.0) matching every page's own; one
- * stream on the hub carries them; then the leader closes under publishing;
+ * `count` pages subscribe to a topic they all share, one of their own, a
+ * template (0.x) or URL pattern (1.0) matching every page's own, and one
+ * of two templates or patterns (by the page's parity); one stream on the
+ * hub carries them, and each subscription receives only the events of its
+ * own selectors (routed by the hub's `matched:` lines, relayed with the
+ * events to the other pages); then the leader closes under publishing;
  * then one page publishes random bytes. `locks: false` hides Web Locks.
  */
 async function sharedPages(hubUrl, protocol, wire, { count = TABS, locks = true } = {}) {
@@ -184,13 +186,15 @@ async function sharedPages(hubUrl, protocol, wire, { count = TABS, locks = true 
     const all = `https://example.com/js/${run}/all`;
     const own = (i) => `https://example.com/js/${run}/tab/${i}`;
     const family = protocol === 0 ? `https://example.com/js/${run}/tab/{n}` : { pattern: `https://example.com/js/${run}/tab/:n` };
+    const halfTopic = (h) => `https://example.com/js/${run}/half/${h}/x`;
+    const half = (h) => (protocol === 0 ? `https://example.com/js/${run}/half/${h}/{n}` : { pattern: `https://example.com/js/${run}/half/${h}/:n` });
     const pages = await openPages(context, count, locks ? '' : '?nolocks');
     assert.equal(await pages[0].evaluate(() => typeof navigator.locks), locks ? 'object' : 'undefined');
     for (const [i, page] of pages.entries()) {
       await page.evaluate((o) => window.start(o), {
         hub: hubUrl,
         protocol,
-        subscriptions: { all: [all], own: [own(i)], family: [family] },
+        subscriptions: { all: [all], own: [own(i)], family: [family], half: [half(i % 2)] },
       });
     }
     await waitFor(async () => (await Promise.all(pages.map((p) => p.evaluate(() => window.lastState())))).every((s) => s === 'open'), 20_000, 'every page open');
@@ -203,14 +207,23 @@ async function sharedPages(hubUrl, protocol, wire, { count = TABS, locks = true 
     for (let n = 0; n < 20; n++) first.push(await publish({ topic: all, data: JSON.stringify({ topic: all, n }) }));
     const ownIds = [];
     for (let i = 0; i < count; i++) ownIds.push(await publish({ topic: own(i), data: JSON.stringify({ topic: own(i) }) }));
+    const halfIds = [];
+    for (const h of [0, 1]) halfIds.push(await publish({ topic: halfTopic(h), data: JSON.stringify({ topic: halfTopic(h) }) }));
     for (const [i, page] of pages.entries()) {
-      await waitFor(async () => (await ids(page, 'all')).length >= first.length && (await ids(page, 'own')).length >= 1, 15_000, `page ${i}'s updates`);
+      await waitFor(async () => (await ids(page, 'all')).length >= first.length && (await ids(page, 'half')).length >= 1, 15_000, `page ${i}'s updates`);
     }
     await sleep(300);
+    const text = (selector) => (typeof selector === 'string' ? selector : selector.pattern);
+    const named = (page, name) => page.evaluate((n) => window.log.events[n].map((e) => e.matched), name);
     for (const [i, page] of pages.entries()) {
+      const kind = protocol ? 'URL pattern' : 'template';
       assert.deepEqual(await ids(page, 'all'), first, `page ${i}: shared updates`);
       assert.deepEqual(await ids(page, 'own'), [ownIds[i]], `page ${i}: its own update only`);
-      assert.deepEqual(await ids(page, 'family'), ownIds, `page ${i}: every page's own, by ${protocol ? 'URL pattern' : 'template'}`);
+      assert.deepEqual(await ids(page, 'family'), ownIds, `page ${i}: every page's own, by ${kind}`);
+      assert.deepEqual(await ids(page, 'half'), [halfIds[i % 2]], `page ${i}: only its own ${kind}'s update`);
+      assert.deepEqual(await named(page, 'own'), [[own(i)]], `page ${i}: the hub named its selector`);
+      assert.deepEqual(await named(page, 'half'), [[half(i % 2)]], `page ${i}: the hub named its ${kind}`);
+      assert.ok((await named(page, 'family')).every((m) => m.length === 1 && text(m[0]) === text(family)));
     }
     assert.equal(await totalSubscriptions(), 1);
 

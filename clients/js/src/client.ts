@@ -5,7 +5,7 @@
  */
 
 import { decodeData } from './binary.js';
-import { matches, union, type Protocol, type Selector } from './selectors.js';
+import { text, union, type Protocol, type Selector } from './selectors.js';
 import type { SseEvent } from './sse.js';
 import { HubStream, type State } from './stream.js';
 import { elect, type Election } from './tabs.js';
@@ -19,8 +19,12 @@ export interface HubEvent {
   type: string;
   /** The data, or its bytes when it follows the binary convention. */
   data: string | Uint8Array;
-  /** The topics the event was routed by (empty: unknown, delivered to every subscription). */
-  topics: string[];
+  /**
+   * The subscription's selectors the hub named for this event (its
+   * `matched:` lines); undefined from a hub that names none, which sends
+   * every event to every subscription.
+   */
+  matched?: Selector[];
 }
 
 /** How a page reaches a hub; the first subscription to a hub decides for the page. */
@@ -37,12 +41,6 @@ export interface ClientOptions {
   share?: boolean;
   /** Deliver data following the binary convention as a Uint8Array (default true). */
   binary?: boolean;
-  /**
-   * The topics of an event when its frame names none (the hub writes no
-   * `topic:` lines today), e.g. `(e) => [JSON.parse(e.data)['@id']]`;
-   * without topics an event goes to every subscription of the page.
-   */
-  topics?: (event: SseEvent) => string[] | undefined;
   /** Reconnection time until the hub sends `retry:` (ms, default 1000). */
   retry?: number;
   /** Reopen a stream silent this long (ms, default 60000: four of the hub's default heartbeats); 0: never. */
@@ -253,18 +251,12 @@ export class Client {
     return true;
   }
 
+  /** Gives `e` to each subscription one of whose selectors the hub named (to all when it names none), once. */
   private deliver(e: SseEvent): void {
-    const topics = e.topics.length ? e.topics : (this.options.topics?.(e) ?? []);
-    const event: HubEvent = {
-      id: e.id,
-      type: e.type,
-      data: this.options.binary === false ? e.data : decodeData(e.data),
-      topics,
-    };
+    const data = this.options.binary === false ? e.data : decodeData(e.data);
     for (const s of [...this.subscriptions]) {
-      if (!topics.length || s.selectors.some((sel) => matches(sel, topics, this.protocol, this.options.hub))) {
-        s.onEvent(event);
-      }
+      const matched = e.matched && s.selectors.filter((sel) => e.matched!.includes(text(sel)));
+      if (!matched || matched.length) s.onEvent({ id: e.id, type: e.type, data, matched });
     }
   }
 

@@ -4,7 +4,7 @@
  * the standard drops), events come out.
  */
 
-/** One event as an EventSource would dispatch it, plus its `topic:` lines. */
+/** One event as an EventSource would dispatch it, plus the selectors ssehub names. */
 export interface SseEvent {
   /** The `event:` field; `message` when the frame has none. */
   type: string;
@@ -13,10 +13,12 @@ export interface SseEvent {
   /** The stream's last event id when the event was dispatched (`''` if none yet). */
   id: string;
   /**
-   * The values of the frame's `topic:` lines, a field EventSource ignores;
-   * empty when the server writes none.
+   * The values of the frame's `matched:` lines (ssehub's `ssehub_matched=1`
+   * extension, a field EventSource ignores): the stream's selectors the
+   * event was received through. Undefined when the stream did not open
+   * with ssehub's `:ssehub_matched` comment (a hub without the extension).
    */
-  topics: string[];
+  matched?: string[];
 }
 
 /** Where a parser sends what it reads. */
@@ -36,18 +38,21 @@ export function createParser(sink: SseSink): (text: string) => void {
   let data = '';
   let type = '';
   let id = '';
-  let topics: string[] = [];
+  let matched: string[] | undefined;
   // The previous piece ended with CR: a LF opening the next one ends nothing.
   let afterCR = false;
 
   const line = (text: string): void => {
     if (!text) {
-      if (data) sink.event({ type: type || 'message', data: data.slice(0, -1), id, topics });
+      if (data) sink.event({ type: type || 'message', data: data.slice(0, -1), id, matched: matched?.slice() });
       data = type = '';
-      topics = [];
+      if (matched) matched.length = 0;
       return;
     }
-    if (text[0] === ':') return;
+    if (text[0] === ':') {
+      if (text === ':ssehub_matched') matched = [];
+      return;
+    }
     const colon = text.indexOf(':');
     const field = colon < 0 ? text : text.slice(0, colon);
     let value = colon < 0 ? '' : text.slice(colon + 1);
@@ -58,7 +63,7 @@ export function createParser(sink: SseSink): (text: string) => void {
       if (!value.includes('\0')) id = value;
     } else if (field === 'retry') {
       if (/^\d+$/.test(value)) sink.retry(Number(value));
-    } else if (field === 'topic') topics.push(value);
+    } else if (field === 'matched') matched?.push(value);
   };
 
   return (text) => {

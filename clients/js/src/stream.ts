@@ -97,6 +97,9 @@ export class HubStream {
       return;
     }
     const attempt = new AbortController();
+    // A reopening not answered yet is superseded: aborted, so that only the
+    // stream in use and this attempt are ever in flight.
+    if (this.latest !== this.current) this.latest?.abort();
     this.latest = attempt;
     // The watchdog: a connection that went silent (a dead network path
     // sends no FIN) is given up and reopened.
@@ -111,6 +114,8 @@ export class HubStream {
       if (attempt !== this.latest) return;
       const url = new URL(this.options.hub);
       for (const selector of this.selectors) url.searchParams.append(...param(selector, this.options.protocol));
+      // ssehub then names, in each event, the selectors it matched.
+      url.searchParams.append('ssehub_matched', '1');
       // An empty Last-Event-ID asks for "from now on" and the hub answers
       // with the id it starts after: an anchor before any event arrives.
       const sent = this.cursor ?? '';

@@ -1,8 +1,9 @@
 // A small in-memory hub for the unit tests: exact-topic subscriptions
 // (`match=` or `topic=`), Last-Event-ID as ssehub reads it (empty: from now,
 // with the anchor answered; known: replay after it; unknown: `earliest` and a
-// full replay), fake tokens whose expiry ends the stream, `topic:` lines
-// when asked, and a count of open streams.
+// full replay), fake tokens whose expiry ends the stream, ssehub's
+// `matched:` lines when asked (`ssehub_matched=1`) and enabled, a count
+// of open streams, and requests held unanswered on demand.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -37,14 +38,20 @@ export class FakeHub {
   maxOpen = 0;
   /** Every subscribe request's Last-Event-ID header (null: none). */
   readonly cursors: (string | null)[] = [];
-  /** Write `topic:` lines in frames. */
-  topicLines = true;
+  /** Honour `ssehub_matched=1` (as ssehub does; another hub would not). */
+  namesMatched = true;
   /** Require a token on subscriptions. */
   requireToken = false;
   /** Answer subscriptions with this status instead, when set. */
   refuseWith: number | undefined;
+  /** Requests received, answered or not. */
+  received = 0;
+  /** Hold new requests unanswered (no status line) until {@link FakeHub.release}. */
+  holding = false;
+  /** The answers of the requests held now; one leaves when its client goes away. */
+  readonly held = new Set<() => void>();
   private next = 1;
-  private readonly streams = new Set<{ topics: Set<string>; res: ServerResponse }>();
+  private readonly streams = new Set<{ topics: Set<string>; res: ServerResponse; named: boolean }>();
   private readonly server: Server;
   url = '';
 
@@ -68,8 +75,17 @@ export class FakeHub {
   publish(topic: string, data: string): string {
     const event = { id: `id-${this.next++}`, topic, data };
     this.log.push(event);
-    for (const s of this.streams) if (s.topics.has(topic)) s.res.write(this.frame(event));
+    for (const s of this.streams) if (s.topics.has(topic)) s.res.write(this.frame(event, s.named));
     return event.id;
+  }
+
+  /** Stops holding requests and answers those held. */
+  release(): void {
+    this.holding = false;
+    for (const answer of [...this.held]) {
+      this.held.delete(answer);
+      answer();
+    }
   }
 
   /** Forgets the history (every id becomes unknown) and ends every stream. */
@@ -83,12 +99,19 @@ export class FakeHub {
     for (const s of this.streams) s.res.end();
   }
 
-  private frame(e: Logged): string {
-    const topic = this.topicLines ? `topic: ${e.topic}\n` : '';
-    return `id: ${e.id}\n${topic}data: ${e.data}\n\n`;
+  private frame(e: Logged, named: boolean): string {
+    return `id: ${e.id}\ndata: ${e.data}\n${named ? `matched: ${e.topic}\n` : ''}\n`;
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.received++;
+    if (!this.holding) return this.answer(req, res);
+    const answer = (): void => this.answer(req, res);
+    this.held.add(answer);
+    res.on('close', () => this.held.delete(answer));
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url!, 'http://x');
     if (req.method !== 'GET') return void res.writeHead(405).end();
     if (this.refuseWith) return void res.writeHead(this.refuseWith).end();
@@ -111,9 +134,10 @@ export class FakeHub {
     const headers: Record<string, string> = { 'content-type': 'text/event-stream' };
     if (anchor) headers['last-event-id'] = anchor;
     res.writeHead(200, headers);
-    res.write(':\n\n');
-    for (const e of this.log.slice(from)) if (topics.has(e.topic)) res.write(this.frame(e));
-    const stream = { topics, res };
+    const named = this.namesMatched && url.searchParams.get('ssehub_matched') === '1';
+    res.write(named ? ':ssehub_matched\n\n' : ':\n\n');
+    for (const e of this.log.slice(from)) if (topics.has(e.topic)) res.write(this.frame(e, named));
+    const stream = { topics, res, named };
     this.streams.add(stream);
     this.maxOpen = Math.max(this.maxOpen, ++this.open);
     const timer = exp === undefined ? undefined : setTimeout(() => res.end(), exp - Date.now());

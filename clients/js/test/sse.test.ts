@@ -72,9 +72,11 @@ describe('WHATWG parsing (web-platform-tests vectors)', () => {
     expect(parse([new TextEncoder().encode('retry:03000\nretry:1000x\nretry:\ndata:x\n\n')]).retries).toEqual([3000]);
   });
 
-  test('topic lines are collected per event and ignored otherwise', () => {
-    const { events } = parse([new TextEncoder().encode('topic: a\ntopic:b\ndata:1\n\ndata:2\n\n')]);
-    expect(events.map((e) => e.topics)).toEqual([['a', 'b'], []]);
+  test('matched lines are collected per event once the stream opened with :ssehub_matched', () => {
+    const frames = 'matched: a\ndata:0\n\n:ssehub_matched\n\nmatched: a\nmatched:b\ndata:1\n\ndata:2\n\n';
+    const { events } = parse([new TextEncoder().encode(frames)]);
+    expect(events.map((e) => e.matched)).toEqual([undefined, ['a', 'b'], []]);
+    expect(events.map((e) => e.data)).toEqual(['0', '1', '2']);
   });
 });
 

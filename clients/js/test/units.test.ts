@@ -1,4 +1,4 @@
-// The pure parts: selectors and matching, discovery links, the binary
+// The pure parts: selectors, discovery links, the binary
 // convention, backoff and token expiry.
 
 import { describe, expect, test } from 'vitest';
@@ -6,10 +6,8 @@ import { describe, expect, test } from 'vitest';
 import { delay, MAX_DELAY } from '../src/backoff.js';
 import { BINARY_PREFIX, decodeData, encodeBinary } from '../src/binary.js';
 import { mercureLinks } from '../src/discover.js';
-import { matches, param, templateRegExp, union } from '../src/selectors.js';
+import { param, text, union } from '../src/selectors.js';
 import { expiry, renewalMargin, Tokens } from '../src/token.js';
-
-const HUB = 'https://hub.example/.well-known/mercure';
 
 describe('selectors', () => {
   test('are written in the generation asked for', () => {
@@ -23,54 +21,10 @@ describe('selectors', () => {
     expect(union([['a', 'b']])).toEqual(union([['b', 'a']]));
   });
 
-  test('exact and * match', () => {
-    expect(matches('https://a/1', ['https://a/1'], 1, HUB)).toBe(true);
-    expect(matches('https://a/1', ['https://a/2', 'https://a/1'], 1, HUB)).toBe(true);
-    expect(matches('https://a/1', ['https://a/10'], 1, HUB)).toBe(false);
-    expect(matches('*', ['anything'], 1, HUB)).toBe(true);
-  });
-
-  test('1.0 strings are exact even with braces', () => {
-    expect(matches('https://a/{id}', ['https://a/1'], 1, HUB)).toBe(false);
-    expect(matches('https://a/{id}', ['https://a/{id}'], 1, HUB)).toBe(true);
-  });
-
-  test('0.x URI templates', () => {
-    const yes = (t: string, topic: string) => expect(matches(t, [topic], 0, HUB), `${t} ~ ${topic}`).toBe(true);
-    const no = (t: string, topic: string) => expect(matches(t, [topic], 0, HUB), `${t} !~ ${topic}`).toBe(false);
-    yes('https://a/books/{id}', 'https://a/books/1');
-    yes('https://a/books/{id}', 'https://a/books/');
-    no('https://a/books/{id}', 'https://a/books/1/x');
-    no('https://a/books/{id}', 'https://a/bookz/1');
-    yes('https://a/users/42/{+rest}', 'https://a/users/42/books/1?x=y');
-    yes('https://a/{/path*}', 'https://a//x/y');
-    yes('https://a/s{?q,lang}', 'https://a/s?q=1&lang=fr');
-    no('https://a/s{?q,lang}', 'https://a/s/x');
-    yes('https://a/x{#frag}', 'https://a/x#top');
-    no('https://a/x.y/{id}', 'https://a/xzy/1');
-    yes('https://a/books/{id}', 'https://a/books/é');
-    yes('https://a/books/{id}', 'https://a/books/%C3%A9,x');
-    yes('https://a/{.ext*}', 'https://a/.tar.gz');
-    yes('https://a/m{;v*}', 'https://a/m;x=1;y=2');
-    yes('https://a/s{?q}{&more*}', 'https://a/s?q=é&a=1&b=2');
-    no('https://a/s{?q}', 'https://a/s?q=a b');
-    no('https://a/books/{id}', 'https://a/books/a?b');
-  });
-
-  test('invalid templates are exact selectors, as the hub reads them', () => {
-    expect(templateRegExp('https://a/{id')).toBeNull();
-    expect(templateRegExp('https://a/{a b}')).toBeNull();
-    expect(templateRegExp('https://a/}{id}')).toBeNull();
-    expect(templateRegExp('https://a/{id}}')).toBeNull();
-    expect(templateRegExp('https://a/{{id}')).toBeNull();
-    expect(matches('https://a/{id', ['https://a/{id'], 0, HUB)).toBe(true);
-    expect(matches('https://a/{id', ['https://a/1'], 0, HUB)).toBe(false);
-  });
-
-  test('URL patterns: URLPattern where present, else left to the hub', () => {
-    const has = typeof (globalThis as { URLPattern?: unknown }).URLPattern === 'function';
-    expect(matches({ pattern: 'https://a/books/:id' }, ['https://a/books/1'], 1, HUB)).toBe(true);
-    expect(matches({ pattern: 'https://a/books/:id' }, ['https://a/films/1'], 1, HUB)).toBe(!has);
+  test('a selector is named back by the text it is sent as', () => {
+    expect(text('https://a/{id}')).toBe('https://a/{id}');
+    expect(text({ pattern: 'https://a/:id' })).toBe('https://a/:id');
+    expect(param({ pattern: 'https://a/:id' }, 1)[1]).toBe(text({ pattern: 'https://a/:id' }));
   });
 });
 

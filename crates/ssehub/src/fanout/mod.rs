@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::proto::claims::{can_receive, SelectorSet};
+use crate::proto::claims::{can_receive, receiving_selectors, SelectorSet};
 use crate::proto::event::Event;
 use crate::proto::selector::Matcher;
 
@@ -84,6 +84,26 @@ impl Subscriber {
             event.update.private,
         )
     }
+
+    /// The texts of its matchers through which it receives `event` (see
+    /// [`receiving_selectors`]: for a private update, only those matching a
+    /// topic its token grants), each once, in the order requested.
+    pub fn receiving(&self, event: &Event) -> Vec<&str> {
+        let mut texts: Vec<&str> = Vec::new();
+        let through = receiving_selectors(
+            &self.subscribed,
+            &self.allowed,
+            &event.update.topics,
+            event.update.private,
+        );
+        for text in through.filter_map(|i| self.subscriptions.get(i)) {
+            let text = text.matcher.text.as_str();
+            if !texts.contains(&text) {
+                texts.push(text);
+            }
+        }
+        texts
+    }
 }
 
 /// A registry entry. The registry alone owns the queue's sender, so removing
@@ -120,7 +140,7 @@ pub struct Subscription {
 pub struct Registration {
     /// Its subscriptions, one per matcher.
     pub subscriptions: Vec<Subscription>,
-    /// The same matchers, compiled.
+    /// The same matchers, compiled, in the same order.
     pub subscribed: SelectorSet,
     /// The token's compiled `subscribe` grants (private updates).
     pub allowed: SelectorSet,
@@ -375,6 +395,32 @@ mod tests {
             [2, 4],
             "alternate topic authorizes the private one"
         );
+    }
+
+    #[test]
+    fn names_each_receiving_matcher_once_and_never_an_unauthorized_one() {
+        let cache = SelectorCache::new(64);
+        let f = Fanout::new(8);
+        let (sub, _rx) = f
+            .register(reg(
+                &cache,
+                &["https://x/{id}", "https://x/2", "https://x/{id}", "*"],
+                &["https://x/1"],
+            ))
+            .unwrap();
+        let public = event(1, &["https://x/2"], false);
+        assert_eq!(
+            sub.receiving(&public),
+            ["https://x/{id}", "https://x/2", "*"]
+        );
+        let private = event(2, &["https://x/2", "https://x/1"], true);
+        assert!(sub.wants(&private));
+        assert_eq!(
+            sub.receiving(&private),
+            ["https://x/{id}", "*"],
+            "https://x/2 matches only a topic the token does not grant"
+        );
+        assert!(sub.receiving(&event(3, &["https://y"], true)).is_empty());
     }
 
     #[test]

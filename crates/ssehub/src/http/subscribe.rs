@@ -24,7 +24,7 @@ use crate::proto::claims::{Claims, SelectorSet};
 use crate::proto::generation::Generation;
 use crate::proto::selector::{MatchType, Matcher};
 use crate::proto::text::{describe, forbidden_char};
-use crate::subscribe::{self, Peer, Start};
+use crate::subscribe::{self, Framing, Peer, Start};
 
 /// Query parameters carrying the cursor, the first present wins; the
 /// `Last-Event-ID` header (what `EventSource` sends when it reconnects) wins
@@ -38,6 +38,11 @@ const CURSOR_PARAMETERS: [&str; 4] = [
     "lastEventId",
     "last_event_id",
 ];
+
+/// The hub's own subscribe parameter asking that each event name the
+/// stream's matchers it matched (`matched:` lines), outside the `match`
+/// namespace the 1.0 validation reserves.
+const MATCHED_PARAMETER: &str = "ssehub_matched";
 
 /// What a subscribe request asks for.
 struct Wanted {
@@ -60,6 +65,7 @@ pub(super) async fn subscribe(
         query.extend(Query::parse_strict(&body).map_err(ApiError::BadRequest)?);
     }
     let wanted = read_matchers(&hub, &query)?;
+    let framing = read_framing(&query)?;
     let base = hub_url(&hub, &parts)?;
     let token = authenticate(
         &hub,
@@ -139,8 +145,20 @@ pub(super) async fn subscribe(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
     };
-    let body = subscribe::subscribe(&hub, registration, claims.exp, &start, peer)?;
+    let body = subscribe::subscribe(&hub, registration, claims.exp, &start, peer, framing)?;
     Ok(res.body(holding(body, held)).expect("valid response"))
+}
+
+/// How the stream writes events: `ssehub_matched=1` adds `matched:` lines;
+/// another value is refused, so a typo is not silently ignored.
+fn read_framing(query: &Query) -> Result<Framing, ApiError> {
+    match query.first(MATCHED_PARAMETER) {
+        None => Ok(Framing::Shared),
+        Some("1") => Ok(Framing::Matched),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid {MATCHED_PARAMETER} {other:?}: the only value is 1"
+        ))),
+    }
 }
 
 /// The matchers of the request. Every name in the `match` namespace (any

@@ -76,6 +76,46 @@ pub fn encode_event(fields: &EventFields<'_>) -> Bytes {
     Bytes::from(buf)
 }
 
+/// The field that names, on a stream asking for it (`ssehub_matched=1`),
+/// a selector through which the stream receives the event. It is not an SSE
+/// field: `EventSource` and conforming parsers ignore it.
+pub const MATCHED_FIELD: &str = "matched";
+
+/// The shared frame of an event without its final blank line, so that
+/// fields can follow it ([`encode_matched`]); no copy, the bytes are shared.
+pub fn without_blank_line(frame: &Bytes) -> Bytes {
+    debug_assert!(
+        frame.ends_with(b"\n\n"),
+        "an SSE frame ends with a blank line"
+    );
+    frame.slice(..frame.len().saturating_sub(1))
+}
+
+/// The end of an event frame naming `selectors`: one `matched: SELECTOR`
+/// line each, then the blank line ending the event. Selectors never hold
+/// CR, LF or NUL: the hub refuses control characters in matchers.
+pub fn encode_matched(selectors: &[&str]) -> Bytes {
+    let prefix_len = MATCHED_FIELD.len() + 2;
+    let len = selectors
+        .iter()
+        .map(|s| prefix_len + s.len() + 1)
+        .sum::<usize>()
+        + 1;
+    let mut buf = Vec::with_capacity(len);
+    for selector in selectors {
+        debug_assert!(
+            !has_forbidden_field_byte(selector),
+            "matcher with a line break"
+        );
+        buf.extend_from_slice(MATCHED_FIELD.as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(selector.as_bytes());
+        buf.push(b'\n');
+    }
+    buf.push(b'\n');
+    Bytes::from(buf)
+}
+
 fn has_forbidden_field_byte(s: &str) -> bool {
     s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))
 }
@@ -508,6 +548,20 @@ mod tests {
             encode("1", None, None, "a\r\nb\rc\nd\r\r\ne"),
             &b"id: 1\ndata: a\ndata: b\ndata: c\ndata: d\ndata: \ndata: e\n\n"[..]
         );
+    }
+
+    #[test]
+    fn matched_lines_end_the_shared_frame_and_parsers_ignore_them() {
+        let frame = encode("u1", Some("t"), None, "a\nb");
+        let head = without_blank_line(&frame);
+        assert_eq!(head.as_ptr(), frame.as_ptr(), "shared, not copied");
+        let tail = encode_matched(&[" x", "https://a/{id}"]);
+        assert_eq!(&tail[..], b"matched:  x\nmatched: https://a/{id}\n\n");
+        assert_eq!(&encode_matched(&[])[..], b"\n");
+        let whole = [&head[..], &tail[..]].concat();
+        let (events, _) = parse_all(&whole);
+        assert_eq!(events, [event("t", "a\nb", "u1")]);
+        assert_eq!(parse_all(&frame).0, events);
     }
 
     #[test]

@@ -35,6 +35,17 @@ pub struct Deadline {
     pub why: StreamEnd,
 }
 
+/// How a stream writes each event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// The event's frame, encoded once and shared by every stream.
+    #[default]
+    Shared,
+    /// The shared frame followed by one `matched:` line per matcher of the
+    /// stream through which it receives the event (`ssehub_matched=1`).
+    Matched,
+}
+
 /// Where a stream starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
@@ -79,13 +90,15 @@ impl Start {
 /// the expiry of the subscriber's token, if any. Registration comes before
 /// the history is read: every event is then either in the replay or queued
 /// live (or both, and the stream drops the copy). The stream ends when the
-/// token expires, or at `--max-stream-duration` (see `lifetime`).
+/// token expires, or at `--max-stream-duration` (see `lifetime`). Its
+/// events are written as `framing` says.
 pub fn subscribe(
     hub: &Arc<Hub>,
     registration: Registration,
     exp: Option<u64>,
     start: &Start,
     peer: Peer,
+    framing: Framing,
 ) -> Result<SubscriptionBody, Closed> {
     let (sub, rx) = hub.fanout.register(registration)?;
     if let Some(events) = &hub.subscription_events {
@@ -99,5 +112,6 @@ pub fn subscribe(
         start,
         deadline,
         peer,
+        framing,
     ))
 }

@@ -16,16 +16,23 @@ use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use super::{lifetime, Deadline, Peer, Start};
+use super::{lifetime, Deadline, Framing, Peer, Start};
 use crate::fanout::queue;
 use crate::fanout::{Delivery, Removal, Subscriber};
 use crate::history::LogError;
 use crate::hub::Hub;
 use crate::metrics::{Label, StreamEnd};
 use crate::proto::event::Event;
+use crate::proto::sse::{encode_matched, without_blank_line};
 
 /// The comment written at open and as heartbeat: a static, so no allocation.
 const EMPTY_COMMENT: &[u8] = b":\n\n";
+
+/// The comment opening a stream whose events name their matchers
+/// ([`Framing::Matched`]): a client learns that the hub honours the
+/// request, so an event without `matched:` lines names no matcher (rather
+/// than coming from a hub that does not write them).
+const MATCHED_COMMENT: &[u8] = b":ssehub_matched\n\n";
 
 /// Events read from the log per page during replay.
 const REPLAY_PAGE: usize = 512;
@@ -46,6 +53,10 @@ pub struct SubscriptionBody {
     last_seq: u64,
     deadline: Option<(Pin<Box<Sleep>>, StreamEnd)>,
     peer: Peer,
+    framing: Framing,
+    /// The end of the event frame whose start was just written
+    /// ([`Framing::Matched`]), written next.
+    rest: Option<Bytes>,
     opened_at: Instant,
     /// What this stream wrote.
     written: Tally,
@@ -83,6 +94,7 @@ impl SubscriptionBody {
         start: &Start,
         deadline: Option<Deadline>,
         peer: Peer,
+        framing: Framing,
     ) -> SubscriptionBody {
         let (replay, last_seq) = match start {
             Start::Live => (None, 0),
@@ -108,6 +120,8 @@ impl SubscriptionBody {
             last_seq,
             deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.why)),
             peer,
+            framing,
+            rest: None,
             opened_at: Instant::now(),
             written: Tally::default(),
             counted: Tally::default(),
@@ -157,13 +171,16 @@ impl SubscriptionBody {
         if !self.opened {
             // Flushes the headers at once: clients wait for bytes to fire `open`.
             self.opened = true;
-            return Poll::Ready(Some(Bytes::from_static(EMPTY_COMMENT)));
+            return Poll::Ready(Some(Bytes::from_static(match self.framing {
+                Framing::Shared => EMPTY_COMMENT,
+                Framing::Matched => MATCHED_COMMENT,
+            })));
         }
         match ready!(self.poll_replay(cx)) {
-            Some(Ok(frame)) => {
+            Some(Ok(event)) => {
                 self.written.events += 1;
                 self.written.replayed += 1;
-                return Poll::Ready(Some(frame));
+                return Poll::Ready(Some(self.frame(&event)));
             }
             Some(Err(e)) => {
                 tracing::warn!("replay failed, closing the stream: {e}");
@@ -182,7 +199,7 @@ impl SubscriptionBody {
                             .delivery_duration
                             .observe(dispatched.elapsed());
                     }
-                    return Poll::Ready(Some(event.frame.clone()));
+                    return Poll::Ready(Some(self.frame(&event)));
                 }
                 Some(Delivery::Event(_)) => {}
                 Some(Delivery::Heartbeat) => {
@@ -200,8 +217,23 @@ impl SubscriptionBody {
         }
     }
 
-    /// Polls the replay; `Ready(None)` once history is exhausted.
-    fn poll_replay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, LogError>>> {
+    /// What to write of `event`: its shared frame; with
+    /// [`Framing::Matched`], the frame without its blank line, the
+    /// `matched:` lines and the blank line being kept for the next poll
+    /// (two chunks, so the shared bytes are not copied).
+    fn frame(&mut self, event: &Event) -> Bytes {
+        match self.framing {
+            Framing::Shared => event.frame.clone(),
+            Framing::Matched => {
+                self.rest = Some(encode_matched(&self.sub.receiving(event)));
+                without_blank_line(&event.frame)
+            }
+        }
+    }
+
+    /// Polls the replay for the next event this stream wants; `Ready(None)`
+    /// once history is exhausted.
+    fn poll_replay(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Arc<Event>, LogError>>> {
         let Some(replay) = self.replay.as_mut() else {
             return Poll::Ready(None);
         };
@@ -210,7 +242,7 @@ impl SubscriptionBody {
                 replay.after = Some(event.seq);
                 self.last_seq = event.seq;
                 if self.sub.wants(&event) {
-                    return Poll::Ready(Some(Ok(event.frame.clone())));
+                    return Poll::Ready(Some(Ok(event)));
                 }
                 continue;
             }
@@ -242,6 +274,11 @@ impl Body for SubscriptionBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
+        // The end of an event started by the last chunk, before anything.
+        if let Some(rest) = this.rest.take() {
+            this.written.bytes += rest.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(rest))));
+        }
         let polled = this.poll_next(cx);
         if let Poll::Ready(Some(frame)) = &polled {
             this.written.frames += 1;

@@ -24,6 +24,7 @@ mod health;
 mod jwks;
 mod limits;
 mod logs;
+mod matched;
 mod mercure_v1;
 mod metrics;
 mod mixed;

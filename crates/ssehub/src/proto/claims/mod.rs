@@ -309,5 +309,25 @@ pub fn can_receive(
     subscribed.matches_any(topics) && (!private || allowed.matches_any(topics))
 }
 
+/// The indexes of the `subscribed` selectors through which a subscriber
+/// receives an update, in order: those matching a topic of the update it may
+/// receive, that is any topic of a public update, and for a private one only
+/// a topic `allowed` (its token's grants) also matches. A selector matching
+/// only a topic the token does not grant (an alternate topic naming another
+/// user, say) is left out, even when another topic authorizes the update.
+pub fn receiving_selectors<'a>(
+    subscribed: &'a SelectorSet,
+    allowed: &'a SelectorSet,
+    topics: &'a [String],
+    private: bool,
+) -> impl Iterator<Item = usize> + 'a {
+    subscribed.0.iter().enumerate().filter_map(move |(i, s)| {
+        topics
+            .iter()
+            .any(|t| s.matches(t) && (!private || allowed.matches(t)))
+            .then_some(i)
+    })
+}
+
 #[cfg(test)]
 mod tests;

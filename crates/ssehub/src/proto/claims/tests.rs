@@ -209,6 +209,41 @@ fn private_needs_a_covering_token() {
 }
 
 #[test]
+fn only_selectors_matching_an_authorized_topic_receive() {
+    let cache = SelectorCache::new(16);
+    // Bob's message to Alice, published to both inboxes; Bob's stream asks
+    // for both inboxes and a template, his token grants only his own.
+    let subscribed = set(
+        &cache,
+        &selectors(&[
+            "/users/alice/inbox",
+            "/users/bob/inbox",
+            "/users/{u}/inbox",
+            "/x",
+        ]),
+    );
+    let bob = set(&cache, &selectors(&["/users/bob/{any}"]));
+    let topics = vec![
+        "/users/alice/inbox".to_string(),
+        "/users/bob/inbox".to_string(),
+    ];
+    let through = |allowed: &SelectorSet, private| -> Vec<usize> {
+        receiving_selectors(&subscribed, allowed, &topics, private).collect()
+    };
+    assert_eq!(through(&bob, false), [0, 1, 2], "public: every match");
+    assert_eq!(through(&bob, true), [1, 2], "private: not Alice's inbox");
+    assert!(through(&SelectorSet::default(), true).is_empty());
+    let alice_only = set(&cache, &selectors(&["/users/alice/inbox"]));
+    assert!(
+        receiving_selectors(&alice_only, &bob, &topics, true)
+            .next()
+            .is_none(),
+        "received through Bob's topic, but not through this selector"
+    );
+    assert!(can_receive(&alice_only, &bob, &topics, true));
+}
+
+#[test]
 fn the_subject_is_read_in_both_generations() {
     let legacy = |payload| Claims::from_token(None, &payload, &policy(Protocol::Both)).unwrap();
     assert_eq!(

@@ -72,10 +72,8 @@ pub(super) async fn stream(
 
 /// One event: the figures `now`, and rates and latencies since `previous`.
 async fn frame(hub: &Hub, now: &Reading, previous: &Reading) -> Value {
-    let ((holding, redis), nodes) = tokio::join!(
-        hub.store_figures(STORE_TIMEOUT),
-        hub.nodes(STORE_TIMEOUT)
-    );
+    let ((holding, redis), nodes) =
+        tokio::join!(hub.store_figures(STORE_TIMEOUT), hub.nodes(STORE_TIMEOUT));
     let by_label = |pairs: &[(&'static str, i64)]| -> Map<String, Value> {
         pairs
             .iter()

@@ -3,8 +3,9 @@
 // an admin token in the fragment): the page at /, the token prompt that
 // refuses a missing or non-admin token, the dashboard's counters moving
 // with publishes, and the debugger's subscribe/publish/resume round trip
-// and token decoder. Screenshots of both views at a laptop's and a phone's
-// width go to docs/img/.
+// and token decoder; then, on a second hub on a Redis store, the
+// dashboard's panel of the cluster's nodes. Screenshots of both views at a
+// laptop's and a phone's width go to docs/img/.
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -24,7 +25,6 @@ const LAPTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 
 let hub;
-let log = '';
 let dataDir;
 let origin;
 let uiUrl; // with #token=...
@@ -32,28 +32,46 @@ let adminToken;
 let secret;
 let browser;
 
+/** Starts `binary` with `args`, its output collected; `stop()` ends it (SIGTERM, then SIGKILL). */
+function start(binary, args) {
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = { child, output: '' };
+  for (const stream of [child.stdout, child.stderr]) stream.on('data', (d) => { proc.output += d; });
+  proc.stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await waitFor(() => child.exitCode !== null || child.signalCode !== null, 10_000, `${binary} to stop`)
+      .catch(() => child.kill('SIGKILL'));
+  };
+  return proc;
+}
+
+/** The UI's URL, with its admin token, that a hub started by `start` prints. */
+async function uiUrlOf(proc) {
+  const line = await waitFor(
+    () => {
+      assert.equal(proc.child.exitCode, null, `the hub exited:\n${proc.output}`);
+      return proc.output.split('\n').find((l) => l.includes('#token='));
+    },
+    10_000,
+    'the UI URL in the banner',
+  );
+  return line.trim();
+}
+
 before(async () => {
   assert.ok(BINARY, 'E2E_SSEHUB (the ssehub binary) is set by run.sh');
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;
   dataDir = mkdtempSync(join(tmpdir(), 'ssehub-e2e-ui-'));
-  hub = spawn(BINARY, [
+  hub = start(BINARY, [
     'serve',
     '--listen', `127.0.0.1:${port}`,
     '--tls-listen', 'none',
     '--metrics-listen', 'none',
     '--data-dir', dataDir,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  for (const stream of [hub.stdout, hub.stderr]) stream.on('data', (d) => { log += d; });
-  const line = await waitFor(
-    () => {
-      assert.equal(hub.exitCode, null, `the hub exited:\n${log}`);
-      return log.split('\n').find((l) => l.includes('#token='));
-    },
-    10_000,
-    'the UI URL in the banner',
-  );
-  uiUrl = line.trim();
+  ]);
+  uiUrl = await uiUrlOf(hub);
   adminToken = uiUrl.split('#token=')[1];
   secret = readFileSync(join(dataDir, 'jwt-secret'), 'utf8').trim();
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
@@ -62,11 +80,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (hub && hub.exitCode === null) {
-    hub.kill('SIGTERM');
-    await waitFor(() => hub.exitCode !== null || hub.signalCode !== null, 10_000, 'the hub to stop')
-      .catch(() => hub.kill('SIGKILL'));
-  }
+  await hub?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -229,4 +243,40 @@ test('the debugger subscribes, publishes, shows the event, resumes with Last-Eve
   await page.screenshot({ path: join(SHOTS, 'ui-debugger-phone.png'), fullPage: true });
   assert.deepEqual(errors, []);
   await close();
+});
+
+test('on a Redis store, the dashboard lists the nodes of the cluster, this one marked', async () => {
+  const redisPort = await freePort();
+  const hubPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'ssehub-e2e-ui-redis-'));
+  const redis = start(process.env.REDIS_SERVER || 'redis-server', [
+    '--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir,
+    '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+  ]);
+  const node = start(BINARY, [
+    'serve',
+    '--listen', `127.0.0.1:${hubPort}`,
+    '--tls-listen', 'none',
+    '--metrics-listen', 'none',
+    '--data-dir', dir,
+    '--store', `redis://127.0.0.1:${redisPort}`,
+    '--redis-stream', 'e2e-ui',
+  ]);
+  const { page, errors, close } = await newPage();
+  try {
+    await page.goto(await uiUrlOf(node));
+    await page.locator('#nodes-panel').waitFor();
+    const row = page.locator('#nodes tbody tr.this', { hasText: '(this node)' });
+    await row.waitFor();
+    assert.match(await row.locator('td').first().textContent(), /^[0-9a-f]{16} \(this node\)$/);
+    assert.match(await row.locator('td').nth(2).textContent(), /^\d+\.\d s$/);
+    assert.equal(await page.locator('#nodes-count').textContent(), '(1 live)');
+    assert.ok(await visible(page, '#card-redis'));
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+    await node.stop();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

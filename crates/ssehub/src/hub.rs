@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::fanout::Fanout;
-use crate::history::{Announcements, Holding, Log, LogError, Store, Tail, Tailed};
+use crate::history::{Announcements, Holding, Log, LogError, Node, Nodes, Store, Tail, Tailed};
 use crate::limits::Limits;
 use crate::metrics::{DeliverySampler, Metrics, RedisLink, Stage};
 use crate::proto::event::Event;
@@ -42,6 +42,9 @@ pub struct Hub {
     draining: AtomicBool,
     /// Publish rates and streams per subject, counted against the limits.
     pub limits: Limits,
+    /// The cluster's live nodes, for a store shared by several nodes; this
+    /// node is announced among them while the hub is held.
+    nodes: Option<Arc<dyn Nodes>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -55,7 +58,12 @@ impl Hub {
         subscriber: Verifier,
         store: Store,
     ) -> Arc<Hub> {
-        let Store { log, tail, cluster } = store;
+        let Store {
+            log,
+            tail,
+            nodes,
+            cluster,
+        } = store;
         let fanout = Arc::new(Fanout::new(config.limits.queue_size));
         let metrics = Arc::new(Metrics::default());
         let mut tasks = vec![tokio::spawn(dispatch(
@@ -88,6 +96,7 @@ impl Hub {
             subscriber,
             metrics,
             draining: AtomicBool::new(false),
+            nodes,
             tasks,
         })
     }
@@ -125,6 +134,20 @@ impl Hub {
                 }
             });
         (holding, redis)
+    }
+
+    /// The cluster's live nodes, ordered by id: `None` for a store of this
+    /// node alone, or when the store did not say within `timeout`.
+    pub async fn nodes(&self, timeout: Duration) -> Option<Vec<Node>> {
+        let nodes = self.nodes.as_ref()?;
+        match tokio::time::timeout(timeout, nodes.live()).await {
+            Ok(Ok(nodes)) => Some(nodes),
+            Ok(Err(e)) => {
+                tracing::debug!("could not list the cluster's nodes: {e}");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Drains, ends every stream and stops background tasks.

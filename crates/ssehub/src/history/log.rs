@@ -1,5 +1,6 @@
 //! What every store provides: the [`Log`] trait, its errors, the retention
-//! rule, and the cluster's directory of subscriptions.
+//! rule, and, for a store shared by several nodes, the cluster's nodes and
+//! its directory of subscriptions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,15 @@ pub struct Retention {
 /// to publish as subscription events: those of a node that died (marked
 /// inactive), or this node's own after its lease lapsed.
 pub type Announcements = mpsc::Receiver<Vec<Value>>;
+
+/// What a store shared by several nodes adds for the subscriptions API.
+pub struct Cluster {
+    /// Where every node records and lists subscriptions.
+    pub directory: Arc<dyn Directory>,
+    /// Subscription documents to publish as subscription events; they must
+    /// be drained, or the directory stops renewing this node's lease.
+    pub announcements: Announcements,
+}
 
 /// Why the log could not serve a request (each is answered with 503).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -171,4 +181,26 @@ pub trait Directory: Send + Sync + 'static {
 
     /// The document of every active subscription on every live node.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Value>, LogError>>;
+}
+
+/// A node of a cluster holding a live lease, as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Its id in the cluster: random, chosen each time the node starts.
+    pub id: String,
+    /// Whether it is the node answering.
+    pub this: bool,
+    /// How long ago it last renewed its lease.
+    pub renewed: Duration,
+    /// How long its lease runs unless renewed; once it lapses the node is
+    /// no longer listed.
+    pub expires_in: Duration,
+}
+
+/// The live nodes of a cluster: every node announces itself with a lease
+/// that it renews while it runs.
+pub trait Nodes: Send + Sync + 'static {
+    /// Every node whose lease has not lapsed (this one too, once it has
+    /// announced itself), ordered by id; durations on the store's clock.
+    fn live(&self) -> BoxFuture<'_, Result<Vec<Node>, LogError>>;
 }

@@ -16,8 +16,10 @@ pub mod tail;
 
 pub use disk::DiskLog;
 pub use ids::IdGenerator;
-pub use log::{Announcements, Directory, Holding, Log, LogError, NotReady, Retention};
+pub use log::{
+    Announcements, Cluster, Directory, Holding, Log, LogError, Node, Nodes, NotReady, Retention,
+};
 pub use memory::MemoryLog;
-pub use open::{open, Cluster, Store};
+pub use open::{open, Store};
 pub use redis::RedisLog;
 pub use tail::{Tail, Tailed};

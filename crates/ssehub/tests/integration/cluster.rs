@@ -16,6 +16,9 @@
 //!   expire;
 //! - a node that could not follow the stream while it was trimmed past its
 //!   position ends its streams, and its subscribers resume from the history.
+//! - without the subscriptions API, every node lists the live nodes (the
+//!   UI's stats), a stopped node drops out within its lease, and no
+//!   subscription document is written.
 //!
 //! `CLUSTER_SEED=N cargo test --test integration cluster::` replays the
 //! random choices (which node, which topic) of a printed seed.
@@ -30,7 +33,9 @@ use crate::common::child::tail;
 use crate::common::child_hub::ChildHub;
 use crate::common::redis::Redis;
 use crate::common::remote::{client, open_stream, post_form, publish_batch_ok, READY};
-use crate::common::{heavy, publisher_token, sign, token, NoEvent, SseClient, SECRET};
+use crate::common::{
+    admin_token, heavy, next_stats, publisher_token, sign, token, NoEvent, SseClient, SECRET,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -1624,4 +1629,163 @@ async fn publish_numbers(node: &Node, topic: &str, numbers: std::ops::Range<usiz
         .map(|i| serde_json::json!({"topic": topic, "data": i.to_string()}))
         .collect();
     publish_batch_ok(&client(), &node.url(), &batch).await;
+}
+
+// ---------------------------------------------------------------------------
+// 7. The live nodes, without the subscriptions API
+
+/// The UI's stats stream of `node`, read with an admin token.
+async fn stats(node: &Node) -> SseClient {
+    // No overall timeout: the stream stays open; reads are bounded instead.
+    let res = reqwest::Client::new()
+        .get(format!("{}/.well-known/mercure/ui/stats", node.base()))
+        .bearer_auth(admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "stats of node {}", node.name);
+    SseClient::new(res).waiting(READY)
+}
+
+/// The live nodes of the next stats event of `stream`.
+async fn next_nodes(stream: &mut SseClient) -> Vec<Value> {
+    let stats = next_stats(stream).await;
+    stats["redis"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no redis.nodes in {stats}"))
+        .clone()
+}
+
+/// The ids of `nodes`, sorted.
+fn ids(nodes: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = nodes
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The members of the set of nodes in Redis, sorted.
+async fn members(redis: &mut redis::aio::MultiplexedConnection, set: &str) -> Vec<String> {
+    let mut members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(set)
+        .arg(0)
+        .arg(-1)
+        .query_async(redis)
+        .await
+        .unwrap();
+    members.sort();
+    members
+}
+
+/// Two nodes without `--subscriptions`: the stats of each list both nodes,
+/// itself marked, with leases of at most 15 s, and no subscription document
+/// is written. A dead node that left documents (written here by hand, as a
+/// node with the subscriptions API would) is left to a node that can
+/// announce them. Once B stops, it leaves A's list within its lease, and A
+/// removes it from the set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_live_nodes_are_listed_without_the_subscriptions_api() {
+    let _heavy = heavy().await;
+    let mut cluster = Cluster::start("nodes", 2, &[]).await;
+    let set = "{ssehub-nodes}:nodes";
+    let mut redis = cluster.redis.connection().await;
+    let documents = "{ssehub-nodes}:subscriptions:0123456789abcdef";
+    redis::pipe()
+        .zadd(set, "0123456789abcdef", 1)
+        .hset(
+            documents,
+            "urn:uuid:x",
+            r#"{"id":"urn:uuid:x","active":true}"#,
+        )
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+
+    // Each node's own id, once it lists itself (bounded: it announces
+    // itself as it starts).
+    let mut own = Vec::new();
+    for node in &cluster.nodes {
+        let mut stream = stats(node).await;
+        let mut id = None;
+        for _ in 0..10 {
+            let nodes = next_nodes(&mut stream).await;
+            let this: Vec<_> = nodes.iter().filter(|n| n["this"] == true).collect();
+            assert!(this.len() <= 1, "{nodes:?}");
+            if let Some(this) = this.first() {
+                id = Some(this["id"].as_str().unwrap().to_string());
+                break;
+            }
+        }
+        own.push(id.unwrap_or_else(|| panic!("node {} never listed itself", node.name)));
+    }
+    let (id_a, id_b) = (own[0].clone(), own[1].clone());
+    assert_ne!(id_a, id_b);
+    let mut both = own.clone();
+    both.sort();
+
+    let mut on_a = stats(&cluster.nodes[0]).await;
+    let nodes = next_nodes(&mut on_a).await;
+    assert_eq!(ids(&nodes), both, "A lists both, not the dead one");
+    for node in &nodes {
+        assert_eq!(node["this"], node["id"] == id_a.as_str(), "{nodes:?}");
+        let expires = node["expires_in_ms"].as_u64().unwrap();
+        let renewed = node["renewed_ms_ago"].as_u64().unwrap();
+        assert!(expires <= 15_000 && renewed <= 15_000, "{nodes:?}");
+    }
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("{ssehub-nodes}:subscriptions:*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys, [documents], "no node wrote documents");
+
+    cluster.nodes[1].stop(Duration::from_secs(10));
+    // B renewed its lease at most 15 s before it stopped (bounded wait).
+    let mut listed = Vec::new();
+    for _ in 0..30 {
+        listed = ids(&next_nodes(&mut on_a).await);
+        if listed == [id_a.as_str()] {
+            break;
+        }
+        assert_eq!(listed, both, "only B may leave");
+    }
+    assert_eq!(
+        listed,
+        [id_a.as_str()],
+        "B still listed\n{}",
+        cluster.logs()
+    );
+
+    // A claims B at its next refresh (every 5 s); the dead node with
+    // documents stays, for a node that can announce them.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut left = members(&mut redis, set).await;
+    while left.contains(&id_b) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = members(&mut redis, set).await;
+    }
+    let mut want = vec![id_a.clone(), "0123456789abcdef".to_string()];
+    want.sort();
+    assert_eq!(left, want, "B removed, the node with documents kept");
+    let kept: u64 = redis::cmd("HLEN")
+        .arg(documents)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "its documents kept");
+
+    // Once its documents are gone (they expire), A removes it too.
+    let () = redis::cmd("DEL")
+        .arg(documents)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while left.len() > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        left = members(&mut redis, set).await;
+    }
+    assert_eq!(left, [id_a.as_str()], "only A is left in the set");
 }

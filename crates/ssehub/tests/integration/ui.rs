@@ -2,8 +2,6 @@
 //! `/.well-known/mercure/ui/` (on, off, and `auto` by the listeners), its
 //! stats stream for admin tokens only, and the UI's URL in the banner.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use ssehub::auth::{parse_algorithm, Signer};
@@ -12,21 +10,9 @@ use crate::common::child::free_addr;
 use crate::common::child_hub::ChildHub;
 use crate::common::keys::jwt_payload;
 use crate::common::remote::{client, READY};
-use crate::common::{publisher_token, SseClient, TestHub, SECRET};
+use crate::common::{admin_token, next_stats, publisher_token, SseClient, TestHub, SECRET};
 
 const UI: &str = "/.well-known/mercure/ui";
-
-/// A 0.x token signed with the test secret carrying `claims`.
-fn signed(claims: Value) -> String {
-    Signer::new(SECRET, parse_algorithm("HS256").unwrap())
-        .unwrap()
-        .sign_expiring(claims, Some(Duration::from_secs(600)))
-}
-
-/// An admin token of the test hubs.
-fn admin_token() -> String {
-    signed(json!({"ssehub": {"admin": true}}))
-}
 
 /// `GET base/path` with these headers.
 async fn get(base: &str, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -179,13 +165,6 @@ async fn the_stats_refuse_a_missing_or_non_admin_token() {
     let cookie = format!("mercureAuthorization={admin}");
     let res = get(&hub.base, &stats, &[("cookie", &cookie)]).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-}
-
-/// The next stats event of `stream`, as JSON.
-async fn next_stats(stream: &mut SseClient) -> Value {
-    let event = stream.next().await;
-    assert_eq!(event.event_type, "stats");
-    serde_json::from_str(&event.data).unwrap()
 }
 
 #[tokio::test]

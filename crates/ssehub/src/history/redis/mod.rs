@@ -11,8 +11,9 @@
 //! - `{NAME}:count`: entries ever appended; each entry carries its number
 //!   (field `n`), so a node whose next entry skips a number knows the
 //!   stream was trimmed past what it had read;
-//! - `{NAME}:nodes` and `{NAME}:subscriptions:NODE`: the cluster's
-//!   directory of subscriptions (see [`presence`]).
+//! - `{NAME}:nodes`: the live nodes, each with its lease, and
+//!   `{NAME}:subscriptions:NODE`: the cluster's directory of subscriptions
+//!   (see [`presence`]).
 
 mod entry;
 mod link;
@@ -28,7 +29,7 @@ use parking_lot::Mutex;
 use redis::{Script, Value};
 
 use super::ids::IdGenerator;
-use super::log::{Announcements, Directory, Holding, Log, LogError, NotReady, Retention};
+use super::log::{Cluster, Holding, Log, LogError, Nodes, NotReady, Retention};
 use super::tail::{tail, Tail};
 use crate::config::RedisStore;
 use crate::proto::event::Event;
@@ -147,11 +148,19 @@ impl RedisLog {
         Ok((log, rx))
     }
 
-    /// The cluster's directory of subscriptions, kept in this log's Redis,
-    /// and the subscription documents it asks this node to announce.
-    pub fn directory(&self) -> (Arc<dyn Directory>, Announcements) {
-        let (presence, announcements) = presence::Presence::start(self.link.clone(), &self.stream);
-        (Arc::new(presence), announcements)
+    /// Announces this node in the cluster, kept in this log's Redis, for as
+    /// long as what this returns is held: the live nodes and, with
+    /// `subscriptions`, the cluster's directory of subscriptions with the
+    /// subscription documents it asks this node to announce.
+    pub fn presence(&self, subscriptions: bool) -> (Arc<dyn Nodes>, Option<Cluster>) {
+        let (presence, announcements) =
+            presence::Presence::start(self.link.clone(), &self.stream, subscriptions);
+        let presence = Arc::new(presence);
+        let cluster = announcements.map(|announcements| Cluster {
+            directory: presence.clone(),
+            announcements,
+        });
+        (presence, cluster)
     }
 }
 

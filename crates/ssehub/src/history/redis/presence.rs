@@ -1,16 +1,20 @@
-//! The cluster's directory of subscriptions, kept in Redis so that the
-//! subscriptions API of any node lists every node's subscribers.
+//! The cluster's nodes and its directory of subscriptions, kept in Redis so
+//! that any node lists the live nodes and, with the subscriptions API, every
+//! node's subscribers.
 //!
-//! Each node writes the documents of its own subscriptions to a hash
-//! `{NAME}:subscriptions:NODE` (field: subscription id) and announces itself
-//! in the sorted set `{NAME}:nodes`, scored by the time its announcement
-//! lapses (every time on Redis's clock, so the nodes' clocks need not agree).
-//! A node that stops refreshing drops out of listings once that time passes;
-//! the first live node to notice claims it (`claim.lua`: one step, so one
-//! node does, and only while the lease is still lapsed), publishes
-//! "inactive" events for its subscriptions and deletes its hash. A node
-//! that was only paused finds itself gone from the set when it renews,
-//! rewrites its hash and announces its subscriptions active again.
+//! Each node announces itself in the sorted set `{NAME}:nodes`, scored by
+//! the time its announcement lapses (every time on Redis's clock, so the
+//! nodes' clocks need not agree), and, with the subscriptions API, writes
+//! the documents of its own subscriptions to a hash
+//! `{NAME}:subscriptions:NODE` (field: subscription id). A node that stops
+//! refreshing drops out of listings once that time passes; the first live
+//! node to notice claims it (`claim.lua`: one step, so one node does, and
+//! only while the lease is still lapsed), publishes "inactive" events for
+//! its subscriptions and deletes its hash. A node without the subscriptions
+//! API claims only nodes that left no documents (it could not announce
+//! them; the hash expires a while after the lease). A node that was only
+//! paused finds itself gone from the set when it renews, rewrites its hash
+//! and announces its subscriptions active again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +27,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 
 use super::link::{now_ms, Link};
-use crate::history::log::{Announcements, Directory, LogError};
+use crate::history::log::{Announcements, Directory, LogError, Node, Nodes};
 
 /// How long a node stays listed without refreshing.
 const LEASE: Duration = Duration::from_secs(15);
@@ -61,9 +65,11 @@ struct Shared {
     wake: Notify,
 }
 
-/// This node's view of the directory.
+/// This node's view of the cluster.
 pub(super) struct Presence {
     link: Arc<Link>,
+    /// This node's id in the set of nodes.
+    node: String,
     nodes: String,
     prefix: String,
     shared: Arc<Shared>,
@@ -76,23 +82,37 @@ struct Writer {
     nodes: String,
     prefix: String,
     shared: Arc<Shared>,
-    announce: mpsc::Sender<Vec<Value>>,
+    /// Where documents to announce go; `None` without the subscriptions
+    /// API: this node then keeps no documents and announces nothing.
+    announce: Option<mpsc::Sender<Vec<Value>>>,
     claim: Script,
 }
 
 impl Presence {
-    /// Starts the directory of stream `name` for this node; the documents
-    /// of subscriptions to announce (those of a node that died, marked
-    /// inactive, or this node's own after its lease lapsed) come out of the
-    /// returned receiver. The background writer ends when this is dropped.
-    pub(super) fn start(link: Arc<Link>, name: &str) -> (Presence, Announcements) {
+    /// Starts this node's presence in the cluster of stream `name`. With
+    /// `subscriptions`, it is also the directory of subscriptions, and the
+    /// documents of subscriptions to announce (those of a node that died,
+    /// marked inactive, or this node's own after its lease lapsed) come out
+    /// of the returned receiver, which the caller must drain. The
+    /// background writer ends when this is dropped.
+    pub(super) fn start(
+        link: Arc<Link>,
+        name: &str,
+        subscriptions: bool,
+    ) -> (Presence, Option<Announcements>) {
         let nodes = format!("{{{name}}}:nodes");
         let prefix = format!("{{{name}}}:subscriptions:");
         let shared = Arc::new(Shared::default());
-        let (announce, announcements) = mpsc::channel(ANNOUNCE_QUEUE);
+        let (announce, announcements) = if subscriptions {
+            let (tx, rx) = mpsc::channel(ANNOUNCE_QUEUE);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let node = hex::encode(rand::random::<[u8; 8]>());
         let writer = Writer {
             link: link.clone(),
-            node: hex::encode(rand::random::<[u8; 8]>()),
+            node: node.clone(),
             nodes: nodes.clone(),
             prefix: prefix.clone(),
             shared: shared.clone(),
@@ -102,6 +122,7 @@ impl Presence {
         tokio::spawn(writer.run());
         let presence = Presence {
             link,
+            node,
             nodes,
             prefix,
             shared,
@@ -164,6 +185,42 @@ impl Directory for Presence {
     }
 }
 
+impl Nodes for Presence {
+    fn live(&self) -> BoxFuture<'_, Result<Vec<Node>, LogError>> {
+        async move {
+            let (now, leases): (u64, Vec<(String, u64)>) = self
+                .link
+                .run("list the nodes", |mut conn| async move {
+                    let now = now_ms(&mut conn).await?;
+                    let leases = redis::cmd("ZRANGEBYSCORE")
+                        .arg(&self.nodes)
+                        .arg(now)
+                        .arg("+inf")
+                        .arg("WITHSCORES")
+                        .query_async(&mut conn)
+                        .await?;
+                    Ok((now, leases))
+                })
+                .await?;
+            let mut nodes: Vec<Node> = leases
+                .into_iter()
+                .map(|(id, lease_end)| {
+                    let expires_in = Duration::from_millis(lease_end.saturating_sub(now));
+                    Node {
+                        this: id == self.node,
+                        id,
+                        renewed: LEASE.saturating_sub(expires_in),
+                        expires_in,
+                    }
+                })
+                .collect();
+            nodes.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(nodes)
+        }
+        .boxed()
+    }
+}
+
 impl Writer {
     fn key(&self) -> String {
         format!("{}{}", self.prefix, self.node)
@@ -217,11 +274,15 @@ impl Writer {
             self.refresh(true).await?;
         }
         if absent && *registered {
-            tracing::warn!(
-                "this node's directory lease had lapsed; its subscriptions are listed and announced again"
-            );
-            let documents = self.shared.entries.lock().all.values().cloned().collect();
-            let _ = self.announce.send(documents).await;
+            if let Some(announce) = &self.announce {
+                tracing::warn!(
+                    "this node's directory lease had lapsed; its subscriptions are listed and announced again"
+                );
+                let documents = self.shared.entries.lock().all.values().cloned().collect();
+                let _ = announce.send(documents).await;
+            } else {
+                tracing::warn!("this node's lease in the cluster had lapsed; it is listed again");
+            }
         }
         *registered = true;
         Ok(())
@@ -248,7 +309,8 @@ impl Writer {
     /// nodes whose lease lapsed; true if this node was missing from the set.
     async fn refresh(&self, rewrite: bool) -> Result<bool, LogError> {
         let key = self.key();
-        let docs: Vec<(String, String)> = if rewrite {
+        let documents = self.announce.is_some();
+        let docs: Vec<(String, String)> = if rewrite && documents {
             self.shared
                 .entries
                 .lock()
@@ -265,13 +327,15 @@ impl Writer {
                 let now = now_ms(&mut conn).await?;
                 let mut pipe = redis::pipe();
                 pipe.atomic();
-                if rewrite {
+                if rewrite && documents {
                     pipe.del(&key).ignore();
                     for chunk in docs.chunks(1000) {
                         pipe.hset_multiple(&key, chunk).ignore();
                     }
                 }
-                pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
+                if documents {
+                    pipe.pexpire(&key, lease_ms(LEASE + GRACE)).ignore();
+                }
                 pipe.zadd(&self.nodes, &self.node, now + crate::clock::millis(LEASE));
                 let (added,): (i64,) = pipe.query_async(&mut conn).await?;
                 let dead = redis::cmd("ZRANGEBYSCORE")
@@ -290,9 +354,13 @@ impl Writer {
     }
 
     /// Takes over a dead node: if this node wins the removal, its
-    /// subscriptions are announced inactive and its hash deleted.
+    /// subscriptions are announced inactive and its hash deleted. Without
+    /// the subscriptions API, only a node that left no documents is taken
+    /// (a node that can announce them does, or they expire first), so
+    /// nothing is ever announced and the set does not keep dead nodes.
     async fn claim(&self, node: String) -> Result<(), LogError> {
         let key = format!("{}{node}", self.prefix);
+        let documents = u8::from(self.announce.is_some());
         let docs: Vec<String> = self
             .link
             .run("claim a dead node", |mut conn| async move {
@@ -300,6 +368,7 @@ impl Writer {
                     .key(&self.nodes)
                     .key(&key)
                     .arg(&node)
+                    .arg(documents)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -308,20 +377,21 @@ impl Writer {
             .iter()
             .filter_map(|d| serde_json::from_str(d).ok())
             .collect();
-        if !docs.is_empty() {
-            tracing::info!(
-                "a node left without closing its {} subscriptions; announcing them inactive",
-                docs.len()
-            );
-            let inactive = docs
-                .into_iter()
-                .map(|mut doc| {
-                    doc["active"] = Value::Bool(false);
-                    doc
-                })
-                .collect();
-            let _ = self.announce.send(inactive).await;
-        }
+        let Some(announce) = self.announce.as_ref().filter(|_| !docs.is_empty()) else {
+            return Ok(());
+        };
+        tracing::info!(
+            "a node left without closing its {} subscriptions; announcing them inactive",
+            docs.len()
+        );
+        let inactive = docs
+            .into_iter()
+            .map(|mut doc| {
+                doc["active"] = Value::Bool(false);
+                doc
+            })
+            .collect();
+        let _ = announce.send(inactive).await;
         Ok(())
     }
 }

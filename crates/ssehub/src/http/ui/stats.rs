@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use super::super::error::ApiError;
 use super::super::identity::hub_url;
 use super::super::token::{authenticate_header, Role};
+use crate::history::Node;
 use crate::hub::Hub;
 use crate::metrics::Reading;
 use crate::proto::claims::ADMIN_CLAIM;
@@ -71,7 +72,8 @@ pub(super) async fn stream(
 
 /// One event: the figures `now`, and rates and latencies since `previous`.
 async fn frame(hub: &Hub, now: &Reading, previous: &Reading) -> Value {
-    let (holding, redis) = hub.store_figures(STORE_TIMEOUT).await;
+    let ((holding, redis), nodes) =
+        tokio::join!(hub.store_figures(STORE_TIMEOUT), hub.nodes(STORE_TIMEOUT));
     let by_label = |pairs: &[(&'static str, i64)]| -> Map<String, Value> {
         pairs
             .iter()
@@ -98,6 +100,7 @@ async fn frame(hub: &Hub, now: &Reading, previous: &Reading) -> Value {
         "redis": redis.map(|link| json!({
             "up": link.up,
             "lag_ms": crate::clock::millis(link.lag),
+            "nodes": nodes.as_deref().map(nodes_json),
         })),
     });
     if let (Value::Object(frame), Ok(Value::Object(interval))) =
@@ -106,4 +109,19 @@ async fn frame(hub: &Hub, now: &Reading, previous: &Reading) -> Value {
         frame.extend(interval);
     }
     frame
+}
+
+/// The cluster's live nodes as the page shows them.
+fn nodes_json(nodes: &[Node]) -> Value {
+    nodes
+        .iter()
+        .map(|node| {
+            json!({
+                "id": node.id,
+                "this": node.this,
+                "renewed_ms_ago": crate::clock::millis(node.renewed),
+                "expires_in_ms": crate::clock::millis(node.expires_in),
+            })
+        })
+        .collect()
 }

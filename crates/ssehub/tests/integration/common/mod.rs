@@ -222,6 +222,24 @@ pub(crate) fn publisher_token() -> String {
     token(&["*"], &[], None)
 }
 
+/// An admin token (`"ssehub": {"admin": true}`) signed with the test
+/// secret, for the UI's stats.
+pub(crate) fn admin_token() -> String {
+    Signer::new(SECRET, jsonwebtoken::Algorithm::HS256)
+        .unwrap()
+        .sign_expiring(
+            serde_json::json!({"ssehub": {"admin": true}}),
+            Some(Duration::from_secs(600)),
+        )
+}
+
+/// The next event of the UI's stats stream, as JSON.
+pub(crate) async fn next_stats(stream: &mut SseClient) -> serde_json::Value {
+    let event = stream.next().await;
+    assert_eq!(event.event_type, "stats");
+    serde_json::from_str(&event.data).unwrap()
+}
+
 /// An event's type, data and last event id, to compare in one assertion.
 pub(crate) fn fields(e: &ParsedEvent) -> (&str, &str, &str) {
     (&e.event_type, &e.data, &e.last_event_id)

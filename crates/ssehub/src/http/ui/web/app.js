@@ -196,9 +196,41 @@ function render(s) {
     text('m-redis', s.redis.up ? 'following' : 'disconnected');
     text('m-redis-lag', `lag ${fmt(s.redis.lag_ms)} ms`);
   }
+  renderNodes(s.redis);
   points.push(s);
   if (points.length > HISTORY_POINTS) points.shift();
   drawCharts();
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+// The live nodes of a Redis cluster, this one marked; `nodes` is null when
+// Redis did not list them in time.
+function renderNodes(redis) {
+  $('nodes-panel').hidden = !redis;
+  if (!redis) return;
+  const body = $('nodes').tBodies[0];
+  body.replaceChildren();
+  if (!redis.nodes) {
+    text('nodes-count', '');
+    text('nodes-note', 'Redis did not list the nodes in time.');
+    return;
+  }
+  text('nodes-count', `(${redis.nodes.length} live)`);
+  text('nodes-note', '');
+  for (const node of redis.nodes) {
+    const row = document.createElement('tr');
+    if (node.this) row.className = 'this';
+    const name = node.this ? `${node.id} (this node)` : node.id;
+    for (const value of [name, `${seconds(node.renewed_ms_ago)} ago`, seconds(node.expires_in_ms)]) {
+      const cell = document.createElement('td');
+      cell.textContent = value;
+      row.append(cell);
+    }
+    body.append(row);
+  }
 }
 
 function drawCharts() {

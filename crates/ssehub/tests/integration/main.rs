@@ -27,6 +27,7 @@ mod logs;
 mod mercure_v1;
 mod metrics;
 mod mixed;
+mod properties;
 mod publish;
 mod redis_store;
 mod subscribe;

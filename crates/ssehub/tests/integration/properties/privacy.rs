@@ -395,7 +395,7 @@ fn check_on(rt: &tokio::runtime::Runtime, nodes: &[TestHub], default_cases: u32)
     });
 }
 
-/// 64 cases by default (about 10 s here).
+/// 64 cases by default (about 10 s here; `PROPTEST_CASES=N` runs N).
 #[test]
 fn private_updates_reach_exactly_the_entitled_on_one_node() {
     let rt = runtime();
@@ -404,7 +404,7 @@ fn private_updates_reach_exactly_the_entitled_on_one_node() {
     rt.block_on(hub.shutdown());
 }
 
-/// 32 cases by default (about 10 s here); takes a heavy-test permit.
+/// 32 cases by default (about 5 s here; `PROPTEST_CASES=N` runs N); takes a heavy-test permit.
 #[test]
 fn private_updates_reach_exactly_the_entitled_on_two_nodes_on_redis() {
     let rt = runtime();

@@ -285,7 +285,7 @@ async fn run(nodes: &[TestHub], case: &Case, n: u32) {
     }
 }
 
-/// 48 cases by default (about 10 s here).
+/// 48 cases by default (about 5 s here; `PROPTEST_CASES=N` runs N).
 #[test]
 fn reconnecting_subscribers_miss_nothing_and_get_nothing_twice() {
     let rt = runtime();
@@ -294,7 +294,7 @@ fn reconnecting_subscribers_miss_nothing_and_get_nothing_twice() {
     rt.block_on(hub.shutdown());
 }
 
-/// 24 cases by default (about 10 s here): publishing on one node,
+/// 24 cases by default (about 4 s here; `PROPTEST_CASES=N` runs N): publishing on one node,
 /// reconnecting on either; takes a heavy-test permit.
 #[test]
 fn reconnecting_across_two_nodes_on_redis_misses_nothing() {

@@ -7,7 +7,8 @@
 //! Each property runs a bounded number of cases, stated where it is
 //! defined; `PROPTEST_CASES=N` runs `N` instead (say 1000 for a long
 //! search). A failing case is shrunk (a bounded number of steps) and
-//! printed; nothing is written to the source tree.
+//! printed with the run's seed (`PROPTEST_RNG_SEED=SEED` replays it);
+//! nothing is written to the source tree.
 
 mod privacy;
 mod recovery;
@@ -16,19 +17,21 @@ mod resume;
 use std::time::Duration;
 
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use reqwest::StatusCode;
 use ssehub::proto::sse::ParsedEvent;
 
 use super::common::remote::post_form;
-use super::common::SseClient;
+use super::common::{seed, SseClient};
 
 /// Bound on one expected event, and on a request.
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `test` on `default_cases` cases of `strategy` (or
 /// `$PROPTEST_CASES`), shrinking a failure for a bounded number of steps.
+/// The random seed is printed, and `$PROPTEST_RNG_SEED` replays it.
 fn check<S: Strategy>(
+    name: &str,
     default_cases: u32,
     strategy: S,
     test: impl Fn(S::Value) -> Result<(), TestCaseError>,
@@ -43,6 +46,7 @@ fn check<S: Strategy>(
         cases,
         max_shrink_iters: 64,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed("PROPTEST_RNG_SEED", name)),
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);

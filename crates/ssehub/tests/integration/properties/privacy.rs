@@ -384,12 +384,12 @@ impl Hubs<'_> {
 }
 
 /// Runs [`case`]s on `nodes`, driven by `rt`.
-fn check_on(rt: &tokio::runtime::Runtime, nodes: &[TestHub], default_cases: u32) {
+fn check_on(name: &str, rt: &tokio::runtime::Runtime, nodes: &[TestHub], default_cases: u32) {
     let hubs = Hubs {
         nodes,
         cases: Cell::new(0),
     };
-    check(default_cases, case(), |case| {
+    check(name, default_cases, case(), |case| {
         rt.block_on(hubs.run(&case));
         Ok(())
     });
@@ -400,7 +400,7 @@ fn check_on(rt: &tokio::runtime::Runtime, nodes: &[TestHub], default_cases: u32)
 fn private_updates_reach_exactly_the_entitled_on_one_node() {
     let rt = runtime();
     let mut hub = rt.block_on(TestHub::start(|o| o.access.anonymous = Some(true)));
-    check_on(&rt, std::slice::from_ref(&hub), 64);
+    check_on("privacy on one node", &rt, std::slice::from_ref(&hub), 64);
     rt.block_on(hub.shutdown());
 }
 
@@ -417,7 +417,7 @@ fn private_updates_reach_exactly_the_entitled_on_two_nodes_on_redis() {
             hub_on(&redis.url(), anonymous).await,
         ]
     });
-    check_on(&rt, &nodes, 32);
+    check_on("privacy on two nodes", &rt, &nodes, 32);
     rt.block_on(async {
         for node in &mut nodes {
             node.shutdown().await;

@@ -361,7 +361,7 @@ async fn check_case(case: &Case) {
 #[test]
 fn a_damaged_disk_log_keeps_every_record_before_the_damage() {
     let rt = runtime();
-    check(32, case(), |case| {
+    check("recovery", 32, case(), |case| {
         rt.block_on(check_case(&case));
         Ok(())
     });

@@ -195,9 +195,9 @@ impl Run<'_> {
 
 /// Runs [`case`]s on `nodes` (publishing on the first, reconnecting on
 /// any), driven by `rt`.
-fn check_on(rt: &tokio::runtime::Runtime, nodes: &[TestHub], default_cases: u32) {
+fn check_on(name: &str, rt: &tokio::runtime::Runtime, nodes: &[TestHub], default_cases: u32) {
     let count = Cell::new(0u32);
-    check(default_cases, case(), |case| {
+    check(name, default_cases, case(), |case| {
         count.set(count.get() + 1);
         rt.block_on(run(nodes, &case, count.get()));
         Ok(())
@@ -290,7 +290,7 @@ async fn run(nodes: &[TestHub], case: &Case, n: u32) {
 fn reconnecting_subscribers_miss_nothing_and_get_nothing_twice() {
     let rt = runtime();
     let mut hub = rt.block_on(TestHub::default());
-    check_on(&rt, std::slice::from_ref(&hub), 48);
+    check_on("resume on one node", &rt, std::slice::from_ref(&hub), 48);
     rt.block_on(hub.shutdown());
 }
 
@@ -307,7 +307,7 @@ fn reconnecting_across_two_nodes_on_redis_misses_nothing() {
             hub_on(&redis.url(), |_| {}).await,
         ]
     });
-    check_on(&rt, &nodes, 24);
+    check_on("resume on two nodes", &rt, &nodes, 24);
     rt.block_on(async {
         for node in &mut nodes {
             node.shutdown().await;

@@ -225,6 +225,35 @@ async fn torn_tail_keeps_the_valid_prefix() {
     assert_eq!(ids(&all(&log).await), want);
 }
 
+/// Found by the recovery property (`properties::recovery`): a segment cut
+/// short on a record boundary is no damage to itself, but the next one no
+/// longer follows it; that one was set aside and the later ones stayed,
+/// so the writer, rotating into a stale segment's name, failed every
+/// append from then on.
+#[tokio::test]
+async fn a_segment_that_no_longer_follows_sets_aside_every_later_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segments of 64 updates: 1, 65, 129.
+    let count = |r: &mut Retention| r.max_count = 512;
+    {
+        let (log, _tail) = open_limited(dir.path(), count);
+        append(&log, 0..150, 10).await;
+    }
+    let first = dir.path().join("log/00000000000000000001.seg");
+    std::fs::write(&first, b"").unwrap();
+    let (log, _tail) = open_limited(dir.path(), count);
+    for set_aside in ["00000000000000000065", "00000000000000000129"] {
+        let path = dir.path().join("log").join(set_aside);
+        assert!(path.with_extension("seg.damaged").exists(), "{set_aside}");
+        assert!(!path.with_extension("seg").exists(), "{set_aside}");
+    }
+    // Through positions 65 and 129 again.
+    append(&log, 200..340, 10).await;
+    drop(log);
+    let (log, _tail) = open_limited(dir.path(), count);
+    assert_eq!(ids(&all(&log).await), expected(200..340));
+}
+
 #[tokio::test]
 async fn another_format_is_refused_not_overwritten() {
     let dir = tempfile::tempdir().unwrap();

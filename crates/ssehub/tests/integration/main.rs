@@ -28,6 +28,7 @@ mod matched;
 mod mercure_v1;
 mod metrics;
 mod mixed;
+mod properties;
 mod publish;
 mod redis_store;
 mod subscribe;

@@ -17,7 +17,10 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A hub on the Redis store at `url`, with `adjust` applied, once ready.
-async fn hub_on(url: &str, adjust: impl FnOnce(&mut ssehub::config::Options)) -> TestHub {
+pub(crate) async fn hub_on(
+    url: &str,
+    adjust: impl FnOnce(&mut ssehub::config::Options),
+) -> TestHub {
     let hub = TestHub::start(|o| {
         o.history.store = Some(url.to_string());
         adjust(o);

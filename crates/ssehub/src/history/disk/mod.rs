@@ -162,6 +162,7 @@ impl DiskLog {
             if !state.segments.is_empty() && first_seq != state.next_seq {
                 tracing::error!("history segment {} does not follow position {}; it and later segments are set aside", path.display(), state.next_seq);
                 set_aside(&path);
+                files.by_ref().for_each(|(_, p)| set_aside(&p));
                 break;
             }
             let (seg, damage) = Segment::recover(path.clone(), first_seq, |r| {

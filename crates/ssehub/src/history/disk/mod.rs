@@ -256,9 +256,15 @@ fn check_format(dir: &Path) -> Result<(), OpenError> {
     }
 }
 
-/// Renames a segment that cannot be used, keeping it for inspection.
+/// Renames a segment that cannot be used, keeping it for inspection:
+/// `N.seg.damaged`, or `N.seg.damaged.K` with the first free K when an
+/// earlier incident left one, so no copy kept is ever replaced.
 fn set_aside(path: &Path) {
-    let aside = path.with_extension("seg.damaged");
+    let first = path.with_extension("seg.damaged");
+    let aside = std::iter::once(first.clone())
+        .chain((1..).map(|k| first.with_extension(format!("damaged.{k}"))))
+        .find(|p| !p.exists())
+        .unwrap_or(first);
     if let Err(e) = std::fs::rename(path, &aside) {
         tracing::error!("could not set aside {}: {e}", path.display());
     }
@@ -422,5 +428,30 @@ impl Log for DiskLog {
             self.lock.lock().take();
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_aside;
+
+    #[test]
+    fn a_segment_set_aside_twice_keeps_both_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = dir.path().join("00000000000000000001.seg");
+        for (incident, expected) in [
+            ("first", "00000000000000000001.seg.damaged"),
+            ("second", "00000000000000000001.seg.damaged.1"),
+            ("third", "00000000000000000001.seg.damaged.2"),
+        ] {
+            std::fs::write(&segment, incident).unwrap();
+            set_aside(&segment);
+            assert!(!segment.exists());
+            let kept = std::fs::read_to_string(dir.path().join(expected)).unwrap();
+            assert_eq!(kept, incident);
+        }
+        // The earlier copies are untouched.
+        let first = dir.path().join("00000000000000000001.seg.damaged");
+        assert_eq!(std::fs::read_to_string(first).unwrap(), "first");
     }
 }

@@ -238,26 +238,28 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<UpdateRequest>, b
         .trim()
         .to_ascii_lowercase();
     match mime.as_str() {
-        "application/x-www-form-urlencoded" | "" => Ok((vec![parse_form(body)], false)),
+        "application/x-www-form-urlencoded" | "" => Ok((vec![parse_form(body)?], false)),
         "application/json" => parse_json(body),
         _ => Err(ApiError::UnsupportedMediaType(content_type.to_string())),
     }
 }
 
-fn parse_form(body: &[u8]) -> UpdateRequest {
+/// A form body's update; a name or value that is not UTF-8 once
+/// percent-decoded is refused (400), never stored with U+FFFD in its place.
+fn parse_form(body: &[u8]) -> Result<UpdateRequest, ApiError> {
     let mut r = UpdateRequest::default();
-    for (key, value) in form_urlencoded::parse(body) {
-        match &*key {
-            "topic" => r.topics.push(value.into_owned()),
-            "data" => r.data = value.into_owned(),
+    for (key, value) in Query::parse_strict(body).map_err(ApiError::BadRequest)?.0 {
+        match key.as_str() {
+            "topic" => r.topics.push(value),
+            "data" => r.data = value,
             "private" => r.private = true,
-            "id" => r.id = Some(value.into_owned()),
-            "type" => r.event_type = Some(value.into_owned()),
-            "retry" => r.retry = Some(value.into_owned()),
+            "id" => r.id = Some(value),
+            "type" => r.event_type = Some(value),
+            "retry" => r.retry = Some(value),
             _ => {}
         }
     }
-    r
+    Ok(r)
 }
 
 /// One update in a JSON body; `topic` may be a string or a list.

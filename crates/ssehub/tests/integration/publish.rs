@@ -375,6 +375,18 @@ async fn malformed_updates_are_400_with_a_reason() {
     post_form(&hub, &[("data", "no topic")])
         .await
         .assert_error(StatusCode::BAD_REQUEST, &["missing", "topic"]);
+    // Bytes that are not UTF-8 once percent-decoded, in a topic, the data,
+    // an id or a type: refused, never stored with U+FFFD in their place.
+    for body in [
+        "topic=https://example.com/%FF&data=x",
+        "topic=https://example.com/a&data=%C3%28",
+        "topic=https://example.com/a&data=x&id=%80",
+        "topic=https://example.com/a&data=x&type=a%FEb",
+    ] {
+        post_form_as(&hub, body, Some(&publisher_token()))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, &["not UTF-8"]);
+    }
     for bad in ["abc", "-1"] {
         post_form(&hub, &[t, ("retry", bad)])
             .await

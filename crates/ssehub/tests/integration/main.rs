@@ -35,3 +35,4 @@ mod subscribe;
 mod systemd;
 mod tls;
 mod ui;
+mod wire;

@@ -2,6 +2,7 @@
 //! accept loops and connections watch, and the completion handle each
 //! connection task holds until it ends.
 
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::{mpsc, watch};
 
 /// Signals that every connection task ended: each holds a clone, and the
@@ -11,4 +12,21 @@ pub(crate) type Done = mpsc::Sender<()>;
 /// Resolves once the stop signal is set (or its sender is gone).
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Drives a hyper connection to its end; once the stop signal is set, it is
+/// asked to finish gracefully (answers in flight complete, no new request
+/// is read) and driven until it has.
+pub(crate) async fn serve_until_stopped<C: GracefulConnection>(
+    conn: C,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), C::Error> {
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stopped(stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }

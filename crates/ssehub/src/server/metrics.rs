@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::drain::stopped;
+use super::drain::{serve_until_stopped, stopped};
 use crate::hub::Hub;
 use crate::metrics::{expose, process, Scraped, CONTENT_TYPE};
 
@@ -69,14 +69,7 @@ async fn connection(stream: TcpStream, hub: Arc<Hub>, mut stop: watch::Receiver<
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
+    let result = serve_until_stopped(conn, &mut stop).await;
     if let Err(e) = result {
         tracing::debug!("metrics connection ended: {e}");
     }

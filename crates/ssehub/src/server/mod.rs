@@ -30,7 +30,7 @@ use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::keys::Keys;
 use crate::metrics::{Limit, Metrics, OpenConnection, Protocol};
-use drain::{stopped, Done};
+use drain::{serve_until_stopped, stopped, Done};
 use http1_stream::{HeadLimits, Prefixed, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
 use tls::{CertFiles, Tls};
@@ -381,14 +381,7 @@ where
         },
     ));
     let conn = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
+    let result = serve_until_stopped(conn, &mut stop).await;
     if let Err(e) = result {
         if limits::head_too_large_for_hyper(&*e) {
             hub.metrics.limits_hit.get(Limit::Headers).inc();

@@ -76,6 +76,10 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>, secure: bool) -> Router {
         .layer(middleware::from_fn_with_state(
             hub.clone(),
             count_auth_failures,
+        ))
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            drop_unused_body,
         ));
     if let Some(cors) = cors(&hub.config.access.cors_origins) {
         router = router.layer(cors);
@@ -116,6 +120,24 @@ async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Bytes, 
         hub.metrics.limits_hit.get(Limit::Body).inc();
     }
     read
+}
+
+/// Reads and drops, before routing, the body of a request to any path but
+/// the hub's endpoint (the only one that reads bodies): a body the hub has no
+/// use for is still checked, so one that contradicts its `content-length` is
+/// an error on its HTTP/2 stream (RFC 9113, 8.1.1) rather than answered, and
+/// one over `--max-body` is 413.
+async fn drop_unused_body(
+    State(hub): State<Arc<Hub>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if req.uri().path() == HUB_PATH {
+        return Ok(next.run(req).await);
+    }
+    let (parts, body) = req.into_parts();
+    read_body(&hub, &parts.headers, body).await?;
+    Ok(next.run(Request::from_parts(parts, Body::empty())).await)
 }
 
 /// Counts the requests refused for their token, by reason (the error

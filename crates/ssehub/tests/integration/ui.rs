@@ -64,6 +64,30 @@ async fn the_home_page_names_the_hub_its_version_and_url() {
 }
 
 #[tokio::test]
+async fn a_body_sent_where_none_is_read_is_still_bounded_and_checked() {
+    let hub = TestHub::start(|o| o.limits.max_body = Some(1024)).await;
+    // Read and dropped before routing: within --max-body the answer is the
+    // route's own, beyond it 413, whether declared or streamed.
+    let post = |body: reqwest::Body| client().post(format!("{}/", hub.base)).body(body);
+    let res = post("x".repeat(100).into()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let res = post("x".repeat(2048).into()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let chunks: Vec<Result<String, std::io::Error>> = vec![Ok("x".repeat(2048))];
+    let res = client()
+        .post(format!("{}/nothing/here", hub.base))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let res = get(&hub.base, "/", &[]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn a_pinned_hub_url_is_the_one_shown() {
     let pinned = "https://hub.example/.well-known/mercure";
     let hub = TestHub::start(|o| o.protocol.hub_url = Some(pinned.into())).await;

@@ -410,7 +410,7 @@ async fn certificate_reload_keeps_open_streams() {
     let tls = running.tls.as_ref().unwrap();
     let addr = tls_addr(&hub);
     let old_pem = cert_pem(&hub);
-    let before = tls.fingerprints();
+    let before = tls.fingerprints().unwrap();
     let mut stream = Client::new(Proto::H2, &hub).await;
     let mut sub = stream
         .send(subscribe_req(&["urn:r"], Some(token(&[], &[], None)), None))

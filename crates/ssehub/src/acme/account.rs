@@ -11,13 +11,16 @@ use crate::config::AcmeConfig;
 
 /// The cached account, or a new one registered with the CA (agreeing to
 /// its terms of service, as running with `--acme-domain` means).
-pub(super) async fn load_or_create(config: &AcmeConfig, cache: &Cache) -> Result<Account, AcmeError> {
+pub(super) async fn load_or_create(
+    config: &AcmeConfig,
+    cache: &Cache,
+) -> Result<Account, AcmeError> {
     let path = cache.account();
     let client = || Client::new(config.ca_cert.as_deref()).map(Box::new);
     match std::fs::read(&path) {
         Ok(json) => {
-            let credentials: AccountCredentials = serde_json::from_slice(&json)
-                .map_err(|source| AcmeError::Account {
+            let credentials: AccountCredentials =
+                serde_json::from_slice(&json).map_err(|source| AcmeError::Account {
                     path: path.clone(),
                     source,
                 })?;

@@ -66,8 +66,11 @@ mod tests {
             &url("https://acme-staging-v02.api.letsencrypt.org/directory"),
         );
         assert_ne!(production.certificate(), staging.certificate());
-        assert!(production
-            .certificate()
-            .starts_with("/d/acme/acme-v02.api.letsencrypt.org-"));
+        let path = production.certificate();
+        let path = path.to_str().unwrap();
+        assert!(
+            path.starts_with("/d/acme/acme-v02.api.letsencrypt.org-"),
+            "{path}"
+        );
     }
 }

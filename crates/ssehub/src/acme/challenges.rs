@@ -34,7 +34,10 @@ impl Challenges {
 
     /// The TLS-ALPN-01 certificate of `name` being validated.
     pub fn tls_alpn01(&self, name: &str) -> Option<Arc<CertifiedKey>> {
-        self.tls_alpn.read().get(&name.to_ascii_lowercase()).cloned()
+        self.tls_alpn
+            .read()
+            .get(&name.to_ascii_lowercase())
+            .cloned()
     }
 
     /// Serves `key_authorization` at [`HTTP01_PREFIX`]`token`.

@@ -83,7 +83,8 @@ async fn run(
                     "certificate for {} obtained from {}, valid until {}",
                     config.domains.join(", "),
                     config.directory,
-                    expires.map_or("?".into(), |t| humantime::format_rfc3339_seconds(t).to_string()),
+                    expires.map_or("?".into(), |t| humantime::format_rfc3339_seconds(t)
+                        .to_string()),
                 );
             }
             Err(e) => {
@@ -242,6 +243,9 @@ mod tests {
         assert_eq!(secs, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
         let short = Duration::from_secs(40);
         assert_eq!(backoff(None, short), Duration::from_secs(1));
-        assert_eq!(backoff(Some(Duration::from_secs(4)), short), Duration::from_secs(5));
+        assert_eq!(
+            backoff(Some(Duration::from_secs(4)), short),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(status.warning(now), None);
         status.failed("down".into(), now);
         let warning = status.warning(now).unwrap();
-        assert!(warning.starts_with("certificate renewal failing: down"), "{warning}");
+        assert!(
+            warning.starts_with("certificate renewal failing: down"),
+            "{warning}"
+        );
         let expired = status.warning(now + Duration::from_secs(61)).unwrap();
         assert!(expired.contains("expired"), "{expired}");
         let reading = status.reading();

@@ -15,7 +15,7 @@ pub struct AcmeOptions {
     /// Obtain and renew the HTTPS certificate for this domain name from an ACME CA (repeat it, or separate names with commas, for more names on one certificate); replaces --tls-cert
     #[arg(long, env = "SSEHUB_ACME_DOMAIN", value_name = "NAME", value_delimiter = ',', action = clap::ArgAction::Append)]
     pub acme_domain: Option<Vec<String>>,
-    /// Contact address of the ACME account, for the CA's expiry and policy notices [default: none]
+    /// Contact address of the ACME account, for the CA's expiry and policy notices
     #[arg(long, env = "SSEHUB_ACME_EMAIL", value_name = "ADDRESS")]
     pub acme_email: Option<String>,
     /// ACME directory URL of the CA (Let's Encrypt's staging server: https://acme-staging-v02.api.letsencrypt.org/directory)
@@ -77,8 +77,34 @@ pub struct AcmeConfig {
 }
 
 impl AcmeOptions {
-    /// `None` when no domain is given (then no other ACME setting may be).
+    /// Checks every value; `None` when no domain is given (the other
+    /// settings then have no effect).
     pub(super) fn resolve(self) -> Result<Option<AcmeConfig>, ConfigError> {
+        let unusable = |flag, why: String| ConfigError::Unusable { flag, why };
+        let directory: String = defaults::ACME_DIRECTORY.or(self.acme_directory);
+        let directory = Url::parse(&directory)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http"))
+            .ok_or_else(|| {
+                unusable(
+                    "acme-directory",
+                    format!("{directory:?} is not an http(s) URL"),
+                )
+            })?;
+        let challenge = defaults::ACME_CHALLENGE
+            .or::<String>(self.acme_challenge)
+            .parse()
+            .map_err(|why| unusable("acme-challenge", why))?;
+        let email = self
+            .acme_email
+            .map(|e| e.trim().trim_start_matches("mailto:").to_string())
+            .filter(|e| !e.is_empty());
+        if let Some(email) = email.as_deref().filter(|e| !e.contains('@')) {
+            return Err(unusable(
+                "acme-email",
+                format!("{email:?} is not an e-mail address"),
+            ));
+        }
         let domains: Vec<String> = self
             .acme_domain
             .unwrap_or_default()
@@ -86,22 +112,6 @@ impl AcmeOptions {
             .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
             .filter(|d| !d.is_empty())
             .collect();
-        if domains.is_empty() {
-            let stray = [
-                ("acme-email", self.acme_email.is_some()),
-                ("acme-directory", self.acme_directory.is_some()),
-                ("acme-ca-cert", self.acme_ca_cert.is_some()),
-                ("acme-challenge", self.acme_challenge.is_some()),
-            ];
-            return match stray.iter().find(|(_, given)| *given) {
-                Some((flag, _)) => Err(ConfigError::Unusable {
-                    flag,
-                    why: "it needs --acme-domain".into(),
-                }),
-                None => Ok(None),
-            };
-        }
-        let unusable = |flag, why: String| ConfigError::Unusable { flag, why };
         if let Some(bad) = domains.iter().find(|d| !is_dns_name(d)) {
             return Err(unusable(
                 "acme-domain",
@@ -114,21 +124,8 @@ impl AcmeOptions {
         if unique.len() != domains.len() {
             return Err(unusable("acme-domain", "a name is given twice".into()));
         }
-        let directory: String = defaults::ACME_DIRECTORY.or(self.acme_directory);
-        let directory = Url::parse(&directory)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "https" | "http"))
-            .ok_or_else(|| unusable("acme-directory", format!("{directory:?} is not an http(s) URL")))?;
-        let challenge = defaults::ACME_CHALLENGE
-            .or::<String>(self.acme_challenge)
-            .parse()
-            .map_err(|why| unusable("acme-challenge", why))?;
-        let email = self
-            .acme_email
-            .map(|e| e.trim().trim_start_matches("mailto:").to_string())
-            .filter(|e| !e.is_empty());
-        if let Some(email) = email.as_deref().filter(|e| !e.contains('@')) {
-            return Err(unusable("acme-email", format!("{email:?} is not an e-mail address")));
+        if domains.is_empty() {
+            return Ok(None);
         }
         Ok(Some(AcmeConfig {
             domains,
@@ -152,14 +149,20 @@ fn is_dns_name(name: &str) -> bool {
     name.len() <= 253
         && name.split('.').count() >= 2
         && name.split('.').all(label)
-        && !name.split('.').next_back().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        && !name
+            .split('.')
+            .next_back()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn resolve(domains: &[&str], adjust: impl FnOnce(&mut AcmeOptions)) -> Result<Option<AcmeConfig>, ConfigError> {
+    fn resolve(
+        domains: &[&str],
+        adjust: impl FnOnce(&mut AcmeOptions),
+    ) -> Result<Option<AcmeConfig>, ConfigError> {
         let mut options = AcmeOptions {
             acme_domain: Some(domains.iter().map(|d| d.to_string()).collect()),
             ..AcmeOptions::default()
@@ -170,11 +173,19 @@ mod tests {
 
     #[test]
     fn names_are_checked_and_defaults_applied() {
-        let config = resolve(&["Hub.Example.com.", "b.example"], |_| {}).unwrap().unwrap();
+        let config = resolve(&["Hub.Example.com.", "b.example"], |_| {})
+            .unwrap()
+            .unwrap();
         assert_eq!(config.domains, ["hub.example.com", "b.example"]);
         assert_eq!(config.directory.as_str(), defaults::ACME_DIRECTORY.default);
         assert_eq!(config.challenge, ChallengeKind::TlsAlpn01);
-        for bad in ["*.example.com", "127.0.0.1", "localhost", "a_b.example", "-a.example"] {
+        for bad in [
+            "*.example.com",
+            "127.0.0.1",
+            "localhost",
+            "a_b.example",
+            "-a.example",
+        ] {
             let err = resolve(&[bad], |_| {}).unwrap_err().to_string();
             assert!(err.contains("acme-domain"), "{bad}: {err}");
         }
@@ -183,11 +194,11 @@ mod tests {
     }
 
     #[test]
-    fn other_settings_need_a_domain_and_valid_values() {
-        let err = resolve(&[], |o| o.acme_email = Some("a@b.example".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("acme-email") && err.contains("acme-domain"), "{err}");
+    fn other_settings_are_checked_and_need_a_domain_to_count() {
+        assert!(resolve(&[], |o| o.acme_email = Some("a@b.example".into()))
+            .unwrap()
+            .is_none());
+        assert!(resolve(&[], |o| o.acme_challenge = Some("dns-01".into())).is_err());
         let config = resolve(&["a.example"], |o| {
             o.acme_email = Some("mailto:ops@a.example".into());
             o.acme_challenge = Some("http-01".into());
@@ -198,6 +209,8 @@ mod tests {
         assert_eq!(config.challenge, ChallengeKind::Http01);
         assert!(resolve(&["a.example"], |o| o.acme_email = Some("ops".into())).is_err());
         assert!(resolve(&["a.example"], |o| o.acme_challenge = Some("dns-01".into())).is_err());
-        assert!(resolve(&["a.example"], |o| o.acme_directory = Some("ftp://x".into())).is_err());
+        assert!(resolve(&["a.example"], |o| o.acme_directory =
+            Some("ftp://x".into()))
+        .is_err());
     }
 }

@@ -37,10 +37,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use self::acme::{AcmeConfig, AcmeOptions, ChallengeKind};
 pub use self::access::{
     AccessConfig, AccessOptions, JwksConfig, JwksOptions, JwtConfig, KeyOptions,
 };
+pub use self::acme::{AcmeConfig, AcmeOptions, ChallengeKind};
 pub use self::error::ConfigError;
 pub use self::history::{HistoryConfig, HistoryOptions, RedisOptions, RedisStore, Store};
 pub use self::limits::{ConnectionCap, LimitOptions, LimitsConfig};
@@ -185,13 +185,15 @@ impl Options {
             if tls.cert.is_some() || tls.key.is_some() {
                 return Err(ConfigError::Unusable {
                     flag: "acme-domain",
-                    why: "--tls-cert and --tls-key give the certificate already: keep one way".into(),
+                    why: "--tls-cert and --tls-key give the certificate already: keep one way"
+                        .into(),
                 });
             }
             if server.tls_listen.is_none() {
                 return Err(ConfigError::Unusable {
                     flag: "acme-domain",
-                    why: "the certificate is for the HTTPS listener, and --tls-listen is none".into(),
+                    why: "the certificate is for the HTTPS listener, and --tls-listen is none"
+                        .into(),
                 });
             }
         }

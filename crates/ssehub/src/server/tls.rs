@@ -178,7 +178,9 @@ impl Tls {
                 None
             }
             Err(e) => {
-                tracing::warn!("the cached certificate cannot be served, a new one will be obtained: {e:#}");
+                tracing::warn!(
+                    "the cached certificate cannot be served, a new one will be obtained: {e:#}"
+                );
                 None
             }
         };

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
-use crate::common::child::free_addr;
+use crate::common::child::{free_addr, tail};
 use crate::common::pebble::{Pebble, Validation};
 use crate::common::*;
 use http::{StatusCode, Version};
@@ -108,7 +108,11 @@ async fn serves_key(addr: SocketAddr, spki: &str) -> bool {
     let pin: SpkiPin = spki.parse().unwrap();
     let connector = tls_connector(&Trust::Pin(pin), Alpn::Http2).unwrap();
     let url = url::Url::parse(&format!("https://{addr}/")).unwrap();
-    Endpoint::new(&url).unwrap().connect(Some(&connector)).await.is_ok()
+    Endpoint::new(&url)
+        .unwrap()
+        .connect(Some(&connector))
+        .await
+        .is_ok()
 }
 
 /// Checks an HTTPS request by each name over HTTP/2, verified against
@@ -142,7 +146,11 @@ async fn tls_alpn_01_obtains_a_certificate_verified_against_pebbles_root() {
     );
     let certificate = cache.certificate();
     let account = certificate.with_file_name("account.json");
-    for file in [&certificate, &account, &certificate.parent().unwrap().to_path_buf()] {
+    for file in [
+        &certificate,
+        &account,
+        &certificate.parent().unwrap().to_path_buf(),
+    ] {
         let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{} is private: {mode:o}", file.display());
     }
@@ -174,7 +182,11 @@ async fn a_restart_serves_the_cached_certificate_without_a_new_order() {
     setup.pebble.kill();
     let hub = setup.hub("tls-alpn-01").await;
     let tls = hub.running.as_ref().unwrap().tls.as_ref().unwrap();
-    assert_eq!(tls.fingerprints(), Some(first.clone()), "served from the start");
+    assert_eq!(
+        tls.fingerprints(),
+        Some(first.clone()),
+        "served from the start"
+    );
     assert!(serves_key(setup.tls_listen, &first.spki_sha256).await);
     // The renewal task has looked at the certificate: the next order is
     // years away (Pebble's certificates last 5 years by default).
@@ -188,9 +200,17 @@ async fn a_restart_serves_the_cached_certificate_without_a_new_order() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let year = Duration::from_secs(365 * 86_400);
-    assert!(reading.next_attempt.unwrap() > SystemTime::now() + year, "{reading:?}");
+    assert!(
+        reading.next_attempt.unwrap() > SystemTime::now() + year,
+        "{reading:?}"
+    );
     assert_eq!((reading.obtained, reading.failures), (0, 0), "{reading:?}");
-    let body = hub.http.get(format!("{}/readyz", hub.base)).send().await.unwrap();
+    let body = hub
+        .http
+        .get(format!("{}/readyz", hub.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(body.text().await.unwrap(), "ok\n");
 }
 
@@ -251,11 +271,19 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_and_says_so() {
         serves_key(setup.tls_listen, &first.spki_sha256).await,
         "the current certificate is still served"
     );
-    let readyz = hub.http.get(format!("{}/readyz", hub.base)).send().await.unwrap();
+    let readyz = hub
+        .http
+        .get(format!("{}/readyz", hub.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(readyz.status(), StatusCode::OK);
     let body = readyz.text().await.unwrap();
     assert!(body.starts_with("ok\nwarning: "), "{body}");
-    assert!(body.contains("renewal failing") || body.contains("expired"), "{body}");
+    assert!(
+        body.contains("renewal failing") || body.contains("expired"),
+        "{body}"
+    );
     let metrics_addr = hub.running.as_ref().unwrap().metrics_addr.unwrap();
     let metrics = reqwest::get(format!("http://{metrics_addr}/metrics"))
         .await
@@ -264,5 +292,8 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_and_says_so() {
         .await
         .unwrap();
     assert!(metrics.contains("\nssehub_acme_failing 1\n"), "{metrics}");
-    assert!(!metrics.contains("\nssehub_acme_failures_total 0\n"), "{metrics}");
+    assert!(
+        !metrics.contains("\nssehub_acme_failures_total 0\n"),
+        "{metrics}"
+    );
 }

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
+    RetryPolicy,
 };
 
 use super::challenges::Challenges;
@@ -74,23 +75,46 @@ async fn order_answering(
         }
         challenge.set_ready().await?;
     }
+    // Validation usually takes a few seconds: polled every 0.5 s at first,
+    // then less and less often (unless the CA says when with Retry-After).
     let retries = RetryPolicy::new()
-        .initial_delay(Duration::from_millis(250))
+        .initial_delay(Duration::from_millis(500))
+        .backoff(1.25)
         .timeout(VALIDATION_TIMEOUT);
     let status = order.poll_ready(&retries).await?;
     if status != OrderStatus::Ready {
-        let detail = order
-            .state()
-            .error
-            .as_ref()
-            .map(|problem| format!(": {problem}"))
-            .unwrap_or_default();
         return Err(AcmeError::Order {
             status: format!("{status:?}").to_lowercase(),
-            detail,
+            detail: why_invalid(&mut order).await,
         });
     }
     let key = order.finalize().await?;
     let chain = order.poll_certificate(&retries).await?;
     Ok(format!("{key}{chain}"))
+}
+
+/// The CA's explanation of a failed order: its own error, else those of
+/// the challenges that failed (": NAME: PROBLEM; ..."), else nothing.
+async fn why_invalid(order: &mut Order) -> String {
+    if let Some(problem) = &order.state().error {
+        return format!(": {problem}");
+    }
+    let mut problems = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authorization)) = authorizations.next().await {
+        if authorization.refresh().await.is_err() {
+            continue;
+        }
+        let domain = authorization.identifier().to_string();
+        let failed = authorization
+            .challenges
+            .iter()
+            .filter_map(|c| c.error.as_ref());
+        problems.extend(failed.map(|problem| format!("{domain}: {problem}")));
+    }
+    if problems.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", problems.join("; "))
+    }
 }

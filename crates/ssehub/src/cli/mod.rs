@@ -298,6 +298,20 @@ mod tests {
     }
 
     #[test]
+    fn acme_domain_repeats_and_takes_lists() {
+        let options = serve_options(&[
+            "--acme-domain",
+            "a.example",
+            "--acme-domain",
+            "b.example,c.example",
+        ]);
+        assert_eq!(
+            options.acme.acme_domain.unwrap(),
+            ["a.example", "b.example", "c.example"]
+        );
+    }
+
+    #[test]
     fn every_default_in_help_is_what_config_resolves() {
         let defaults = format!("{:?}", Options::default().resolve().unwrap());
         let serve = command().find_subcommand("serve").unwrap().clone();

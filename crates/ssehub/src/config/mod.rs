@@ -335,6 +335,47 @@ max_stream_duration = "17m"
     }
 
     #[test]
+    fn acme_settings_from_toml_and_what_they_exclude() {
+        let acme = r#"
+acme_domain = ["hub.example.com", "www.hub.example.com"]
+acme_email = "ops@example.com"
+acme_directory = "https://acme-staging-v02.api.letsencrypt.org/directory"
+acme_ca_cert = "ca.pem"
+acme_challenge = "http-01"
+"#;
+        let (_dir, path) = toml_file(acme);
+        let c = Options::default()
+            .layered(Some(&path))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", c.acme),
+            "Some(AcmeConfig { domains: [\"hub.example.com\", \"www.hub.example.com\"], \
+             email: Some(\"ops@example.com\"), directory: Url { scheme: \"https\", cannot_be_a_base: false, \
+             username: \"\", password: None, host: Some(Domain(\"acme-staging-v02.api.letsencrypt.org\")), \
+             port: None, path: \"/directory\", query: None, fragment: None }, \
+             ca_cert: Some(\"ca.pem\"), challenge: Http01 })"
+        );
+        for (extra, excluded) in [
+            ("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", "--tls-cert"),
+            ("tls_listen = \"none\"\n", "--tls-listen is none"),
+        ] {
+            let (_dir, path) = toml_file(&format!("{acme}{extra}"));
+            let err = Options::default()
+                .layered(Some(&path))
+                .unwrap()
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("acme-domain") && err.contains(excluded),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn jwks_settings_from_toml() {
         let (_dir, path) = toml_file(
             r#"

@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use crate::common::child::{free_addr, tail};
+use crate::common::http3::h3_client;
 use crate::common::pebble::{Pebble, Validation};
 use crate::common::*;
 use http::{StatusCode, Version};
@@ -31,9 +32,15 @@ struct Setup {
 
 impl Setup {
     fn new(certificate_lifetime: Option<Duration>) -> Setup {
+        Self::validating_http_on(None, certificate_lifetime)
+    }
+
+    /// [`Setup::new`], Pebble validating HTTP-01 on `http_port` if given
+    /// instead of the hub's plain port.
+    fn validating_http_on(http_port: Option<u16>, certificate_lifetime: Option<Duration>) -> Setup {
         let (listen, tls_listen) = (free_addr(), free_addr());
         let pebble = Pebble::start(&Validation {
-            http_port: listen.port(),
+            http_port: http_port.unwrap_or(listen.port()),
             tls_port: tls_listen.port(),
             certificate_lifetime,
         });
@@ -115,10 +122,11 @@ async fn serves_key(addr: SocketAddr, spki: &str) -> bool {
         .is_ok()
 }
 
-/// Checks an HTTPS request by each name over HTTP/2, verified against
-/// Pebble's root.
+/// Checks an HTTPS request by each name over HTTP/2 and over HTTP/3,
+/// verified against Pebble's root.
 async fn assert_verified(setup: &Setup) {
     let client = setup.client().await;
+    let root = setup.pebble.root().await;
     for domain in DOMAINS {
         let response = client
             .get(setup.url(domain, "/healthz"))
@@ -127,6 +135,14 @@ async fn assert_verified(setup: &Setup) {
             .unwrap_or_else(|e| panic!("{domain}: {e:?}"));
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.version(), Version::HTTP_2);
+        let mut h3 = h3_client(setup.tls_listen, &root, domain).await;
+        let request = http::Request::get(setup.url(domain, "/healthz"))
+            .body(())
+            .unwrap();
+        let mut stream = h3.send_request(request).await.unwrap();
+        stream.finish().await.unwrap();
+        let response = stream.recv_response().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{domain} over HTTP/3");
     }
 }
 
@@ -295,5 +311,41 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_and_says_so() {
     assert!(
         !metrics.contains("\nssehub_acme_failures_total 0\n"),
         "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_validation_is_reported_with_the_cas_reason() {
+    // Pebble checks HTTP-01 on a port where nothing listens.
+    let setup = Setup::validating_http_on(Some(free_addr().port()), None);
+    let hub = setup.hub("http-01").await;
+    let deadline = tokio::time::Instant::now() + ISSUANCE;
+    let reading = loop {
+        let reading = acme_reading(&hub);
+        if reading.failing.is_some() {
+            break reading;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{reading:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The CA's problem document, naming what it tried.
+    let failing = reading.failing.unwrap();
+    assert!(
+        failing.contains("/.well-known/acme-challenge/")
+            && failing.contains("urn:ietf:params:acme:error:"),
+        "{failing}"
+    );
+    let tls = hub.running.as_ref().unwrap().tls.as_ref().unwrap();
+    assert_eq!(tls.fingerprints(), None);
+    let readyz = hub
+        .http
+        .get(format!("{}/readyz", hub.base))
+        .send()
+        .await
+        .unwrap();
+    let body = readyz.text().await.unwrap();
+    assert!(
+        body.starts_with("ok\nwarning: no certificate obtained yet (last attempt: "),
+        "{body}"
     );
 }

@@ -9,6 +9,7 @@
 
 pub(crate) mod child;
 pub(crate) mod child_hub;
+pub(crate) mod http3;
 pub(crate) mod keys;
 pub(crate) mod pebble;
 pub(crate) mod prometheus;

@@ -13,6 +13,7 @@ use crate::common::http3::h3_client;
 use crate::common::pebble::{Pebble, Validation};
 use crate::common::*;
 use http::{StatusCode, Version};
+use ssehub::acme::Reading;
 use ssehub::outbound::{tls_connector, Alpn, Endpoint, SpkiPin, Trust};
 use ssehub::server::tls::Fingerprints;
 
@@ -104,7 +105,20 @@ async fn served(hub: &TestHub, unlike: Option<&Fingerprints>, pebble: &Pebble) -
     }
 }
 
-fn acme_reading(hub: &TestHub) -> ssehub::acme::Reading {
+/// The ACME status once `done` holds (bounded by [`ISSUANCE`]).
+async fn wait_for(hub: &TestHub, done: impl Fn(&Reading) -> bool) -> Reading {
+    let deadline = tokio::time::Instant::now() + ISSUANCE;
+    loop {
+        let reading = acme_reading(hub);
+        if done(&reading) {
+            return reading;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{reading:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn acme_reading(hub: &TestHub) -> Reading {
     let acme = hub.running.as_ref().unwrap().hub.acme.as_ref().unwrap();
     acme.status.reading()
 }
@@ -206,15 +220,7 @@ async fn a_restart_serves_the_cached_certificate_without_a_new_order() {
     assert!(serves_key(setup.tls_listen, &first.spki_sha256).await);
     // The renewal task has looked at the certificate: the next order is
     // years away (Pebble's certificates last 5 years by default).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let reading = loop {
-        let reading = acme_reading(&hub);
-        if reading.next_attempt.is_some() {
-            break reading;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{reading:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let reading = wait_for(&hub, |r| r.next_attempt.is_some()).await;
     let year = Duration::from_secs(365 * 86_400);
     assert!(
         reading.next_attempt.unwrap() > SystemTime::now() + year,
@@ -271,16 +277,9 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_and_says_so() {
     let hub = setup.hub("http-01").await;
     let first = served(&hub, None, &setup.pebble).await;
     setup.pebble.kill();
-    let deadline = tokio::time::Instant::now() + ISSUANCE;
-    let reading = loop {
-        let reading = acme_reading(&hub);
-        if reading.failing.is_some() {
-            break reading;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{reading:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(reading.failures >= 1);
+    // The renewal fails, and is retried (a 30 s certificate: after 1 s).
+    let reading = wait_for(&hub, |r| r.failures >= 2).await;
+    assert!(reading.failing.is_some(), "{reading:?}");
     let tls = hub.running.as_ref().unwrap().tls.as_ref().unwrap();
     assert_eq!(tls.fingerprints(), Some(first.clone()));
     assert!(
@@ -319,15 +318,7 @@ async fn a_failed_validation_is_reported_with_the_cas_reason() {
     // Pebble checks HTTP-01 on a port where nothing listens.
     let setup = Setup::validating_http_on(Some(free_addr().port()), None);
     let hub = setup.hub("http-01").await;
-    let deadline = tokio::time::Instant::now() + ISSUANCE;
-    let reading = loop {
-        let reading = acme_reading(&hub);
-        if reading.failing.is_some() {
-            break reading;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{reading:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let reading = wait_for(&hub, |r| r.failing.is_some()).await;
     // The CA's problem document, naming what it tried.
     let failing = reading.failing.unwrap();
     assert!(

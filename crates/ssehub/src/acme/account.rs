@@ -59,3 +59,18 @@ pub(super) async fn load_or_create(
         Err(source) => Err(AcmeError::Cache { path, source }),
     }
 }
+
+/// Removes the cached account, which the CA no longer knows.
+pub(super) fn forget(cache: &Cache) -> Result<(), AcmeError> {
+    let path = cache.account();
+    tracing::warn!(
+        "the CA no longer knows the ACME account of {}: a new one will be created",
+        path.display()
+    );
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(AcmeError::Cache { path, source: e })
+        }
+        _ => Ok(()),
+    }
+}

@@ -90,3 +90,16 @@ pub enum AcmeError {
     #[error("the new certificate cannot be served: {0}")]
     Install(#[from] crate::server::tls::TlsError),
 }
+
+impl AcmeError {
+    /// Whether the CA no longer knows the cached account (deactivated,
+    /// or a test CA that was reset): a new one is then created.
+    fn is_unknown_account(&self) -> bool {
+        const UNKNOWN: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
+        matches!(
+            self,
+            AcmeError::Protocol(instant_acme::Error::Api(problem))
+                if problem.r#type.as_deref() == Some(UNKNOWN)
+        )
+    }
+}

@@ -115,11 +115,19 @@ async fn attempt(
     acme: &Acme,
     account: &mut Option<Account>,
 ) -> Result<(), AcmeError> {
-    let account = match account {
-        Some(account) => account,
+    let cached = match account {
+        Some(cached) => cached,
         None => account.insert(account::load_or_create(config, cache).await?),
     };
-    let pem = issue::order(account, config, &acme.challenges).await?;
+    let pem = match issue::order(cached, config, &acme.challenges).await {
+        Err(e) if e.is_unknown_account() => {
+            // Created anew at the next attempt.
+            *account = None;
+            account::forget(cache)?;
+            return Err(e);
+        }
+        result => result?,
+    };
     cache.create()?;
     let path = cache.certificate();
     crate::files::replace_private(&path, pem.as_bytes())

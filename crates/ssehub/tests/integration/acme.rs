@@ -1,8 +1,9 @@
 //! Automatic HTTPS against a real ACME server, Pebble, on loopback: a
 //! certificate obtained by each challenge type and verified by a client
 //! trusting only Pebble's root, reused from the cache at restart without
-//! a new order, renewed under an open HTTP/2 stream, and kept in service
-//! while Pebble is down at renewal time.
+//! a new order, renewed under an open HTTP/2 stream, kept in service
+//! while Pebble is down at renewal time and renewed once it is back, and a
+//! failed validation reported with the CA's reason.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -272,7 +273,7 @@ async fn a_short_lived_certificate_renews_under_an_open_http2_stream() {
 }
 
 #[tokio::test]
-async fn pebble_down_at_renewal_keeps_the_current_certificate_and_says_so() {
+async fn pebble_down_at_renewal_keeps_the_current_certificate_says_so_and_recovers() {
     let mut setup = Setup::new(Some(Duration::from_secs(30)));
     let hub = setup.hub("http-01").await;
     let first = served(&hub, None, &setup.pebble).await;
@@ -311,6 +312,21 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_and_says_so() {
         !metrics.contains("\nssehub_acme_failures_total 0\n"),
         "{metrics}"
     );
+
+    // Back, but having forgotten everything (as a reset CA would): the
+    // account is created anew and the certificate renewed.
+    setup.pebble.restart();
+    served(&hub, Some(&first), &setup.pebble).await;
+    assert_verified(&setup).await;
+    let reading = wait_for(&hub, |r| r.failing.is_none()).await;
+    assert!(reading.obtained >= 2, "{reading:?}");
+    let readyz = hub
+        .http
+        .get(format!("{}/readyz", hub.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.text().await.unwrap(), "ok\n");
 }
 
 #[tokio::test]

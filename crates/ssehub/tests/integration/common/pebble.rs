@@ -22,7 +22,10 @@ pub(crate) struct Pebble {
     pub(crate) directory: String,
     /// The CA of Pebble's own HTTPS certificate (`--acme-ca-cert`).
     pub(crate) ca_cert: PathBuf,
+    listen: SocketAddr,
     management: SocketAddr,
+    dns: SocketAddr,
+    config: PathBuf,
     pebble: Option<Proc>,
     _dns: Proc,
     _dir: tempfile::TempDir,
@@ -81,26 +84,39 @@ impl Pebble {
         }
         let config_path = dir.path().join("pebble-config.json");
         std::fs::write(&config_path, config.to_string()).unwrap();
+        let mut pebble = Pebble {
+            directory: format!("https://{listen}/dir"),
+            ca_cert: PathBuf::from(ca_cert),
+            listen,
+            management,
+            dns,
+            config: config_path,
+            pebble: None,
+            _dns: dns_proc,
+            _dir: dir,
+        };
+        pebble.restart();
+        pebble
+    }
+
+    /// Starts Pebble (again, after [`Pebble::kill`]) on the same addresses,
+    /// and waits until it listens. It forgets everything between runs:
+    /// accounts, orders, and its root, which is new.
+    pub(crate) fn restart(&mut self) {
+        self.kill();
         let mut pebble = Command::new(executable("pebble"));
         pebble
-            .args(["-config", config_path.to_str().unwrap()])
-            .args(["-dnsserver", &dns.to_string()])
+            .args(["-config", self.config.to_str().unwrap()])
+            .args(["-dnsserver", &self.dns.to_string()])
             // No random sleep before validating, no nonce rejected at
             // random, no authorization reused: every order is validated.
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0");
         let pebble = Proc::spawn(pebble);
-        wait_listening(listen, &pebble);
-        wait_listening(management, &pebble);
-        Pebble {
-            directory: format!("https://{listen}/dir"),
-            ca_cert: PathBuf::from(ca_cert),
-            management,
-            pebble: Some(pebble),
-            _dns: dns_proc,
-            _dir: dir,
-        }
+        wait_listening(self.listen, &pebble);
+        wait_listening(self.management, &pebble);
+        self.pebble = Some(pebble);
     }
 
     /// The root Pebble signs its chains with, as PEM (new at each start).

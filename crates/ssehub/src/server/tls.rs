@@ -174,9 +174,7 @@ impl Tls {
     pub fn with_acme(files: CertFiles, acme: Arc<Acme>) -> Tls {
         let loaded = match load_certified(&files) {
             Ok((key, fingerprints)) => Some((key, fingerprints)),
-            Err(TlsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                None
-            }
+            Err(_) if !files.cert.exists() => None,
             Err(e) => {
                 tracing::warn!(
                     "the cached certificate cannot be served, a new one will be obtained: {e:#}"

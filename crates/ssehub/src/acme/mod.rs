@@ -86,6 +86,12 @@ pub enum AcmeError {
     /// The extra CA file for the directory cannot be used.
     #[error(transparent)]
     Ca(#[from] crate::outbound::CaError),
+    /// The new certificate lacks a name, or two thirds of its lifetime
+    /// have passed already (it is served all the same).
+    #[error(
+        "the CA's certificate is already due for renewal: it lacks a name, or is too short-lived"
+    )]
+    AlreadyDue,
     /// The new certificate cannot be served.
     #[error("the new certificate cannot be served: {0}")]
     Install(#[from] crate::server::tls::TlsError),

@@ -133,6 +133,11 @@ async fn attempt(
     crate::files::replace_private(&path, pem.as_bytes())
         .map_err(|source| AcmeError::Cache { path, source })?;
     tls.reload()?;
+    // A certificate due at once (a name missing, or most of its life
+    // already gone) would be ordered again and again: backed off instead.
+    if Served::of(tls.certificate().as_ref(), &config.domains).due <= SystemTime::now() {
+        return Err(AcmeError::AlreadyDue);
+    }
     Ok(())
 }
 

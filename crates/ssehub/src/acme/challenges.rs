@@ -15,8 +15,6 @@ use super::AcmeError;
 
 /// The ALPN protocol of TLS-ALPN-01 validation.
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
-/// The path under which HTTP-01 responses are served, followed by the token.
-pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// The responses being offered, by token (HTTP-01) and by name
 /// (TLS-ALPN-01).
@@ -40,7 +38,7 @@ impl Challenges {
             .cloned()
     }
 
-    /// Serves `key_authorization` at [`HTTP01_PREFIX`]`token`.
+    /// Serves `key_authorization` at `/.well-known/acme-challenge/TOKEN`.
     pub(super) fn offer_http01(&self, token: &str, key_authorization: &str) {
         self.http
             .write()

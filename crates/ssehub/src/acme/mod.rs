@@ -19,7 +19,7 @@ mod renew;
 mod status;
 
 pub use cache::Cache;
-pub use challenges::{Challenges, ACME_TLS_ALPN, HTTP01_PREFIX};
+pub use challenges::{Challenges, ACME_TLS_ALPN};
 pub use renew::spawn;
 pub use status::{Reading, Status};
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::acme::Acme;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::fanout::Fanout;
@@ -42,6 +43,9 @@ pub struct Hub {
     draining: AtomicBool,
     /// Publish rates and streams per subject, counted against the limits.
     pub limits: Limits,
+    /// The certificate obtained from an ACME CA, when configured: its
+    /// challenge responses and status.
+    pub acme: Option<Arc<Acme>>,
     /// The cluster's live nodes, for a store shared by several nodes; this
     /// node is announced among them while the hub is held.
     nodes: Option<Arc<dyn Nodes>>,
@@ -50,13 +54,14 @@ pub struct Hub {
 
 impl Hub {
     /// Starts a hub on `store` verifying tokens with `publisher` and
-    /// `subscriber`: its tail feeds the fan-out, and one shared ticker
+    /// `subscriber` (and whose certificate `acme` obtains, if given): its tail feeds the fan-out, and one shared ticker
     /// writes heartbeats to every idle stream.
     pub fn start(
         config: Config,
         publisher: Verifier,
         subscriber: Verifier,
         store: Store,
+        acme: Option<Arc<Acme>>,
     ) -> Arc<Hub> {
         let Store {
             log,
@@ -96,6 +101,7 @@ impl Hub {
             subscriber,
             metrics,
             draining: AtomicBool::new(false),
+            acme,
             nodes,
             tasks,
         })

@@ -4,6 +4,7 @@
 //! topics. Every update is appended to a log before it is acknowledged, and
 //! fan-out reads that log, so replay and live delivery share one order.
 
+pub mod acme;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -159,27 +159,34 @@ fn print_banner(running: &RunningHub) {
         running.addr
     );
     if let (Some(addr), Some(tls)) = (running.tls_addr, &running.tls) {
-        let f = tls.fingerprints();
         let http3 = if config.server.http3 {
             ", HTTP/3 on UDP"
         } else {
             ""
         };
         println!("listening on https://{addr} (HTTP/2, HTTP/1.1{http3})");
-        let origin = if tls.files().generated {
-            "self-signed for localhost, 127.0.0.1, ::1"
-        } else {
-            "configured"
+        let origin = match &config.acme {
+            Some(acme) => format!(
+                "from {} for {}, renewed automatically",
+                acme.directory,
+                acme.domains.join(", ")
+            ),
+            None if tls.files().generated => {
+                "self-signed for localhost, 127.0.0.1, ::1; reloaded on SIGHUP".into()
+            }
+            None => "configured; reloaded on SIGHUP".into(),
         };
-        println!(
-            "certificate {} ({origin}; reloaded on SIGHUP)",
-            tls.files().cert.display()
-        );
-        println!("  SHA-256 fingerprint {}", f.sha256);
-        println!(
-            "  SPKI SHA-256 (base64) {}  (Chromium: --ignore-certificate-errors-spki-list=...)",
-            f.spki_sha256
-        );
+        println!("certificate {} ({origin})", tls.files().cert.display());
+        match tls.fingerprints() {
+            Some(f) => {
+                println!("  SHA-256 fingerprint {}", f.sha256);
+                println!(
+                    "  SPKI SHA-256 (base64) {}  (Chromium: --ignore-certificate-errors-spki-list=...)",
+                    f.spki_sha256
+                );
+            }
+            None => println!("  not obtained yet: HTTPS handshakes fail until it is"),
+        }
     }
     if let Some(addr) = running.metrics_addr {
         println!("metrics on http://{addr}/metrics (Prometheus)");
@@ -288,6 +295,20 @@ mod tests {
         let options = serve_options(&["--publisher-jwt-key", pem, "--subscriber-jwt-key", pem]);
         assert_eq!(options.keys.publisher_jwt_key.as_deref(), Some(pem));
         assert_eq!(options.keys.subscriber_jwt_key.as_deref(), Some(pem));
+    }
+
+    #[test]
+    fn acme_domain_repeats_and_takes_lists() {
+        let options = serve_options(&[
+            "--acme-domain",
+            "a.example",
+            "--acme-domain",
+            "b.example,c.example",
+        ]);
+        assert_eq!(
+            options.acme.acme_domain.unwrap(),
+            ["a.example", "b.example", "c.example"]
+        );
     }
 
     #[test]

@@ -70,6 +70,16 @@ pub const DRAIN_DELAY: Setting = Setting {
     flag: "drain-delay",
     default: "0s",
 };
+/// `--acme-directory`: Let's Encrypt's production server.
+pub const ACME_DIRECTORY: Setting = Setting {
+    flag: "acme-directory",
+    default: "https://acme-v02.api.letsencrypt.org/directory",
+};
+/// `--acme-challenge`.
+pub const ACME_CHALLENGE: Setting = Setting {
+    flag: "acme-challenge",
+    default: "tls-alpn-01",
+};
 /// `--log-format`.
 pub const LOG_FORMAT: Setting = Setting {
     flag: "log-format",
@@ -242,7 +252,7 @@ pub const MAX_STREAM_DURATION: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 38] = [
+pub const ALL: [Setting; 40] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
@@ -251,6 +261,8 @@ pub const ALL: [Setting; 38] = [
     METRICS_LISTEN,
     UI,
     LOG_FORMAT,
+    ACME_DIRECTORY,
+    ACME_CHALLENGE,
     DATA_DIR,
     PUBLISHER_JWT_ALG,
     JWKS_REFRESH,

@@ -21,6 +21,7 @@ macro_rules! layer {
 }
 
 mod access;
+mod acme;
 pub mod defaults;
 mod error;
 mod file;
@@ -39,6 +40,7 @@ use serde::Deserialize;
 pub use self::access::{
     AccessConfig, AccessOptions, JwksConfig, JwksOptions, JwtConfig, KeyOptions,
 };
+pub use self::acme::{AcmeConfig, AcmeOptions, ChallengeKind};
 pub use self::error::ConfigError;
 pub use self::history::{HistoryConfig, HistoryOptions, RedisOptions, RedisStore, Store};
 pub use self::limits::{ConnectionCap, LimitOptions, LimitsConfig};
@@ -69,6 +71,10 @@ pub struct Options {
     #[command(flatten)]
     #[serde(flatten)]
     pub tls: TlsOptions,
+    /// The HTTPS certificate obtained from an ACME CA.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub acme: AcmeOptions,
     /// Token keys and the data directory.
     #[command(flatten)]
     #[serde(flatten)]
@@ -119,6 +125,7 @@ layer!(Options {
     server,
     log,
     tls,
+    acme,
     keys,
     jwks,
     access,
@@ -141,6 +148,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The HTTPS certificate, if configured.
     pub tls: TlsConfig,
+    /// The certificate obtained from an ACME CA, if configured.
+    pub acme: Option<AcmeConfig>,
     /// Token keys and algorithms.
     pub jwt: JwtConfig,
     /// Tokenless access, origins, the token cookie.
@@ -170,11 +179,30 @@ impl Options {
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let server = self.server.resolve()?;
         let (data_dir, jwt) = self.keys.resolve(self.jwks)?;
+        let tls = self.tls.resolve();
+        let acme = self.acme.resolve()?;
+        if acme.is_some() {
+            if tls.cert.is_some() || tls.key.is_some() {
+                return Err(ConfigError::Unusable {
+                    flag: "acme-domain",
+                    why: "--tls-cert and --tls-key give the certificate already: keep one way"
+                        .into(),
+                });
+            }
+            if server.tls_listen.is_none() {
+                return Err(ConfigError::Unusable {
+                    flag: "acme-domain",
+                    why: "the certificate is for the HTTPS listener, and --tls-listen is none"
+                        .into(),
+                });
+            }
+        }
         Ok(Config {
             data_dir,
             server,
             log: self.log.resolve()?,
-            tls: self.tls.resolve(),
+            tls,
+            acme,
             jwt,
             access: self.access.resolve(),
             protocol: self.protocol.resolve()?,
@@ -290,7 +318,7 @@ max_stream_duration = "17m"
             "Config { data_dir: \"d\", \
              server: ServerConfig { listen: 127.0.0.1:1, tls_listen: None, http3: false, shutdown_timeout: 1s, drain_delay: 2s, metrics_listen: Some(127.0.0.1:2), ui: false }, \
              log: LogConfig { format: Json }, \
-             tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, \
+             tls: TlsConfig { cert: Some(\"c.pem\"), key: Some(\"k.pem\") }, acme: None, \
              jwt: JwtConfig { publisher_key: Some(\"p\"), publisher_alg: HS384, subscriber_key: Some(\"s\"), subscriber_alg: HS512, \
              jwks: JwksConfig { publisher_url: None, subscriber_url: None, settings: Settings { \
              algorithms: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA], refresh: 300s, min_refresh: 10s, ca_cert: None } } }, \
@@ -304,6 +332,47 @@ max_stream_duration = "17m"
              max_subscriptions_per_subject: Some(14), max_header_bytes: 16384, max_headers: 15, \
              header_timeout: 16s, max_stream_duration: Some(1020s) } }"
         );
+    }
+
+    #[test]
+    fn acme_settings_from_toml_and_what_they_exclude() {
+        let acme = r#"
+acme_domain = ["hub.example.com", "www.hub.example.com"]
+acme_email = "ops@example.com"
+acme_directory = "https://acme-staging-v02.api.letsencrypt.org/directory"
+acme_ca_cert = "ca.pem"
+acme_challenge = "http-01"
+"#;
+        let (_dir, path) = toml_file(acme);
+        let c = Options::default()
+            .layered(Some(&path))
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", c.acme),
+            "Some(AcmeConfig { domains: [\"hub.example.com\", \"www.hub.example.com\"], \
+             email: Some(\"ops@example.com\"), directory: Url { scheme: \"https\", cannot_be_a_base: false, \
+             username: \"\", password: None, host: Some(Domain(\"acme-staging-v02.api.letsencrypt.org\")), \
+             port: None, path: \"/directory\", query: None, fragment: None }, \
+             ca_cert: Some(\"ca.pem\"), challenge: Http01 })"
+        );
+        for (extra, excluded) in [
+            ("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", "--tls-cert"),
+            ("tls_listen = \"none\"\n", "--tls-listen is none"),
+        ] {
+            let (_dir, path) = toml_file(&format!("{acme}{extra}"));
+            let err = Options::default()
+                .layered(Some(&path))
+                .unwrap()
+                .resolve()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("acme-domain") && err.contains(excluded),
+                "{err}"
+            );
+        }
     }
 
     #[test]

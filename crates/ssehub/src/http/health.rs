@@ -2,6 +2,7 @@
 //! process serves HTTP, `/readyz` whether it should be sent new clients.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -17,11 +18,23 @@ pub(super) async fn alive() -> Response {
 
 /// `GET /readyz`: `200 ok` when the store can take writes and the hub is
 /// not shutting down; else `503` with one `not ready: ...` line per
-/// failing check, so a load balancer sends clients to another node.
+/// failing check, so a load balancer sends clients to another node. A
+/// `warning: ...` line follows `ok` when the ACME certificate is missing,
+/// expired, or failing to renew: the node still serves (a certificate
+/// problem is the same on every node, and HTTP-01 validation comes through
+/// the load balancer), but the operator should know.
 pub(super) async fn ready(State(hub): State<Arc<Hub>>) -> Response {
     let failing = not_ready(&hub);
     if failing.is_empty() {
-        return answer(StatusCode::OK, "ok\n".into());
+        let warning = hub
+            .acme
+            .as_ref()
+            .and_then(|acme| acme.status.warning(SystemTime::now()));
+        let body = match warning {
+            Some(warning) => format!("ok\nwarning: {warning}\n"),
+            None => "ok\n".into(),
+        };
+        return answer(StatusCode::OK, body);
     }
     let body = failing.iter().map(|why| format!("not ready: {why}\n"));
     answer(StatusCode::SERVICE_UNAVAILABLE, body.collect())

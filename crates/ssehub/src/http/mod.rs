@@ -1,5 +1,6 @@
 //! The HTTP API: routes, CORS, and the handlers.
 
+mod acme_challenge;
 mod client;
 mod error;
 mod health;
@@ -51,6 +52,9 @@ pub fn router(hub: Arc<Hub>, alt_svc: Option<u16>, secure: bool) -> Router {
         .route("/readyz", get(health::ready));
     if hub.config.protocol.protocol.allows(Generation::V1) {
         router = router.route(metadata::PATH, get(metadata::metadata));
+    }
+    if hub.acme.is_some() && !secure {
+        router = router.route(acme_challenge::PATH, get(acme_challenge::respond));
     }
     if hub.config.stream.subscriptions {
         router = router

@@ -3,7 +3,7 @@
 //! `process_` names for the process.
 
 use std::fmt::{Display, Write};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::process::Stats;
 use super::{Family, Histogram, Label, Metrics};
@@ -23,6 +23,8 @@ pub struct Scraped {
     pub redis: Option<RedisLink>,
     /// The process, when `/proc` could be read.
     pub process: Option<Stats>,
+    /// The ACME certificate, when the hub obtains its own.
+    pub acme: Option<crate::acme::Reading>,
 }
 
 /// The state of the link to Redis.
@@ -161,10 +163,19 @@ pub fn expose(m: &Metrics, scraped: &Scraped) -> String {
             redis.lag.as_secs_f64(),
         );
     }
+    if let Some(acme) = &scraped.acme {
+        out.acme(acme);
+    }
     if let Some(p) = &scraped.process {
         out.process(p);
     }
     out.0
+}
+
+/// Seconds since the Unix epoch.
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The exposition being written.
@@ -237,6 +248,43 @@ impl Text {
         let labels: Vec<(&str, &str)> = label.into_iter().collect();
         self.sample(&format!("{name}_sum"), &labels, h.sum_seconds());
         self.sample(&format!("{name}_count"), &labels, total);
+    }
+
+    fn acme(&mut self, acme: &crate::acme::Reading) {
+        if let Some(expires) = acme.expires {
+            self.one(
+                "ssehub_acme_certificate_expiry_timestamp_seconds",
+                "gauge",
+                "When the certificate obtained from the ACME CA expires (Unix time).",
+                unix_seconds(expires),
+            );
+        }
+        if let Some(next) = acme.next_attempt {
+            self.one(
+                "ssehub_acme_next_attempt_timestamp_seconds",
+                "gauge",
+                "When the next order (a renewal, or a retry) is due (Unix time).",
+                unix_seconds(next),
+            );
+        }
+        self.one(
+            "ssehub_acme_failing",
+            "gauge",
+            "1 while attempts to obtain or renew the certificate fail, else 0.",
+            u8::from(acme.failing.is_some()),
+        );
+        self.one(
+            "ssehub_acme_certificates_obtained_total",
+            "counter",
+            "Certificates obtained from the ACME CA since start-up.",
+            acme.obtained,
+        );
+        self.one(
+            "ssehub_acme_failures_total",
+            "counter",
+            "Failed attempts to obtain or renew the certificate since start-up.",
+            acme.failures,
+        );
     }
 
     fn process(&mut self, p: &Stats) {
@@ -365,9 +413,20 @@ mod tests {
                 lag: Duration::from_millis(1500),
             }),
             process: None,
+            acme: Some(crate::acme::Reading {
+                expires: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1000)),
+                next_attempt: None,
+                failing: Some("down".into()),
+                obtained: 2,
+                failures: 3,
+            }),
         };
         let text = expose(&Metrics::default(), &scraped);
         for line in [
+            "ssehub_acme_certificate_expiry_timestamp_seconds 1000\n",
+            "ssehub_acme_failing 1\n",
+            "ssehub_acme_certificates_obtained_total 2\n",
+            "ssehub_acme_failures_total 3\n",
             "ssehub_history_events 7\n",
             "ssehub_history_bytes 700\n",
             "ssehub_redis_up 0\n",

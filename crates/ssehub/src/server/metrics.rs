@@ -101,6 +101,7 @@ async fn scrape(hub: &Hub) -> String {
         history_bytes: holding.bytes,
         redis,
         process: process::read(),
+        acme: hub.acme.as_ref().map(|acme| acme.status.reading()),
     };
     expose(&hub.metrics, &scraped)
 }

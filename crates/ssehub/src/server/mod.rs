@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::acme::{self, Acme, ACME_TLS_ALPN};
 use crate::config::Config;
 use crate::http::ClientAddr;
 use crate::hub::Hub;
@@ -65,6 +66,7 @@ pub struct RunningHub {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     metrics_task: Option<JoinHandle<()>>,
+    acme_task: Option<JoinHandle<()>>,
 }
 
 /// Loads keys and certificates, opens the log, binds every listener and
@@ -78,13 +80,26 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
     let addr = listener.local_addr()?;
     let mut listeners = vec![(listener, None)];
     let (mut tls, mut tls_addr, mut quic) = (None, None, None);
+    let acme = config.acme.as_ref().map(|acme_config| {
+        let cache = acme::Cache::new(&config.data_dir, &acme_config.directory);
+        (acme_config.clone(), cache, Arc::new(Acme::default()))
+    });
     if let Some(tls_listen) = config.server.tls_listen {
-        let files = CertFiles::resolve(
-            config.tls.cert.as_deref(),
-            config.tls.key.as_deref(),
-            &config.data_dir,
-        )?;
-        let state = Arc::new(Tls::load(files)?);
+        let state = match &acme {
+            Some((_, cache, acme)) => {
+                let files = CertFiles {
+                    cert: cache.certificate(),
+                    key: cache.certificate(),
+                    generated: false,
+                };
+                Arc::new(Tls::with_acme(files, acme.clone()))
+            }
+            None => Arc::new(Tls::load(CertFiles::resolve(
+                config.tls.cert.as_deref(),
+                config.tls.key.as_deref(),
+                &config.data_dir,
+            )?)?),
+        };
         let listener = TcpListener::bind(tls_listen)
             .await
             .with_context(|| format!("cannot listen on {tls_listen} (--tls-listen)"))?;
@@ -110,8 +125,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         .transpose()?;
     let store = crate::history::open(&config)?;
     let alt_svc = quic.as_ref().and(tls_addr).map(|a| a.port());
-    let hub = Hub::start(config, publisher, subscriber, store);
+    let acme_state = acme.as_ref().map(|(_, _, state)| state.clone());
+    let hub = Hub::start(config, publisher, subscriber, store, acme_state);
     let (stop, stopped) = watch::channel(false);
+    // The configuration refuses ACME without a TLS listener.
+    let acme_task = acme.zip(tls.clone()).map(|((config, cache, state), tls)| {
+        acme::spawn(config, cache, tls, state, stopped.clone())
+    });
     let metrics_task =
         metrics_listener.map(|listener| metrics::serve(listener, hub.clone(), stopped.clone()));
     let task = tokio::spawn(serve(listeners, quic, hub.clone(), alt_svc, stopped));
@@ -125,6 +145,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHub> {
         stop,
         task,
         metrics_task,
+        acme_task,
     })
 }
 
@@ -134,7 +155,7 @@ impl RunningHub {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        if let Some(task) = self.metrics_task {
+        for task in self.metrics_task.into_iter().chain(self.acme_task) {
             let _ = task.await;
         }
         // Tasks may still hold the hub for a moment (a subscription event
@@ -301,6 +322,8 @@ async fn connection(
     }
     // Boxed: the handshake state is large and only needed until it completes.
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(stream))).await {
+        // The CA validating a TLS-ALPN-01 challenge: the handshake was all.
+        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {}
         Ok(Ok(stream)) => serve_http(stream, peer, serving, admitted).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

@@ -11,6 +11,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
+use crate::acme::{Acme, ACME_TLS_ALPN};
+
 /// ALPN protocols of the TLS port, best first.
 const ALPN_TCP: [&[u8]; 2] = [b"h2", b"http/1.1"];
 /// ALPN protocol of the QUIC port.
@@ -123,13 +125,24 @@ fn generate_if_missing(dir: &Path) -> Result<CertFiles, TlsError> {
 }
 
 /// Serves the current certificate; swapped in place on reload, so new
-/// handshakes get the new one and open connections are untouched.
+/// handshakes get the new one and open connections are untouched. With
+/// ACME, a client asking for ALPN `acme-tls/1` (the CA validating a
+/// TLS-ALPN-01 challenge) gets the challenge certificate of its SNI name.
 #[derive(Debug)]
-struct Resolver(RwLock<Arc<CertifiedKey>>);
+struct Resolver {
+    current: RwLock<Option<Arc<CertifiedKey>>>,
+    acme: Option<Arc<Acme>>,
+}
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.read().clone())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(acme) = &self.acme {
+            let mut alpn = hello.alpn().into_iter().flatten();
+            if alpn.any(|protocol| protocol == ACME_TLS_ALPN) {
+                return acme.challenges.tls_alpn01(hello.server_name()?);
+            }
+        }
+        self.current.read().clone()
     }
 }
 
@@ -138,7 +151,7 @@ impl ResolvesServerCert for Resolver {
 pub struct Tls {
     files: CertFiles,
     resolver: Arc<Resolver>,
-    fingerprints: RwLock<Fingerprints>,
+    fingerprints: RwLock<Option<Fingerprints>>,
 }
 
 impl Tls {
@@ -147,23 +160,58 @@ impl Tls {
         let (key, fingerprints) = load_certified(&files)?;
         Ok(Tls {
             files,
-            resolver: Arc::new(Resolver(RwLock::new(key))),
-            fingerprints: RwLock::new(fingerprints),
+            resolver: Arc::new(Resolver {
+                current: RwLock::new(Some(key)),
+                acme: None,
+            }),
+            fingerprints: RwLock::new(Some(fingerprints)),
         })
+    }
+
+    /// The TLS state of a hub whose certificate `acme` obtains into
+    /// `files`: the certificate cached there is served if it is usable;
+    /// until one is, handshakes fail (except ACME's own).
+    pub fn with_acme(files: CertFiles, acme: Arc<Acme>) -> Tls {
+        let loaded = match load_certified(&files) {
+            Ok((key, fingerprints)) => Some((key, fingerprints)),
+            Err(_) if !files.cert.exists() => None,
+            Err(e) => {
+                tracing::warn!(
+                    "the cached certificate cannot be served, a new one will be obtained: {e:#}"
+                );
+                None
+            }
+        };
+        let (key, fingerprints) = loaded.unzip();
+        Tls {
+            files,
+            resolver: Arc::new(Resolver {
+                current: RwLock::new(key),
+                acme: Some(acme),
+            }),
+            fingerprints: RwLock::new(fingerprints),
+        }
     }
 
     /// Reads the files again and serves the new certificate from the next
     /// handshake on; on error the current one stays.
     pub fn reload(&self) -> Result<Fingerprints, TlsError> {
         let (key, fingerprints) = load_certified(&self.files)?;
-        *self.resolver.0.write() = key;
-        *self.fingerprints.write() = fingerprints.clone();
+        *self.resolver.current.write() = Some(key);
+        *self.fingerprints.write() = Some(fingerprints.clone());
         Ok(fingerprints)
     }
 
-    /// The current certificate's fingerprints.
-    pub fn fingerprints(&self) -> Fingerprints {
+    /// The current certificate's fingerprints (none before ACME obtained
+    /// the first one).
+    pub fn fingerprints(&self) -> Option<Fingerprints> {
         self.fingerprints.read().clone()
+    }
+
+    /// The certificate served now (the leaf of the chain).
+    pub fn certificate(&self) -> Option<CertificateDer<'static>> {
+        let current = self.resolver.current.read();
+        current.as_ref().and_then(|key| key.cert.first().cloned())
     }
 
     /// The certificate files.
@@ -181,9 +229,14 @@ impl Tls {
         config
     }
 
-    /// The TLS configuration of the TCP port (ALPN `h2`, `http/1.1`).
+    /// The TLS configuration of the TCP port (ALPN `h2`, `http/1.1`, and
+    /// `acme-tls/1` with ACME).
     pub fn tcp_config(&self) -> Arc<rustls::ServerConfig> {
-        Arc::new(self.config(&ALPN_TCP))
+        let mut alpn = ALPN_TCP.to_vec();
+        if self.resolver.acme.is_some() {
+            alpn.push(ACME_TLS_ALPN);
+        }
+        Arc::new(self.config(&alpn))
     }
 
     /// The TLS configuration of the QUIC port (ALPN `h3`).
@@ -254,7 +307,7 @@ mod tests {
         let files = CertFiles::resolve(None, None, dir.path()).unwrap();
         assert!(files.generated);
         let tls = Tls::load(files.clone()).unwrap();
-        let first = tls.fingerprints();
+        let first = tls.fingerprints().unwrap();
         assert_eq!(first.sha256.len(), 32 * 3 - 1);
         assert_eq!(
             base64::engine::general_purpose::STANDARD
@@ -265,7 +318,7 @@ mod tests {
         );
         let again = CertFiles::resolve(None, None, dir.path()).unwrap();
         assert_eq!(
-            Tls::load(again).unwrap().fingerprints(),
+            Tls::load(again).unwrap().fingerprints().unwrap(),
             first,
             "reused, not regenerated"
         );

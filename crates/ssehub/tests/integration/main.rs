@@ -13,6 +13,7 @@
 
 mod common;
 
+mod acme;
 mod alert_rules;
 mod auth;
 mod cli;

@@ -4,9 +4,9 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::http3::h3_client;
 use crate::common::*;
 use bytes::{Buf, Bytes};
 use http::{Method, StatusCode, Version};
@@ -109,7 +109,7 @@ impl Client {
             Proto::H3 => Client {
                 addr,
                 http: None,
-                h3: Some(h3_client(addr, &pem).await),
+                h3: Some(h3_client(addr, &pem, "localhost").await),
             },
         }
     }
@@ -180,37 +180,6 @@ impl Client {
             parser: Parser::new(),
         }
     }
-}
-
-async fn h3_client(
-    addr: SocketAddr,
-    pem: &[u8],
-) -> h3::client::SendRequest<h3_quinn::OpenStreams, Bytes> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(rustls::pki_types::CertificateDer::from_pem_slice(pem).unwrap())
-        .unwrap();
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h3".to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
-    let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
-    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let _keep = endpoint;
-        std::future::poll_fn(|cx| driver.poll_close(cx)).await
-    });
-    send
 }
 
 fn publish_req<'a>(topics: &[&str], extra: &[(&str, &str)]) -> Req<'a> {
@@ -410,7 +379,7 @@ async fn certificate_reload_keeps_open_streams() {
     let tls = running.tls.as_ref().unwrap();
     let addr = tls_addr(&hub);
     let old_pem = cert_pem(&hub);
-    let before = tls.fingerprints();
+    let before = tls.fingerprints().unwrap();
     let mut stream = Client::new(Proto::H2, &hub).await;
     let mut sub = stream
         .send(subscribe_req(&["urn:r"], Some(token(&[], &[], None)), None))

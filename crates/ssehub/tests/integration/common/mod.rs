@@ -9,7 +9,9 @@
 
 pub(crate) mod child;
 pub(crate) mod child_hub;
+pub(crate) mod http3;
 pub(crate) mod keys;
+pub(crate) mod pebble;
 pub(crate) mod prometheus;
 pub(crate) mod redis;
 pub(crate) mod remote;

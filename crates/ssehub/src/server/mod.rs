@@ -7,6 +7,7 @@ mod http1_stream;
 pub mod http3;
 mod limits;
 mod metrics;
+mod preface;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use crate::metrics::{Limit, Metrics, OpenConnection, Protocol};
 use drain::{serve_until_stopped, stopped, Done};
 use http1_stream::{HeadLimits, Prefixed, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
+use preface::Preface;
 use tls::{CertFiles, Tls};
 
 /// Time a client has to complete the TLS handshake.
@@ -301,9 +303,40 @@ async fn connection(
     }
     // Boxed: the handshake state is large and only needed until it completes.
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(stream))).await {
+        Ok(Ok(stream)) if chose_http2(&stream) => {
+            serve_http2(stream, peer, serving, admitted).await
+        }
         Ok(Ok(stream)) => serve_http(stream, peer, serving, admitted).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Whether the client chose HTTP/2 in the TLS handshake (ALPN `h2`).
+fn chose_http2(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> bool {
+    stream.get_ref().1.alpn_protocol() == Some(b"h2")
+}
+
+/// Serves a TLS connection that chose HTTP/2, once it sent the HTTP/2
+/// preface (within `--header-timeout`); anything else is answered with a
+/// GOAWAY and closed (see `preface`). `_admitted` goes with it to the end.
+async fn serve_http2<I>(io: I, peer: SocketAddr, serving: Serving, _admitted: Admitted)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let metrics = serving.hub.metrics.clone();
+    match preface::read(io, serving.hub.config.limits.header_timeout).await {
+        // Boxed, as in `serve_http`.
+        Ok(Preface::Valid(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
+        Ok(Preface::Invalid(io)) => {
+            tracing::debug!(%peer, "not an HTTP/2 connection preface after ALPN h2");
+            limits::answer(io, &preface::refusal()).await;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            metrics.limits_hit.get(Limit::HeaderTimeout).inc();
+            tracing::debug!(%peer, "no HTTP/2 preface within --header-timeout");
+        }
+        Err(e) => tracing::debug!(%peer, "no HTTP/2 preface: {e}"),
     }
 }
 

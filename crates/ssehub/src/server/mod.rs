@@ -43,9 +43,19 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a PING may stay unanswered.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// HTTP/2 receive windows: publish bodies are small; streams mostly send.
+/// HTTP/2 (and HTTP/3) receive windows: publish bodies are small; streams
+/// mostly send.
 const STREAM_WINDOW: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 1 << 20;
+/// HTTP/2 streams a client may reset before the hub took them up, on one
+/// connection, before the connection is closed (GOAWAY `ENHANCE_YOUR_CALM`):
+/// the rapid reset attack (CVE-2023-44487) opens and resets streams faster
+/// than they are served. h2's own default, written out.
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// HTTP/2 streams the hub may reset for a client's errors on one
+/// connection before closing it: a client cannot make it reset streams
+/// without end (CVE-2025-8671). hyper's own default, written out.
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// hyper's own limit of HTTP/1.1 header fields: set only when another is
 /// configured, since hyper then allocates the headers of every request.
 const HYPER_MAX_HEADERS: usize = 100;
@@ -168,6 +178,8 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     builder

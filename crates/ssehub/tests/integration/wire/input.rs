@@ -505,3 +505,40 @@ async fn hostile_input_over_http2() {
 async fn hostile_input_over_http3() {
     hostile_input(Proto::H3).await;
 }
+
+#[tokio::test]
+async fn line_breaks_in_a_subscription_payload_stay_inside_its_json() {
+    let hub = crate::common::TestHub::start(|o| o.stream.subscriptions = Some(true)).await;
+    let events = "/.well-known/mercure/subscriptions{/topic}{/subscriber}";
+    let watching = format!("{}&ssehub_matched=1", topic_query(&[events]));
+    let bearer = format!("Bearer {}", token(&[], &[events], None));
+    let mut watcher = hub
+        .subscribe(&watching, &[("authorization", bearer.as_str())])
+        .await;
+    assert_eq!(watcher.next().await.event_type, "message", "its own");
+
+    let note = "a\n\nevent: forged\nid: forged\r\rretry: 1\r\ndata: x\u{2028}y";
+    let payload = json!({ "mercure": { "subscribe": [TOPIC], "payload": { "note": note } } });
+    let bearer = format!("Bearer {}", signed_payload(&payload.to_string()));
+    let subscriber = hub
+        .subscribe(
+            &topic_query(&[TOPIC]),
+            &[("authorization", bearer.as_str())],
+        )
+        .await;
+    assert_eq!(subscriber.status, StatusCode::OK);
+    drop(subscriber);
+    // One event as the subscription starts, one as it ends, each with its
+    // own fields only and the payload whole inside its JSON.
+    for active in [true, false] {
+        let event = watcher.next().await;
+        assert_eq!(event.event_type, "message");
+        assert!(event.last_event_id.starts_with("urn:uuid:"), "{event:?}");
+        let doc: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(
+            (&doc["active"], &doc["payload"]["note"]),
+            (&json!(active), &json!(note))
+        );
+    }
+    assert_eq!(watcher.retry(), None, "no retry forged");
+}

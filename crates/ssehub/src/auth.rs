@@ -54,6 +54,10 @@ pub enum TokenError {
     /// No key of the JWK set verifies the token.
     #[error("invalid token: {0}")]
     Key(#[from] NoKey),
+    /// `exp` or `nbf` in a form the JWT library leaves unchecked says the
+    /// token is not valid now, or `nbf` is not a number.
+    #[error("invalid token: {0}")]
+    Date(&'static str),
 }
 
 /// Parses an algorithm name such as `HS256`.
@@ -205,10 +209,42 @@ impl Verifier {
                 jsonwebtoken::decode::<Value>(token, &key, &validation(header.alg))?
             }
         };
+        check_dates(&data.claims)?;
         Ok(Verified {
             header: data.header,
             payload: data.claims,
         })
+    }
+}
+
+/// Checks `exp` and `nbf` the way the JWT library checks them when it can
+/// read them, in the forms it skips as if the claim were absent: it reads
+/// numbers from 0 to `u64::MAX` (rounding fractions), and skips a number
+/// beyond (`"nbf": 1e300` would make a token valid from the start), a
+/// negative one and any other type. Compared to the current whole second,
+/// as the library does. An `exp` that is not a non-negative number is
+/// refused when the claims are read; an `nbf` that is not a number is
+/// refused here.
+fn check_dates(payload: &Value) -> Result<(), TokenError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    // Whole seconds since 1970 are far below 2^53: the conversion is exact.
+    #[allow(clippy::cast_precision_loss)]
+    let now = now as f64;
+    let date = |claim| match payload.get(claim) {
+        None | Some(Value::Null) => Ok(None),
+        Some(date) => date.as_f64().map(Some).ok_or(claim),
+    };
+    match date("exp") {
+        Ok(Some(exp)) if exp < now => return Err(TokenError::Date("expired (exp)")),
+        _ => {}
+    }
+    match date("nbf") {
+        Ok(Some(nbf)) if nbf > now => Err(TokenError::Date("not valid yet (nbf)")),
+        Ok(_) => Ok(()),
+        Err(_) => Err(TokenError::Date("malformed \"nbf\" claim")),
     }
 }
 
@@ -275,6 +311,37 @@ mod tests {
         MercureClaim {
             publish: Some(vec!["*".into()]),
             ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn dates_in_every_numeric_form_are_checked() {
+        let signer = Signer::new("secret", Algorithm::HS256).unwrap();
+        let verifier = Verifier::new("secret", Algorithm::HS256).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let verify = |claims: Value| {
+            let token = signer.sign_json("JWT", &claims);
+            let verifier = verifier.clone();
+            async move { verifier.verify(&token).await.map(|_| ()) }
+        };
+        for refused in [
+            serde_json::json!({"exp": now - 60.5}),
+            serde_json::json!({"exp": -1}),
+            serde_json::json!({"nbf": now + 3600.5}),
+            serde_json::json!({"nbf": 1e300}),
+            serde_json::json!({"nbf": "soon"}),
+        ] {
+            assert!(verify(refused.clone()).await.is_err(), "{refused}");
+        }
+        for accepted in [
+            serde_json::json!({"exp": now + 60.5, "nbf": now - 60.5}),
+            serde_json::json!({"exp": 1e300, "iat": 1e300}),
+            serde_json::json!({"nbf": -1}),
+        ] {
+            assert!(verify(accepted.clone()).await.is_ok(), "{accepted}");
         }
     }
 

@@ -122,7 +122,7 @@ async fn store(hub: &Hub, req: Request, received: Instant) -> Result<Published, 
     let (requests, batch) = parse_body(&parts.headers, &body)?;
     let mut updates = requests
         .into_iter()
-        .map(|r| authorize(&publish, &claims, r.validate(|| hub.log.new_id())?))
+        .map(|r| authorize(&publish, &claims, &base, r.validate(|| hub.log.new_id())?))
         .collect::<Result<Vec<Update>, ApiError>>()?;
     if let Some(last) = updates.last_mut() {
         last.received = Some(received);
@@ -156,9 +156,14 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
 }
 
 /// Refuses topics reserved for the hub (whatever the token) and topics the
-/// token may not publish to.
-fn authorize(publish: &SelectorSet, claims: &Claims, update: Update) -> Result<Update, ApiError> {
-    if let Some(t) = update.topics.iter().find(|t| is_reserved(t)) {
+/// token may not publish to; `base` is the hub URL.
+fn authorize(
+    publish: &SelectorSet,
+    claims: &Claims,
+    base: &url::Url,
+    update: Update,
+) -> Result<Update, ApiError> {
+    if let Some(t) = update.topics.iter().find(|t| is_reserved(t, base)) {
         return Err(ApiError::BadRequest(format!(
             "topic {t:?} is reserved for the hub: topics under {HUB_PATH} are its own"
         )));
@@ -175,11 +180,27 @@ fn authorize(publish: &SelectorSet, claims: &Claims, update: Update) -> Result<U
     Ok(update)
 }
 
-/// Whether `topic` names something under the hub's path, once normalised as
-/// a client would: resolved against the hub URL (a relative topic), query
-/// and fragment cut, percent-decoded, and dot segments removed. So neither
-/// `/.well-known/%6Dercure/x` nor `/a/../.well-known/mercure/x` gets past.
-fn is_reserved(topic: &str) -> bool {
+/// Whether `topic` names something under the hub's path, read in both ways
+/// a subscriber's matcher may read it, and reserved if either says so:
+///
+/// - as text, normalised as a client would: resolved against the hub URL
+///   (a relative topic), query and fragment cut, percent-decoded, and dot
+///   segments removed; so neither `/.well-known/%6Dercure/x` nor
+///   `/a/../.well-known/mercure/x` gets past;
+/// - as a URL resolved against the hub URL `base` by the WHATWG parser, as
+///   URL patterns read topics, then percent-decoded with its dot segments
+///   removed: there `\` is `/` (`https://h/.well-known\mercure\x`), and
+///   `http:h/path` names the host `h` when the hub's scheme is not `http`.
+///
+/// The host is not compared: every host's path is reserved.
+fn is_reserved(topic: &str, base: &url::Url) -> bool {
+    under_hub_path(&textual_path(topic))
+        || base.join(topic).is_ok_and(|url| under_hub_path(url.path()))
+}
+
+/// The absolute path `topic` names read as text: relative to the hub
+/// URL's directory, `/.well-known/`, when it has neither scheme nor `/`.
+fn textual_path(topic: &str) -> String {
     let path = topic.split(['?', '#']).next().unwrap_or_default();
     let path = match path.split_once("://") {
         Some((_, authority_and_path)) => authority_and_path
@@ -187,7 +208,7 @@ fn is_reserved(topic: &str) -> bool {
             .map_or("/", |i| &authority_and_path[i..]),
         None => path,
     };
-    let absolute = match path.strip_prefix("//") {
+    match path.strip_prefix("//") {
         // Scheme-relative: `//host/path`.
         Some(rest) => rest
             .find('/')
@@ -195,8 +216,13 @@ fn is_reserved(topic: &str) -> bool {
         None if path.starts_with('/') => path.to_string(),
         // Relative to the hub URL's directory, `/.well-known/`.
         None => format!("/.well-known/{path}"),
-    };
-    let decoded = percent_encoding::percent_decode_str(&absolute).decode_utf8_lossy();
+    }
+}
+
+/// Whether an absolute `path`, percent-decoded and without dot segments,
+/// is the hub's path or under it.
+fn under_hub_path(path: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let normal = remove_dot_segments(&decoded);
     normal == HUB_PATH
         || normal
@@ -336,6 +362,8 @@ mod tests {
 
     #[test]
     fn reserved_topics() {
+        let base = url::Url::parse("https://hub.example/.well-known/mercure").unwrap();
+        let is_reserved = |topic| is_reserved(topic, &base);
         assert!(is_reserved("/.well-known/mercure/subscriptions/a/b"));
         assert!(is_reserved("https://hub.example/.well-known/mercure"));
         assert!(!is_reserved("https://hub.example/.well-known/mercurex"));
@@ -350,6 +378,12 @@ mod tests {
             "mercure/subscriptions/x",
             "./mercure",
             "../.well-known/mercure/x",
+            // Read as WHATWG URLs, as URL patterns read topics.
+            "https://hub.example/.well-known\\mercure\\subscriptions\\x",
+            "/.well-known\\mercure",
+            "http:hub.example/.well-known/mercure/x",
+            "/%2E%77ell-known/mercure/subscriptions/x",
+            "https://hub.example/x/%2e%2E/.well-known/mercure",
         ] {
             assert!(is_reserved(disguised), "{disguised}");
         }
@@ -359,6 +393,9 @@ mod tests {
             "https://hub.example/books/.well-known/mercure/../x",
             "urn:uuid:0190a3f0-0000-7000-8000-000000000000",
             "books/1",
+            // Decoded once, as every reader does: `%25` is a `%`.
+            "/.well-known/%256Dercure/subscriptions/x",
+            "urn:.well-known/mercure",
         ] {
             assert!(!is_reserved(other), "{other}");
         }

@@ -180,7 +180,7 @@ fn read_matchers(hub: &Hub, query: &Query) -> Result<Wanted, ApiError> {
         };
         if let Some(c) = forbidden_char(value) {
             return Err(ApiError::BadRequest(format!(
-                "invalid {name} {value:?}: it contains {}, a control or invisible format character",
+                "invalid {name} {value:?}: it contains {}, a control, line separator or invisible format character",
                 describe(c)
             )));
         }

@@ -73,8 +73,9 @@ pub enum UpdateError {
     BadRetry(String),
     /// A topic, `id` or `type` contains a control character (CR, LF or NUL
     /// would break SSE framing, and an id is sent back in a `Last-Event-ID`
-    /// header) or an invisible format character.
-    #[error("invalid \"{field}\": it contains {}, a control or invisible format character", describe(*.character))]
+    /// header), a line or paragraph separator, or an invisible format
+    /// character.
+    #[error("invalid \"{field}\": it contains {}, a control, line separator or invisible format character", describe(*.character))]
     ForbiddenChar {
         /// `topic`, `id` or `type`.
         field: &'static str,

@@ -268,7 +268,8 @@ pub(crate) struct Prefixed<IO> {
 }
 
 impl<IO> Prefixed<IO> {
-    fn new(prefix: Vec<u8>, io: IO) -> Prefixed<IO> {
+    /// `io` with `prefix`, bytes already read from it, put back in front.
+    pub(super) fn new(prefix: Vec<u8>, io: IO) -> Prefixed<IO> {
         Prefixed {
             prefix: Bytes::from(prefix),
             io,

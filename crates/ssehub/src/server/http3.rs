@@ -16,6 +16,7 @@ use tower::ServiceExt;
 use super::drain::{stopped, Done};
 use super::limits::{Admission, Admitted};
 use super::tls::Tls;
+use super::{CONNECTION_WINDOW, STREAM_WINDOW};
 use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::metrics::{Metrics, OpenConnection, Protocol};
@@ -24,16 +25,32 @@ use crate::metrics::{Metrics, OpenConnection, Protocol};
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// A peer silent for this long is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Unidirectional streams a client may open at once: HTTP/3 uses three
+/// (control, QPACK encoder and decoder), a few more leave room for
+/// extensions and greasing (quinn's default is 100).
+const MAX_UNI_STREAMS: u32 = 16;
+/// Bytes of responses a connection may hold until the client acknowledges
+/// them, across its streams (quinn's default is 10 MB): a client that
+/// stops acknowledging holds no more.
+const SEND_WINDOW: u64 = 1 << 20;
 
 type H3Conn = h3_quinn::Connection;
 
 /// Binds the QUIC endpoint on `addr` (UDP) with the hub's certificate.
+/// A client may open `max_streams` requests at once (as over HTTP/2) and
+/// send as much as over HTTP/2 before the hub reads it, per stream and per
+/// connection: quinn's default would let every stream fill its own window,
+/// with no bound per connection.
 pub fn endpoint(addr: SocketAddr, tls: &Tls, max_streams: u32) -> anyhow::Result<quinn::Endpoint> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls.quic_config())?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_concurrent_bidi_streams(max_streams.into())
+        .max_concurrent_uni_streams(MAX_UNI_STREAMS.into())
+        .stream_receive_window(STREAM_WINDOW.into())
+        .receive_window(CONNECTION_WINDOW.into())
+        .send_window(SEND_WINDOW)
         .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
         .max_idle_timeout(Some(IDLE_TIMEOUT.try_into()?));
     server.transport_config(Arc::new(transport));

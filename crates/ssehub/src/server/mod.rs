@@ -7,6 +7,7 @@ mod http1_stream;
 pub mod http3;
 mod limits;
 mod metrics;
+mod preface;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use crate::metrics::{Limit, Metrics, OpenConnection, Protocol};
 use drain::{serve_until_stopped, stopped, Done};
 use http1_stream::{HeadLimits, Prefixed, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
+use preface::Preface;
 use tls::{CertFiles, Tls};
 
 /// Time a client has to complete the TLS handshake.
@@ -42,9 +44,19 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a PING may stay unanswered.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// HTTP/2 receive windows: publish bodies are small; streams mostly send.
+/// HTTP/2 (and HTTP/3) receive windows: publish bodies are small; streams
+/// mostly send.
 const STREAM_WINDOW: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 1 << 20;
+/// HTTP/2 streams a client may reset before the hub took them up, on one
+/// connection, before the connection is closed (GOAWAY `ENHANCE_YOUR_CALM`):
+/// the rapid reset attack (CVE-2023-44487) opens and resets streams faster
+/// than they are served. h2's own default, written out.
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// HTTP/2 streams the hub may reset for a client's errors on one
+/// connection before closing it: a client cannot make it reset streams
+/// without end (CVE-2025-8671). hyper's own default, written out.
+const MAX_LOCAL_ERROR_RESETS: usize = 1024;
 /// hyper's own limit of HTTP/1.1 header fields: set only when another is
 /// configured, since hyper then allocates the headers of every request.
 const HYPER_MAX_HEADERS: usize = 100;
@@ -187,6 +199,8 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     builder
@@ -324,9 +338,40 @@ async fn connection(
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(stream))).await {
         // The CA validating a TLS-ALPN-01 challenge: the handshake was all.
         Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {}
+        Ok(Ok(stream)) if chose_http2(&stream) => {
+            serve_http2(stream, peer, serving, admitted).await
+        }
         Ok(Ok(stream)) => serve_http(stream, peer, serving, admitted).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// Whether the client chose HTTP/2 in the TLS handshake (ALPN `h2`).
+fn chose_http2(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> bool {
+    stream.get_ref().1.alpn_protocol() == Some(b"h2")
+}
+
+/// Serves a TLS connection that chose HTTP/2, once it sent the HTTP/2
+/// preface (within `--header-timeout`); anything else is answered with a
+/// GOAWAY and closed (see `preface`). `_admitted` goes with it to the end.
+async fn serve_http2<I>(io: I, peer: SocketAddr, serving: Serving, _admitted: Admitted)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let metrics = serving.hub.metrics.clone();
+    match preface::read(io, serving.hub.config.limits.header_timeout).await {
+        // Boxed, as in `serve_http`.
+        Ok(Preface::Valid(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
+        Ok(Preface::Invalid(io)) => {
+            tracing::debug!(%peer, "not an HTTP/2 connection preface after ALPN h2");
+            limits::answer(io, &preface::refusal()).await;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            metrics.limits_hit.get(Limit::HeaderTimeout).inc();
+            tracing::debug!(%peer, "no HTTP/2 preface within --header-timeout");
+        }
+        Err(e) => tracing::debug!(%peer, "no HTTP/2 preface: {e}"),
     }
 }
 

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use crate::common::child::{free_addr, tail};
-use crate::common::http3::h3_client;
+use crate::common::https::h3_client;
 use crate::common::pebble::{Pebble, Validation};
 use crate::common::*;
 use http::{StatusCode, Version};

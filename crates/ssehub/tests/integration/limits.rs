@@ -628,16 +628,6 @@ async fn settled_open_files(pid: u32) -> usize {
     }
 }
 
-/// Resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// `rounds` clients from `from` refused 429 by the per-address limit while
 /// one stream from that address holds its only place.
 async fn refusals(addr: SocketAddr, from: Ipv4Addr, rounds: usize) {
@@ -673,9 +663,9 @@ async fn refusals_do_not_grow_memory() {
     // Warm up the allocator's pools, then refuse 10 times as many: a leak
     // of even 400 bytes per refused connection would show as 2 MiB.
     refusals(hub.addr, from, 500).await;
-    let before = rss_kib(hub.pid());
+    let before = hub.rss_kib();
     refusals(hub.addr, from, 5000).await;
-    let after = rss_kib(hub.pid());
+    let after = hub.rss_kib();
     assert!(
         after < before + 2048,
         "RSS grew from {before} KiB to {after} KiB over 5000 refused connections"

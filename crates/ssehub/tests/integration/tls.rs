@@ -6,229 +6,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::http3::h3_client;
+use crate::common::https::{
+    cert_pem, publish_req, subscribe_req, tls_addr, tls_hub, Client, Proto, Req,
+};
 use crate::common::*;
-use bytes::{Buf, Bytes};
 use http::{Method, StatusCode, Version};
-use ssehub::proto::sse::{ParsedEvent, Parser};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn tls_hub() -> TestHub {
-    TestHub::start(|o| {
-        o.server.tls_listen = Some("127.0.0.1:0".into());
-        o.access.cors_origins = Some("https://app.example".parse().unwrap());
-    })
-    .await
-}
-
-fn tls_addr(hub: &TestHub) -> SocketAddr {
-    hub.running.as_ref().unwrap().tls_addr.expect("TLS enabled")
-}
-
-fn cert_pem(hub: &TestHub) -> Vec<u8> {
-    let tls = hub.running.as_ref().unwrap().tls.as_ref().unwrap();
-    std::fs::read(&tls.files().cert).unwrap()
-}
-
-/// A request as every transport sends it.
-struct Req<'a> {
-    method: Method,
-    path_and_query: String,
-    headers: Vec<(&'a str, String)>,
-    body: Option<String>,
-}
-
-/// A response: status, headers, and a body read chunk by chunk.
-struct Res {
-    status: StatusCode,
-    version: Version,
-    headers: http::HeaderMap,
-    chunks: tokio::sync::mpsc::Receiver<Bytes>,
-    parser: Parser,
-}
-
-impl Res {
-    async fn next_event(&mut self) -> ParsedEvent {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let chunk = tokio::time::timeout_at(deadline, self.chunks.recv())
-                .await
-                .expect("an event within 5 s")
-                .expect("stream still open");
-            if let Some(e) = self.parser.feed(&chunk).into_iter().next() {
-                return e;
-            }
-        }
-    }
-
-    async fn text(mut self) -> String {
-        let mut out = Vec::new();
-        while let Some(chunk) = self.chunks.recv().await {
-            out.extend_from_slice(&chunk);
-        }
-        String::from_utf8(out).unwrap()
-    }
-}
-
-/// The three ways a client reaches the hub over TLS.
-#[derive(Clone, Copy, Debug)]
-enum Proto {
-    H1,
-    H2,
-    H3,
-}
-
-/// One client per protocol, trusting the hub's certificate.
-struct Client {
-    addr: SocketAddr,
-    http: Option<reqwest::Client>,
-    h3: Option<h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>>,
-}
-
-impl Client {
-    async fn new(proto: Proto, hub: &TestHub) -> Client {
-        let addr = tls_addr(hub);
-        let pem = cert_pem(hub);
-        match proto {
-            Proto::H1 | Proto::H2 => {
-                let cert = reqwest::Certificate::from_pem(&pem).unwrap();
-                let builder = reqwest::Client::builder()
-                    .add_root_certificate(cert)
-                    .resolve("localhost", addr);
-                let builder = if matches!(proto, Proto::H1) {
-                    builder.http1_only()
-                } else {
-                    builder
-                };
-                Client {
-                    addr,
-                    http: Some(builder.build().unwrap()),
-                    h3: None,
-                }
-            }
-            Proto::H3 => Client {
-                addr,
-                http: None,
-                h3: Some(h3_client(addr, &pem, "localhost").await),
-            },
-        }
-    }
-
-    async fn send(&mut self, req: Req<'_>) -> Res {
-        let (tx, chunks) = tokio::sync::mpsc::channel(1024);
-        if let Some(http) = &self.http {
-            let url = format!(
-                "https://localhost:{}{}",
-                self.addr.port(),
-                req.path_and_query
-            );
-            let mut r = http.request(req.method, url);
-            for (k, v) in &req.headers {
-                r = r.header(*k, v);
-            }
-            if let Some(body) = req.body {
-                r = r.body(body);
-            }
-            let mut res = r.send().await.unwrap();
-            let (status, version, headers) = (res.status(), res.version(), res.headers().clone());
-            tokio::spawn(async move {
-                while let Ok(Some(chunk)) = res.chunk().await {
-                    if tx.send(chunk).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            return Res {
-                status,
-                version,
-                headers,
-                chunks,
-                parser: Parser::new(),
-            };
-        }
-        let send = self.h3.as_mut().unwrap();
-        let mut builder = http::Request::builder().method(req.method).uri(format!(
-            "https://localhost:{}{}",
-            self.addr.port(),
-            req.path_and_query
-        ));
-        for (k, v) in &req.headers {
-            builder = builder.header(*k, v);
-        }
-        let mut stream = send.send_request(builder.body(()).unwrap()).await.unwrap();
-        if let Some(body) = req.body {
-            stream.send_data(Bytes::from(body)).await.unwrap();
-        }
-        stream.finish().await.unwrap();
-        let res = stream.recv_response().await.unwrap();
-        tokio::spawn(async move {
-            while let Ok(Some(mut chunk)) = stream.recv_data().await {
-                if tx
-                    .send(chunk.copy_to_bytes(chunk.remaining()))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Res {
-            status: res.status(),
-            version: res.version(),
-            headers: res.headers().clone(),
-            chunks,
-            parser: Parser::new(),
-        }
-    }
-}
-
-fn publish_req<'a>(topics: &[&str], extra: &[(&str, &str)]) -> Req<'a> {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    for t in topics {
-        form.append_pair("topic", t);
-    }
-    form.extend_pairs(extra);
-    Req {
-        method: Method::POST,
-        path_and_query: "/.well-known/mercure".into(),
-        headers: vec![
-            ("authorization", format!("Bearer {}", publisher_token())),
-            ("content-type", "application/x-www-form-urlencoded".into()),
-        ],
-        body: Some(form.finish()),
-    }
-}
-
-fn subscribe_req<'a>(
-    topics: &[&str],
-    token: Option<String>,
-    last_event_id: Option<&str>,
-) -> Req<'a> {
-    let mut headers = vec![];
-    if let Some(t) = token {
-        headers.push(("authorization", format!("Bearer {t}")));
-    }
-    if let Some(id) = last_event_id {
-        headers.push(("last-event-id", id.to_string()));
-    }
-    Req {
-        method: Method::GET,
-        path_and_query: format!("/.well-known/mercure?{}", topic_query(topics)),
-        headers,
-        body: None,
-    }
-}
 
 /// Subscribe, publish (public and private), authorization, replay and CORS,
 /// the same way over each protocol.
 async fn exercise(proto: Proto) {
     let hub = tls_hub().await;
     let mut client = Client::new(proto, &hub).await;
-    let want = match proto {
-        Proto::H1 => Version::HTTP_11,
-        Proto::H2 => Version::HTTP_2,
-        Proto::H3 => Version::HTTP_3,
-    };
+    let want = proto.version();
 
     // A subscriber of `urn:t/{id}` allowed to receive private updates on `allowed`.
     let subscriber =
@@ -448,14 +238,7 @@ async fn only_tls_responses_advertise_http3() {
         "a plain-port Alt-Svc would point at the wrong origin"
     );
     let mut tls = Client::new(Proto::H2, &hub).await;
-    let res = tls
-        .send(Req {
-            method: Method::GET,
-            path_and_query: "/healthz".into(),
-            headers: vec![],
-            body: None,
-        })
-        .await;
+    let res = tls.send(Req::get("/healthz")).await;
     let port = tls_addr(&hub).port();
     assert_eq!(
         res.headers["alt-svc"],

@@ -1,14 +1,24 @@
-//! Hostile HTTP/1.1 request framing at the wire, over raw TCP: each form of
-//! request smuggling or malformed length gets one clear answer (or the
-//! connection is closed after it), never a second request read from the
-//! body, and the hub goes on serving everyone else.
+//! Hostile clients at the wire. Here, HTTP/1.1 request framing over raw
+//! TCP: each form of request smuggling or malformed length gets one clear
+//! answer (or the connection is closed after it), never a second request
+//! read from the body, and the hub goes on serving everyone else. In the
+//! submodules: hostile input over every protocol ([`input`]), HTTP/2 at
+//! the frame level ([`http2`]) and many QUIC connections and streams
+//! ([`quic`]).
 
+mod http2;
+mod input;
+mod quic;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{publisher_token, TestHub};
+use crate::common::child_hub::ChildHub;
+use crate::common::remote::{open_stream, post_form};
+use crate::common::{publisher_token, SseClient, TestHub, SECRET};
 
 /// Longest wait for the hub to answer and close.
 const WAIT: Duration = Duration::from_secs(10);
@@ -103,4 +113,83 @@ async fn malformed_lengths_and_folded_headers_are_400() {
         "fence",
         "only the well-formed update was stored"
     );
+}
+
+/// The topic the streams open through a flood listen on.
+const WATCHED: &str = "urn:wire";
+
+/// How much a hub's resident memory may grow through a flood.
+const RSS_GROWTH_KIB: u64 = 32 << 10;
+
+/// A hub as a child process, so that its memory is its own to measure,
+/// with its TLS and QUIC port, anonymous subscribers and the test secret
+/// for publishers.
+struct TlsChild {
+    hub: ChildHub,
+    /// Its HTTPS address (TCP, and UDP for HTTP/3).
+    tls: SocketAddr,
+    /// Its certificate.
+    pem: Vec<u8>,
+    /// An HTTP/2 connection to its plain port, opened at the start: the
+    /// hub may be full when an update must be published.
+    publisher: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsChild {
+    /// Starts one with `args` added.
+    async fn start(args: &[&str]) -> TlsChild {
+        let dir = tempfile::tempdir().unwrap();
+        let base = [
+            "--store",
+            "memory",
+            "--anonymous",
+            "--publisher-jwt-key",
+            SECRET,
+        ];
+        let mut hub = ChildHub::start(dir.path(), &[&base[..], args].concat(), &[]).await;
+        let tls = hub.tls_addr();
+        let pem = std::fs::read(dir.path().join("ssehub-data/tls/cert.pem")).unwrap();
+        let publisher = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .pool_idle_timeout(None)
+            .build()
+            .unwrap();
+        let opened = publisher.get(format!("{}/healthz", hub.base())).send();
+        assert!(opened.await.unwrap().status().is_success());
+        TlsChild {
+            hub,
+            tls,
+            pem,
+            publisher,
+            _dir: dir,
+        }
+    }
+
+    /// A stream to [`WATCHED`] over plain HTTP/1.1, to see that a flood
+    /// leaves the others alone.
+    async fn watch(&self) -> SseClient {
+        open_stream(&self.hub.url(), &[WATCHED], None, None).await
+    }
+
+    /// Asserts that `watcher` receives an update published now (over the
+    /// connection opened at the start), and that the hub's memory grew by
+    /// less than [`RSS_GROWTH_KIB`] since `rss_before`.
+    async fn assert_unharmed(&self, watcher: &mut SseClient, rss_before: u64, flood: &str) {
+        let (url, token) = (self.hub.url(), publisher_token());
+        let form = [("topic", WATCHED), ("data", "after")];
+        let published = post_form(&self.publisher, &url, Some(&token), &form);
+        let (status, id) = published.await.unwrap();
+        assert_eq!(status, reqwest::StatusCode::OK, "{id}");
+        assert_eq!(
+            watcher.next().await.last_event_id,
+            id,
+            "a stream open through the {flood} receives what comes after"
+        );
+        let rss = self.hub.rss_kib();
+        assert!(
+            rss < rss_before + RSS_GROWTH_KIB,
+            "the hub grew from {rss_before} KiB to {rss} KiB through the {flood}"
+        );
+    }
 }

@@ -97,6 +97,16 @@ impl Proc {
         self.child.id()
     }
 
+    /// Its resident memory, in KiB (`VmRSS` of `/proc/PID/status`).
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// Everything printed on stdout so far.
     pub(crate) fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()

@@ -108,6 +108,17 @@ impl ChildHub {
         }
     }
 
+    /// Where it listens for HTTPS (TCP, and UDP for HTTP/3), as its banner
+    /// says (started without `--tls-listen`, it takes a free port).
+    pub(crate) fn tls_addr(&mut self) -> SocketAddr {
+        let out = self.wait_stdout("listening on https://", READY);
+        out.split("listening on https://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTPS address in {out:?}"))
+    }
+
     /// `http://ADDR`.
     pub(crate) fn base(&self) -> String {
         format!("http://{}", self.addr)

@@ -3,13 +3,16 @@
 //! speaking HTTP over TCP ([`SseClient`]); in the submodules, child
 //! processes ([`child`]: the `ssehub` binary, [`child_hub`]: a hub it
 //! serves, [`redis`]: `redis-server`), a hub reached by its URL
-//! ([`remote`]), keys made outside the hub ([`keys`]), Mercure 1.0
-//! access tokens ([`v1`]), the repository's files with the programs that
-//! check them ([`tool`]), and a Prometheus scraping a hub ([`prometheus`]).
+//! ([`remote`]), clients of its TLS port and HTTP/3 ([`https`]), raw
+//! HTTP/2 frames over TLS ([`h2_frames`]), keys made outside the hub
+//! ([`keys`]), Mercure 1.0 access tokens ([`v1`]), the repository's files
+//! with the programs that check them ([`tool`]), and a Prometheus scraping
+//! a hub ([`prometheus`]).
 
 pub(crate) mod child;
 pub(crate) mod child_hub;
-pub(crate) mod http3;
+pub(crate) mod h2_frames;
+pub(crate) mod https;
 pub(crate) mod keys;
 pub(crate) mod pebble;
 pub(crate) mod prometheus;

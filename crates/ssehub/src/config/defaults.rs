@@ -245,6 +245,11 @@ pub const HEADER_TIMEOUT: Setting = Setting {
     flag: "header-timeout",
     default: "10s",
 };
+/// `--body-timeout`.
+pub const BODY_TIMEOUT: Setting = Setting {
+    flag: "body-timeout",
+    default: "30s",
+};
 /// `--max-stream-duration`.
 pub const MAX_STREAM_DURATION: Setting = Setting {
     flag: "max-stream-duration",
@@ -252,7 +257,7 @@ pub const MAX_STREAM_DURATION: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 40] = [
+pub const ALL: [Setting; 41] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
@@ -292,6 +297,7 @@ pub const ALL: [Setting; 40] = [
     MAX_HEADER_BYTES,
     MAX_HEADERS,
     HEADER_TIMEOUT,
+    BODY_TIMEOUT,
     MAX_STREAM_DURATION,
 ];
 

@@ -52,6 +52,9 @@ pub struct LimitOptions {
     /// Time a client has to send an HTTP/1.1 request's headers; slower connections are closed
     #[arg(long, env = "SSEHUB_HEADER_TIMEOUT", value_name = "DURATION")]
     pub header_timeout: Option<HumanDuration>,
+    /// Time a client has to send a request's body once its headers are in (408 beyond)
+    #[arg(long, env = "SSEHUB_BODY_TIMEOUT", value_name = "DURATION")]
+    pub body_timeout: Option<HumanDuration>,
     /// Age at which a stream ends so that its client reconnects (with its Last-Event-ID), each stream's within ±10%; 0: never
     #[arg(long, env = "SSEHUB_MAX_STREAM_DURATION", value_name = "DURATION")]
     pub max_stream_duration: Option<HumanDuration>,
@@ -70,6 +73,7 @@ layer!(LimitOptions {
     max_header_bytes,
     max_headers,
     header_timeout,
+    body_timeout,
     max_stream_duration
 });
 
@@ -99,6 +103,8 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     /// Time to send a request head.
     pub header_timeout: Duration,
+    /// Time to send a request body.
+    pub body_timeout: Duration,
     /// Age at which streams end, if they do.
     pub max_stream_duration: Option<Duration>,
 }
@@ -186,15 +192,8 @@ impl LimitOptions {
                 1..=1000,
                 "must be between 1 and 1000",
             )?,
-            header_timeout: match defaults::HEADER_TIMEOUT.or(self.header_timeout).0 {
-                d if d.is_zero() => {
-                    return Err(ConfigError::Invalid(
-                        "header-timeout",
-                        "must be more than 0",
-                    ))
-                }
-                d => d,
-            },
+            header_timeout: positive(&defaults::HEADER_TIMEOUT, self.header_timeout)?,
+            body_timeout: positive(&defaults::BODY_TIMEOUT, self.body_timeout)?,
             max_stream_duration: Some(defaults::MAX_STREAM_DURATION.or(self.max_stream_duration).0)
                 .filter(|d| !d.is_zero()),
         })
@@ -217,6 +216,14 @@ fn within(
         return Err(ConfigError::Invalid(setting.flag, why));
     }
     Ok(value)
+}
+
+/// `given`, else the default: a duration that must be more than zero.
+fn positive(setting: &Setting, given: Option<HumanDuration>) -> Result<Duration, ConfigError> {
+    match setting.or(given).0 {
+        d if d.is_zero() => Err(ConfigError::Invalid(setting.flag, "must be more than 0")),
+        d => Ok(d),
+    }
 }
 
 /// A limit where 0 means none.
@@ -301,6 +308,7 @@ mod tests {
             (c.max_header_bytes, c.max_headers, c.header_timeout),
             (65536, 100, Duration::from_secs(10))
         );
+        assert_eq!(c.body_timeout, Duration::from_secs(30));
         assert_eq!(c.max_stream_duration, Some(Duration::from_secs(3600)));
         let rate = |rate, burst| LimitOptions {
             max_publish_rate: Some(rate),
@@ -327,6 +335,13 @@ mod tests {
                     ..LimitOptions::default()
                 },
                 "header-timeout",
+            ),
+            (
+                LimitOptions {
+                    body_timeout: Some(HumanDuration(Duration::ZERO)),
+                    ..LimitOptions::default()
+                },
+                "body-timeout",
             ),
             (
                 LimitOptions {

@@ -305,6 +305,7 @@ max_subscriptions_per_subject = 14
 max_header_bytes = 16384
 max_headers = 15
 header_timeout = "16s"
+body_timeout = "18s"
 max_stream_duration = "17m"
 "#,
         );
@@ -330,7 +331,7 @@ max_stream_duration = "17m"
              max_connections: 9, max_connections_per_ip: Some(10), \
              publish_rate: Some(Rate { per_second: 11, burst: 12 }), max_topics: 13, \
              max_subscriptions_per_subject: Some(14), max_header_bytes: 16384, max_headers: 15, \
-             header_timeout: 16s, max_stream_duration: Some(1020s) } }"
+             header_timeout: 16s, body_timeout: 18s, max_stream_duration: Some(1020s) } }"
         );
     }
 

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// Body above the configured limit (413).
     #[error("request body larger than the {0}-byte limit (--max-body)")]
     TooLarge(usize),
+    /// Body not received within `--body-timeout` (408).
+    #[error("request body not received within {0:?} (--body-timeout)")]
+    BodyTimeout(std::time::Duration),
     /// More topics than an update may carry (413).
     #[error("{0}")]
     TooManyTopics(String),
@@ -126,6 +129,7 @@ impl ApiError {
             ApiError::InsufficientScope(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) | ApiError::TooManyTopics(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

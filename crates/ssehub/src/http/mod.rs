@@ -117,11 +117,20 @@ async fn hub_endpoint(hub: State<Arc<Hub>>, req: Request) -> Result<Response, Ap
     }
 }
 
-/// Reads a request body of at most `--max-body` bytes.
+/// Reads a request body of at most `--max-body` bytes, sent within
+/// `--body-timeout`.
 async fn read_body(hub: &Hub, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let read = read_limited(headers, body, hub.config.limits.max_body).await;
-    if let Err(ApiError::TooLarge(_)) = read {
-        hub.metrics.limits_hit.get(Limit::Body).inc();
+    let limits = &hub.config.limits;
+    let read = tokio::time::timeout(
+        limits.body_timeout,
+        read_limited(headers, body, limits.max_body),
+    )
+    .await
+    .unwrap_or(Err(ApiError::BodyTimeout(limits.body_timeout)));
+    match &read {
+        Err(ApiError::TooLarge(_)) => hub.metrics.limits_hit.get(Limit::Body).inc(),
+        Err(ApiError::BodyTimeout(_)) => hub.metrics.limits_hit.get(Limit::BodyTimeout).inc(),
+        _ => {}
     }
     read
 }

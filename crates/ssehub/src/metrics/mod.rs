@@ -95,6 +95,8 @@ label! {
         Headers => "headers",
         /// Request headers not received in time (slowloris).
         HeaderTimeout => "header_timeout",
+        /// Request body not received in time (`--body-timeout`).
+        BodyTimeout => "body_timeout",
         /// Request body size (`--max-body`).
         Body => "body",
         /// A stream reached `--max-stream-duration`.

@@ -362,6 +362,35 @@ async fn slow_request_heads_are_closed_after_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn slow_request_bodies_are_answered_408_after_the_body_timeout() {
+    let hub = TestHub::start(|o| {
+        anonymous(o);
+        o.limits.body_timeout = Some(HumanDuration(Duration::from_millis(500)));
+    })
+    .await;
+    let addr = running(&hub).addr;
+    let mut stream = stream_from(&hub, loopback(1), &["urn:t"]).await;
+
+    // Bodies promised and never finished, where the hub reads them before
+    // checking a token (a QUERY subscription) and where it drops them.
+    let query = "QUERY /.well-known/mercure HTTP/1.1\r\nHost: x\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: 1000\r\n\r\ntopic=urn:t";
+    let post = "POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx";
+    for (i, request) in [query, post].into_iter().enumerate() {
+        let mut slow = connect_from(addr, loopback(2)).await;
+        let answer = exchange(&mut slow, request.as_bytes()).await;
+        assert_eq!(answer.status, 408, "{}", answer.head);
+        assert!(answer.body.contains("--body-timeout"), "{}", answer.body);
+        assert_eq!(hits(&hub, Limit::BodyTimeout), i as u64 + 1);
+    }
+
+    // The stream is untouched, and a body sent in time is read.
+    let id = publish_from(addr, loopback(4), "urn:t", "after").await;
+    assert_eq!(stream.next().await.last_event_id, id);
+}
+
+#[tokio::test]
 async fn oversized_request_heads_are_answered_431() {
     let hub = TestHub::start(|o| {
         anonymous(o);

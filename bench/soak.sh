@@ -23,6 +23,9 @@
 #   - RATE publishes a second over every topic (100-byte payloads), taking
 #     the nodes in turn; a failed publish is sent again (same sequence
 #     number) for up to 2 minutes.
+# The history keeps the last HISTORY updates (20,000: full after under 7
+# minutes at 50 a second), so that the second half of the run, where the
+# trends are fitted, runs with a full history, as a hub in production does.
 # At 40 % of the run the certificate files are replaced by a new pair and
 # every hub gets SIGHUP; the script checks that the hubs logged the new
 # fingerprint and serve the new certificate.
@@ -36,7 +39,8 @@
 #   logs.txt      every WARN and ERROR line of the hubs (and Redis's log),
 #                 grouped, marked expected or not
 #   summary.json  all of it in one place
-#   env: SUBS=5000 TOPICS=100 RATE=50 CHURN=100 HOLD=1-19 SAMPLE=5 OUT=...
+#   env: SUBS=5000 TOPICS=100 RATE=50 CHURN=100 HOLD=1-19 HISTORY=20000
+#        SAMPLE=5 OUT=...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=30
@@ -53,6 +57,7 @@ TOPICS=${TOPICS:-100}
 RATE=${RATE:-50}
 CHURN=${CHURN:-100}
 HOLD=${HOLD:-1-19}
+HISTORY=${HISTORY:-20000}
 SAMPLE=${SAMPLE:-5}
 NAME=soak
 [ "$CLUSTER" = 1 ] && NAME=soak-cluster
@@ -136,7 +141,7 @@ start_node() {
   mkdir -p "$TMP/node$i"
   $BIN/ssehub serve --listen 127.0.0.1:"$port" --tls-listen 127.0.0.1:"$tls_port" \
     --tls-cert "$TMP/tls/cert.pem" --tls-key "$TMP/tls/key.pem" --metrics-listen 127.0.0.1:0 \
-    --data-dir "$TMP/node$i" --publisher-jwt-key "$SECRET" --anonymous --history-size 1000000 \
+    --data-dir "$TMP/node$i" --publisher-jwt-key "$SECRET" --anonymous --history-size "$HISTORY" \
     --store "$store" --redis-stream soak >"$TMP/node$i.log" 2>&1 &
   NODE_PIDS+=($!)
   PIDS+=($!)
@@ -154,7 +159,7 @@ start_node() {
 {
   echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/^Mem:/ {print $2}') GiB, open files $(ulimit -n)"
   echo "versions: $($BIN/ssehub --version)$([ "$CLUSTER" = 1 ] && echo ", $(redis-server --version | cut -d' ' -f1-3)")"
-  echo "command: SUBS=$SUBS TOPICS=$TOPICS RATE=$RATE CHURN=$CHURN HOLD=$HOLD SAMPLE=$SAMPLE bash bench/soak.sh --minutes $MINUTES$([ "$CLUSTER" = 1 ] && echo ' --cluster')"
+  echo "command: SUBS=$SUBS TOPICS=$TOPICS RATE=$RATE CHURN=$CHURN HOLD=$HOLD HISTORY=$HISTORY SAMPLE=$SAMPLE bash bench/soak.sh --minutes $MINUTES$([ "$CLUSTER" = 1 ] && echo ' --cluster')"
   echo "started: $(date -Is); $(uptime | sed 's/.*load/load/')"
 } | tee "$OUT/machine.txt"
 
@@ -220,22 +225,24 @@ done
 # starts again on the same files 5 s later.
 if [ "$CLUSTER" = 1 ]; then
   at 0.5
-  BEFORE=$(redis-cli -p "$REDIS_PORT" xlen '{soak}')
+  BEFORE=$(redis-cli -p "$REDIS_PORT" get '{soak}:count')
   REDIS_STOPPED=$(now)
   redis-cli -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
   wait "$REDIS_PID" 2>/dev/null || true
-  event redis-stopped "the stream held $BEFORE entries"
+  event redis-stopped "$BEFORE updates appended so far"
   sleep 5
   start_redis
   REDIS_STARTED=$(now)
-  event redis-started "pid $REDIS_PID; the stream holds $(redis-cli -p "$REDIS_PORT" xlen '{soak}') entries"
+  event redis-started "pid $REDIS_PID; $(redis-cli -p "$REDIS_PORT" get '{soak}:count') updates appended so far"
 fi
 
 LOAD_RC=0
 wait "$LOAD_PID" || LOAD_RC=$?
 event load-ended "exit status $LOAD_RC"
-STREAM_LEN=
-[ "$CLUSTER" = 1 ] && STREAM_LEN=$(redis-cli -p "$REDIS_PORT" xlen '{soak}')
+# Clustered: how many updates Redis appended in all (the append script's
+# count), to compare with the publishes acknowledged.
+APPENDED=
+[ "$CLUSTER" = 1 ] && APPENDED=$(redis-cli -p "$REDIS_PORT" get '{soak}:count')
 for pid in "${NODE_PIDS[@]}"; do kill -TERM "$pid"; done
 for pid in "${NODE_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 event hubs-stopped ""
@@ -266,15 +273,15 @@ UNEXPECTED=$(awk '$1 == "UNEXPECTED" { n += $2 } END { print n + 0 }' "$OUT/logs
 cat "$OUT/logs.txt"
 
 jq -n --slurpfile load "$OUT/load.json" --arg name "$NAME" --argjson minutes "$MINUTES" \
-  --argjson reload "$RELOAD_OK" --argjson unexpected "$UNEXPECTED" --arg stream "$STREAM_LEN" \
+  --argjson reload "$RELOAD_OK" --argjson unexpected "$UNEXPECTED" --arg appended "$APPENDED" \
   --rawfile events "$OUT/events.csv" --rawfile machine "$OUT/machine.txt" '{
     name: $name, minutes: $minutes, machine: ($machine | split("\n") | map(select(. != ""))),
     certificate_reload_ok: $reload, unexpected_log_lines: $unexpected,
-    redis_stream_entries_at_end: (if $stream == "" then null else ($stream | tonumber) end),
+    redis_updates_appended: (if $appended == "" then null else ($appended | tonumber) end),
     events: ($events | split("\n") | .[1:] | map(select(. != "") | split(",") | {unix_s: .[0], event: .[1], detail: .[2]})),
     load: $load[0].result
   }' >"$OUT/summary.json"
-jq '{certificate_reload_ok, unexpected_log_lines, redis_stream_entries_at_end,
+jq '{certificate_reload_ok, unexpected_log_lines, redis_updates_appended,
   published: .load.published, stable: .load.stable, churn: .load.churn,
   rss_kib: .load.server.total.rss_kib, fds: .load.server.total.fds}' "$OUT/summary.json"
 [ "$LOAD_RC" = 0 ] && [ "$RELOAD_OK" = true ] && jq -e '.load.stable.exactly_once_in_order' "$OUT/summary.json" >/dev/null

@@ -265,6 +265,7 @@ for log in "$TMP"/node*.log; do
       print (expected ? "expected  " : "UNEXPECTED") " " node " " line
     }' "$log"
 done | sort | uniq -c | sort -k2,2 -k1,1rn | sed -E 's/^ *([0-9]+) (expected  |UNEXPECTED) /\2 \1 /' >"$OUT/logs.txt"
+[ -s "$OUT/logs.txt" ] || echo "(the hubs logged no WARN or ERROR line)" >"$OUT/logs.txt"
 if [ "$CLUSTER" = 1 ]; then
   echo "--- redis-server" >>"$OUT/logs.txt"
   grep -E ' # ' "$TMP/redis.log" | sed -E 's/^[0-9]+:[A-Z] [^#]*# //' | sort | uniq -c >>"$OUT/logs.txt" || true

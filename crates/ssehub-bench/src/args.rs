@@ -21,6 +21,10 @@ pub(crate) enum Name {
     Storm,
     /// Healthy readers next to readers that stop reading.
     Slow,
+    /// Held subscriptions on many topics, a churn of short-lived ones and
+    /// steady publishing for a long time: the server's memory and files,
+    /// sampled, and every held subscription's deliveries checked.
+    Soak,
 }
 
 /// `ssehub-bench run` options.
@@ -33,8 +37,9 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1000)]
     pub(crate) subscribers: usize,
     /// Subscribe URL; `{topic}` is replaced. Several (repeated or
-    /// comma-separated) spread the subscriptions over nodes: worker w
-    /// connects to URL w % n; every URL must have the same path and query.
+    /// comma-separated) spread the subscriptions over nodes, or over
+    /// protocols (http:// for HTTP/1.1, https:// for HTTP/2 on TLS): worker
+    /// w connects to URL w % n; every URL must have the same path and query.
     #[arg(long, required = true)]
     pub(crate) sub_url: Vec<String>,
     /// Extra subscribe request header (repeatable), e.g. `Authorization: Bearer ...`.
@@ -75,6 +80,25 @@ pub(crate) struct Args {
     /// Stalled readers added (slow).
     #[arg(long, default_value_t = 50)]
     pub(crate) stalled: usize,
+    /// Seconds of publishing and churn (soak).
+    #[arg(long, default_value_t = 1800.0)]
+    pub(crate) soak_seconds: f64,
+    /// Topics the subscriptions spread over, each selecting two (soak).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) topics: usize,
+    /// Short-lived subscriptions opened per second, all workers together (soak).
+    #[arg(long, default_value_t = 100.0)]
+    pub(crate) churn_rate: f64,
+    /// Seconds a short-lived subscription is held, drawn uniformly from
+    /// this range, e.g. `1-19` (soak).
+    #[arg(long, default_value = "1-19")]
+    pub(crate) churn_hold: Hold,
+    /// Seconds between two samples of the server and the counts (soak).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) sample_seconds: f64,
+    /// Write the samples here as CSV (soak).
+    #[arg(long)]
+    pub(crate) samples: Option<PathBuf>,
     /// Worker processes [default: one per 15,000 subscriptions, rounded up
     /// to a multiple of the number of subscribe URLs].
     #[arg(long)]
@@ -85,8 +109,8 @@ pub(crate) struct Args {
     /// New connections per second, all workers together.
     #[arg(long, default_value_t = 5000)]
     pub(crate) connect_rate: u32,
-    /// Subscribe over HTTP/2 on TLS with this many streams per connection
-    /// (`--sub-url` must then be https://).
+    /// Subscribe to the https:// `--sub-url`s over HTTP/2 on TLS with this
+    /// many streams per connection.
     #[arg(long)]
     pub(crate) h2_streams: Option<usize>,
     /// Certificate to trust for HTTP/2 on TLS (ssehub's is DATA_DIR/tls/cert.pem).
@@ -115,6 +139,10 @@ impl Args {
         if self.pub_url.is_empty() {
             bail!("no --pub-url");
         }
+        let tls = |u: &String| u.to_ascii_lowercase().starts_with("https://");
+        if self.h2_streams.is_some() && !self.sub_url.iter().any(tls) {
+            bail!("--h2-streams is for https:// subscribe URLs, and none is given");
+        }
         Ok(())
     }
 }
@@ -127,6 +155,31 @@ impl std::str::FromStr for Sources {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_sources(s).map(Sources)
+    }
+}
+
+/// A range of seconds, `MIN-MAX` (or one number).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Hold {
+    /// Shortest, in seconds.
+    pub(crate) min: f64,
+    /// Longest, in seconds.
+    pub(crate) max: f64,
+}
+
+impl std::str::FromStr for Hold {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (min, max) = s.split_once('-').unwrap_or((s, s));
+        let seconds = |v: &str| match v.trim().parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+            _ => Err(format!("{v:?} is not a number of seconds above 0")),
+        };
+        let (min, max) = (seconds(min)?, seconds(max)?);
+        if min > max {
+            return Err(format!("{s}: the shortest is longer than the longest"));
+        }
+        Ok(Hold { min, max })
     }
 }
 
@@ -180,22 +233,19 @@ fn split_urls(values: &[String]) -> Vec<String> {
 }
 
 /// Checks that every subscribe URL asks for the same path and query (only
-/// the node differs), since subscriptions are built from the first.
+/// the node and the protocol differ), since subscriptions are built from
+/// the first.
 fn check_sub_urls(urls: &[String]) -> anyhow::Result<()> {
-    let shape = |u: &str| -> anyhow::Result<(String, String, Option<String>)> {
+    let shape = |u: &str| -> anyhow::Result<(String, Option<String>)> {
         let url = reqwest::Url::parse(&u.replace("{topic}", "x"))
             .with_context(|| format!("--sub-url {u}"))?;
-        Ok((
-            url.scheme().to_string(),
-            url.path().to_string(),
-            url.query().map(String::from),
-        ))
+        Ok((url.path().to_string(), url.query().map(String::from)))
     };
     let first = shape(urls.first().context("no --sub-url")?)?;
     for u in &urls[1..] {
         if shape(u)? != first {
             bail!(
-                "--sub-url {u}: every subscribe URL must have the scheme, path and query of {}",
+                "--sub-url {u}: every subscribe URL must have the path and query of {}",
                 urls[0]
             );
         }
@@ -206,6 +256,21 @@ fn check_sub_urls(urls: &[String]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holding_times_parse_as_ranges_of_seconds() {
+        assert_eq!(
+            "1-19".parse(),
+            Ok(Hold {
+                min: 1.0,
+                max: 19.0
+            })
+        );
+        assert_eq!("0.5".parse(), Ok(Hold { min: 0.5, max: 0.5 }));
+        for bad in ["", "x", "0-3", "5-2", "1-", "-1", "inf"] {
+            assert!(bad.parse::<Hold>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn urls_split_on_commas_that_start_a_url() {
@@ -227,10 +292,11 @@ mod tests {
     }
 
     #[test]
-    fn subscribe_urls_differ_only_in_node() {
+    fn subscribe_urls_differ_only_in_node_and_protocol() {
         let ok = [
             "http://127.0.0.1:1/m?topic={topic}",
             "http://127.0.0.1:2/m?topic={topic}",
+            "https://127.0.0.1:3/m?topic={topic}",
         ];
         assert!(check_sub_urls(&ok.map(String::from)).is_ok());
         let bad = [

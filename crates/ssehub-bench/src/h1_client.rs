@@ -1,6 +1,7 @@
 //! Subscriptions over HTTP/1.1: one connection each, reconnecting with
-//! Last-Event-ID when asked.
+//! Last-Event-ID when asked; and the churn's short-lived ones.
 
+use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -8,11 +9,13 @@ use std::time::Duration;
 
 use ssehub::proto::sse::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::churn::OPEN_TIMEOUT;
 use crate::http1::{read_head, Dechunker};
-use crate::tracking::{Shared, Tracker};
+use crate::tracking::{Role, Shared, Tracker};
+use crate::wire::Spec;
 
 /// Opens every subscription of the worker, one connection each.
 pub(crate) fn spawn_all(shared: &Arc<Shared>, pace: &Arc<Semaphore>) {
@@ -59,7 +62,53 @@ async fn session(
     first: bool,
     stalled: bool,
 ) -> std::io::Result<()> {
-    let spec = &shared.spec;
+    let (mut stream, opened) = open(&shared.spec, source, path, tracker.last_id()).await?;
+    if first {
+        shared.counters.connected.fetch_add(1, Ordering::Relaxed);
+    }
+    if stalled {
+        // Holds the connection open without reading a byte.
+        std::future::pending::<()>().await;
+    }
+    match read(shared, &mut stream, opened, tracker).await? {}
+}
+
+/// One short-lived subscription of the churn: opens it (within
+/// [`OPEN_TIMEOUT`]), reads for `hold`, then drops the connection. `Ok`
+/// when it was held for its whole time.
+pub(crate) async fn visit(
+    shared: &Shared,
+    source: Ipv4Addr,
+    path: &str,
+    hold: Duration,
+) -> std::io::Result<()> {
+    let (mut stream, opened) =
+        tokio::time::timeout(OPEN_TIMEOUT, open(&shared.spec, source, path, None))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    shared.churn.opened.fetch_add(1, Ordering::Relaxed);
+    let mut tracker = Tracker::new(Role::Churn);
+    match tokio::time::timeout(hold, read(shared, &mut stream, opened, &mut tracker)).await {
+        Err(_held) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(never)) => match never {},
+    }
+}
+
+/// A response just opened: its head and the body bytes read with it.
+struct Opened {
+    chunked: bool,
+    rest: Vec<u8>,
+}
+
+/// Connects from `source`, asks for `path` (resuming after `last_id`) and
+/// reads the response head; an answer other than 200 is an error.
+async fn open(
+    spec: &Spec,
+    source: Ipv4Addr,
+    path: &str,
+    last_id: Option<&str>,
+) -> std::io::Result<(TcpStream, Opened)> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source.into(), 0))?;
     let mut stream = socket.connect(spec.addr).await?;
@@ -72,7 +121,7 @@ async fn session(
         request.push_str(h);
         request.push_str("\r\n");
     }
-    if let Some(id) = tracker.last_id() {
+    if let Some(id) = last_id {
         request.push_str(&format!("Last-Event-ID: {id}\r\n"));
     }
     request.push_str("\r\n");
@@ -82,17 +131,27 @@ async fn session(
     if head.status != 200 {
         return Err(std::io::Error::other(format!("status {}", head.status)));
     }
-    if first {
-        shared.counters.connected.fetch_add(1, Ordering::Relaxed);
-    }
-    if stalled {
-        // Holds the connection open without reading a byte.
-        std::future::pending::<()>().await;
-    }
-    let mut dechunker = head.chunked.then(Dechunker::default);
+    Ok((
+        stream,
+        Opened {
+            chunked: head.chunked,
+            rest,
+        },
+    ))
+}
+
+/// Reads the body of an opened response into `tracker` until it fails or
+/// ends (the end of a stream is an error: it should last).
+async fn read(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    opened: Opened,
+    tracker: &mut Tracker,
+) -> std::io::Result<Infallible> {
+    let mut dechunker = opened.chunked.then(Dechunker::default);
     let mut parser = Parser::new();
     let mut body = Vec::with_capacity(4096);
-    let mut input = rest;
+    let mut input = opened.rest;
     let mut read = vec![0u8; 16 << 10];
     loop {
         body.clear();

@@ -1,20 +1,24 @@
 //! Subscriptions over HTTP/2 on TLS: many streams share one connection, as
-//! browsers do.
+//! browsers do; and the churn's short-lived ones, a connection each.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use ssehub::proto::sse::Parser;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::tracking::{Shared, Tracker};
-use crate::wire::H2Spec;
+use crate::churn::OPEN_TIMEOUT;
+use crate::tracking::{Role, Shared, Tracker};
+use crate::wire::{H2Spec, Spec};
 
 /// Opens one connection per `streams` subscriptions and every stream on it.
 pub(crate) fn spawn_all(shared: &Arc<Shared>, h2: &H2Spec, pace: &Arc<Semaphore>) {
@@ -33,7 +37,8 @@ pub(crate) fn spawn_all(shared: &Arc<Shared>, h2: &H2Spec, pace: &Arc<Semaphore>
     }
 }
 
-fn client_config(ca_pem: &str) -> rustls::ClientConfig {
+/// TLS settings trusting `ca_pem` and offering HTTP/2 only.
+pub(crate) fn client_config(ca_pem: &str) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()).flatten() {
         roots.add(cert).expect("a valid CA certificate");
@@ -61,7 +66,14 @@ async fn connection(
     let spec = &shared.spec;
     let source = spec.sources[(spec.first + group) % spec.sources.len()];
     let sender = match handshake(spec.addr, source, &h2.server_name, tls).await {
-        Ok(sender) => sender,
+        Ok((sender, conn)) => {
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    eprintln!("worker: HTTP/2 connection ended: {e}");
+                }
+            });
+            sender
+        }
         Err(e) => {
             shared
                 .counters
@@ -76,13 +88,20 @@ async fn connection(
 }
 
 type Sender = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
+type Connection = hyper::client::conn::http2::Connection<
+    TokioIo<tokio_rustls::client::TlsStream<TcpStream>>,
+    Empty<Bytes>,
+    TokioExecutor,
+>;
 
+/// Opens a TLS connection from `source` and speaks HTTP/2 on it; the
+/// connection does its work while the caller polls it.
 async fn handshake(
     addr: SocketAddr,
     source: std::net::Ipv4Addr,
     name: &str,
     tls: Arc<rustls::ClientConfig>,
-) -> anyhow::Result<Sender> {
+) -> anyhow::Result<(Sender, Connection)> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source.into(), 0))?;
     let tcp = socket.connect(addr).await?;
@@ -91,43 +110,87 @@ async fn handshake(
     let tls = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await?;
-    let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .initial_stream_window_size(1 << 20)
-        .initial_connection_window_size(16 << 20)
-        .handshake(TokioIo::new(tls))
-        .await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            eprintln!("worker: HTTP/2 connection ended: {e}");
-        }
-    });
-    Ok(sender)
+    Ok(
+        hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(1 << 20)
+            .initial_connection_window_size(16 << 20)
+            .handshake(TokioIo::new(tls))
+            .await?,
+    )
 }
 
 async fn stream(shared: Arc<Shared>, mut sender: Sender, i: usize) {
     let spec = &shared.spec;
-    let mut req = http::Request::get(format!("https://{}{}", spec.host, spec.paths[i]));
-    for h in &spec.headers {
-        if let Some((k, v)) = h.split_once(':') {
-            req = req.header(k.trim(), v.trim());
-        }
-    }
     let result = async {
-        sender.ready().await?;
-        let res = sender.send_request(req.body(Empty::new())?).await?;
-        anyhow::ensure!(res.status() == 200, "status {}", res.status());
+        let body = open(&mut sender, spec, &spec.paths[i]).await?;
         shared.counters.connected.fetch_add(1, Ordering::Relaxed);
-        let mut body = res.into_body();
-        let (mut parser, mut tracker) = (Parser::new(), Tracker::default());
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                tracker.feed(&shared, &mut parser, &data);
-            }
-        }
-        anyhow::Ok(())
+        read(&shared, body, &mut Tracker::default()).await
     };
     if let Err(e) = result.await {
         shared.counters.failed.fetch_add(1, Ordering::Relaxed);
         eprintln!("worker: HTTP/2 stream {} failed: {e}", spec.first + i);
     }
+}
+
+/// One short-lived subscription of the churn, on a connection of its own:
+/// opens it (within [`OPEN_TIMEOUT`]), reads for `hold`, then drops the
+/// connection. `Ok` when it was held for its whole time.
+pub(crate) async fn visit(
+    shared: &Shared,
+    tls: Arc<rustls::ClientConfig>,
+    source: std::net::Ipv4Addr,
+    path: &str,
+    hold: Duration,
+) -> anyhow::Result<()> {
+    let spec = &shared.spec;
+    let name = &spec.h2.as_ref().context("no HTTP/2 spec")?.server_name;
+    let deadline = tokio::time::Instant::now() + OPEN_TIMEOUT;
+    let late = || anyhow::anyhow!("not answered within {OPEN_TIMEOUT:?}");
+    let (mut sender, conn) =
+        tokio::time::timeout_at(deadline, handshake(spec.addr, source, name, tls))
+            .await
+            .map_err(|_| late())??;
+    let session = async {
+        let body = tokio::time::timeout_at(deadline, open(&mut sender, spec, path))
+            .await
+            .map_err(|_| late())??;
+        shared.churn.opened.fetch_add(1, Ordering::Relaxed);
+        let mut tracker = Tracker::new(Role::Churn);
+        match tokio::time::timeout(hold, read(shared, body, &mut tracker)).await {
+            Err(_held) => Ok(()),
+            Ok(r) => r,
+        }
+    };
+    // The connection does its work only while polled.
+    tokio::select! {
+        r = conn => anyhow::bail!("connection ended: {r:?}"),
+        r = session => r,
+    }
+}
+
+/// Asks for `path` on the connection of `sender`; an answer other than 200
+/// is an error.
+async fn open(sender: &mut Sender, spec: &Spec, path: &str) -> anyhow::Result<Incoming> {
+    let mut req = http::Request::get(format!("https://{}{path}", spec.host));
+    for h in &spec.headers {
+        if let Some((k, v)) = h.split_once(':') {
+            req = req.header(k.trim(), v.trim());
+        }
+    }
+    sender.ready().await?;
+    let res = sender.send_request(req.body(Empty::new())?).await?;
+    anyhow::ensure!(res.status() == 200, "status {}", res.status());
+    Ok(res.into_body())
+}
+
+/// Reads a response body into `tracker` until it fails or ends (the end of
+/// a stream is an error: it should last).
+async fn read(shared: &Shared, mut body: Incoming, tracker: &mut Tracker) -> anyhow::Result<()> {
+    let mut parser = Parser::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            tracker.feed(shared, &mut parser, &data);
+        }
+    }
+    anyhow::bail!("the stream ended")
 }

@@ -8,6 +8,7 @@
 //! percentiles, deliveries per second, and the server's memory and CPU.
 
 mod args;
+mod churn;
 mod floor;
 mod h1_client;
 mod h2_client;

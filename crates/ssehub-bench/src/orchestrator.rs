@@ -13,7 +13,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::args::Args;
 use crate::output::bar;
-use crate::wire::{decode_hist, H2Spec, Report, Spec};
+use crate::wire::{decode_hist, ChurnSpec, H2Spec, Report, Spec};
 
 /// Largest number of subscriptions one worker process holds (file limit).
 const PER_WORKER: usize = 15_000;
@@ -40,7 +40,7 @@ impl Node {
             .with_context(|| format!("--sub-url {sub_url}"))?;
         let host = url.host_str().context("--sub-url host")?.to_string();
         let h2 = match (url.scheme(), args.h2_streams) {
-            ("http", None) => None,
+            ("http", _) => None,
             ("https", Some(streams)) => {
                 let ca = args
                     .ca_cert
@@ -55,7 +55,7 @@ impl Node {
                 })
             }
             _ => bail!(
-                "use an http:// --sub-url for HTTP/1.1, or https:// with --h2-streams N for HTTP/2"
+                "--sub-url {sub_url}: use http:// for HTTP/1.1, or https:// with --h2-streams N for HTTP/2"
             ),
         };
         let port = url.port_or_known_default().unwrap_or(80);
@@ -94,6 +94,26 @@ impl Workers {
         paths: Vec<String>,
         stalled: usize,
     ) -> anyhow::Result<Workers> {
+        Workers::launch(args, paths, stalled, None).await
+    }
+
+    /// Spawns the workers for `paths`, each also ready to open its share of
+    /// `churn` (whose rate is for all workers together) when told `churn`.
+    pub(crate) async fn spawn_churning(
+        args: &Args,
+        paths: Vec<String>,
+        churn: &ChurnSpec,
+    ) -> anyhow::Result<Workers> {
+        Workers::launch(args, paths, 0, Some(churn)).await
+    }
+
+    /// Spawns the workers, each with its share of the churn if any.
+    async fn launch(
+        args: &Args,
+        paths: Vec<String>,
+        stalled: usize,
+        churn: Option<&ChurnSpec>,
+    ) -> anyhow::Result<Workers> {
         let mut nodes = Vec::new();
         for url in &args.sub_url {
             nodes.push(Node::resolve(args, url).await?);
@@ -120,6 +140,10 @@ impl Workers {
                 connect_rate: u32::try_from(count).map_or(1, |n| (args.connect_rate / n).max(1)),
                 stalled: if w == 0 { stalled } else { 0 },
                 h2: node.h2.clone(),
+                churn: churn.map(|c| ChurnSpec {
+                    rate: c.rate / count as f64,
+                    ..c.clone()
+                }),
             };
             let mut child = tokio::process::Command::new(&exe)
                 .arg("worker")
@@ -195,6 +219,7 @@ fn sum(reports: &[Report]) -> Report {
         gaps: a.gaps + r.gaps,
         dups: a.dups + r.dups,
         caught_up: a.caught_up + r.caught_up,
+        churn: a.churn + r.churn,
         hist: String::new(),
     })
 }

@@ -14,6 +14,17 @@ pub(crate) struct Sample {
     pub(crate) tcp_mem_kib: u64,
 }
 
+/// One sample of one process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Process {
+    /// Resident set size, KiB.
+    pub(crate) rss_kib: u64,
+    /// User plus system CPU time, seconds.
+    pub(crate) cpu_s: f64,
+    /// Open files (`/proc/PID/fd`).
+    pub(crate) fds: u64,
+}
+
 /// Samples processes `pids` (the nodes of one server), summing their RSS
 /// and CPU time; zeros when none is given, and a process gone counts zero.
 pub(crate) fn sample(pids: &[u32]) -> Sample {
@@ -23,7 +34,7 @@ pub(crate) fn sample(pids: &[u32]) -> Sample {
     let (rss_kib, cpu_s) = pids
         .iter()
         .map(|&pid| process(pid))
-        .fold((0, 0.0), |(rss, cpu), (r, c)| (rss + r, cpu + c));
+        .fold((0, 0.0), |(rss, cpu), p| (rss + p.rss_kib, cpu + p.cpu_s));
     let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
     let pages: u64 = sockstat
         .lines()
@@ -43,8 +54,8 @@ pub(crate) fn sample(pids: &[u32]) -> Sample {
     }
 }
 
-/// RSS (KiB) and user plus system CPU time (s) of process `pid`.
-fn process(pid: u32) -> (u64, f64) {
+/// RSS, CPU time and open files of process `pid` (zeros once it is gone).
+pub(crate) fn process(pid: u32) -> Process {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss_kib = status
         .lines()
@@ -61,5 +72,24 @@ fn process(pid: u32) -> (u64, f64) {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (rss_kib, (ticks(11) + ticks(12)) as f64 / TICKS)
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
+    Process {
+        rss_kib,
+        cpu_s: (ticks(11) + ticks(12)) as f64 / TICKS,
+        fds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_this_process_and_none_for_a_missing_one() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let me = process(std::process::id());
+        assert!(me.rss_kib > 0 && me.fds >= 1, "{me:?}");
+        drop(file);
+        assert_eq!(process(u32::MAX), Process::default());
+    }
 }

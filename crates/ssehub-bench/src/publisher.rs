@@ -28,6 +28,10 @@ pub(crate) struct Target {
     pub(crate) format: Format,
     pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) client: reqwest::Client,
+    /// How long a publish whose first [`ATTEMPTS`] failed is still sent
+    /// again, every [`RETRY_PAUSE`], before its sequence number is given
+    /// up (soak: a store that restarts); zero gives up after them.
+    pub(crate) patience: Duration,
 }
 
 /// The next sequence number of each topic, kept across rate steps.
@@ -48,17 +52,21 @@ impl Sequences {
     }
 }
 
-/// Attempts at one publish before its sequence number is given up: a
-/// failed publish is sent again with the same number (a subscriber that got
-/// it twice reports a duplicate), and one given up shows as a gap at every
-/// subscriber.
+/// Attempts at one publish before its sequence number is given up (unless
+/// the target is patient): a failed publish is sent again with the same
+/// number (a subscriber that got it twice reports a duplicate), and one
+/// given up shows as a gap at every subscriber.
 const ATTEMPTS: usize = 3;
+/// The pause between two attempts once [`ATTEMPTS`] have failed.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Counts of one publishing run.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Sent {
-    /// Failed attempts (each retried, up to [`ATTEMPTS`] per publish).
+    /// Failed attempts (each retried: see [`ATTEMPTS`] and [`Target::patience`]).
     pub(crate) errors: u64,
+    /// Publishes whose every attempt failed.
+    pub(crate) given_up: u64,
     /// Acknowledged publishes of each topic, in the order of `run`'s topics.
     pub(crate) per_topic: Vec<u64>,
 }
@@ -108,6 +116,48 @@ impl Target {
     }
 }
 
+/// What a publishing run has done so far, shared by its lanes.
+struct Counts {
+    acked: Vec<AtomicU64>,
+    errors: AtomicU64,
+    given_up: AtomicU64,
+}
+
+impl Counts {
+    fn sent(&self) -> Sent {
+        Sent {
+            errors: self.errors.load(Ordering::Relaxed),
+            given_up: self.given_up.load(Ordering::Relaxed),
+            per_topic: self
+                .acked
+                .iter()
+                .map(|n| n.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+}
+
+/// A publishing run under way.
+pub(crate) struct Publishing {
+    counts: Arc<Counts>,
+    lanes: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Publishing {
+    /// What it has done so far.
+    pub(crate) fn sent(&self) -> Sent {
+        self.counts.sent()
+    }
+
+    /// Waits for the run to end (its last publishes answered or given up).
+    pub(crate) async fn finish(self) -> Sent {
+        for lane in self.lanes {
+            let _ = lane.await;
+        }
+        self.counts.sent()
+    }
+}
+
 /// Publishes to `topics` (chosen at random) at `rate` per second for
 /// `duration`, with `lanes` concurrent publishers owning disjoint topics.
 pub(crate) async fn run(
@@ -118,49 +168,79 @@ pub(crate) async fn run(
     duration: Duration,
     size: usize,
 ) -> Sent {
+    start(target, seqs, topics, rate, duration, size)
+        .finish()
+        .await
+}
+
+/// Starts publishing as [`run`] does, without waiting for the end.
+pub(crate) fn start(
+    target: &Target,
+    seqs: &Arc<Sequences>,
+    topics: &[String],
+    rate: f64,
+    duration: Duration,
+    size: usize,
+) -> Publishing {
     let lanes = topics.len().clamp(1, 16);
     let topics: Arc<[String]> = topics.into();
-    let acked: Arc<[AtomicU64]> = topics.iter().map(|_| AtomicU64::new(0)).collect();
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for lane in 0..lanes {
-        let mine: Vec<usize> = (lane..topics.len()).step_by(lanes).collect();
-        let (target, seqs, topics, acked, errors) = (
-            target.clone(),
-            seqs.clone(),
-            topics.clone(),
-            acked.clone(),
-            errors.clone(),
-        );
-        let every = Duration::from_secs_f64(lanes as f64 / rate);
-        tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let end = tokio::time::Instant::now() + duration;
-            while tokio::time::Instant::now() < end {
-                tick.tick().await;
-                let i = mine[rand::random::<usize>() % mine.len()];
-                let topic = &topics[i];
-                let seq = seqs.next(topic);
-                for _ in 0..ATTEMPTS {
-                    if target
-                        .publish(topic, payload::encode(topic, seq, size))
-                        .await
-                    {
-                        acked[i].fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                    errors.fetch_add(1, Ordering::Relaxed);
+    let counts = Arc::new(Counts {
+        acked: topics.iter().map(|_| AtomicU64::new(0)).collect(),
+        errors: AtomicU64::new(0),
+        given_up: AtomicU64::new(0),
+    });
+    let every = Duration::from_secs_f64(lanes as f64 / rate);
+    let end = tokio::time::Instant::now() + duration;
+    let tasks = (0..lanes)
+        .map(|lane| {
+            let mine: Vec<usize> = (lane..topics.len()).step_by(lanes).collect();
+            let (target, seqs, topics, counts) =
+                (target.clone(), seqs.clone(), topics.clone(), counts.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                while tokio::time::Instant::now() < end {
+                    tick.tick().await;
+                    let i = mine[rand::random::<usize>() % mine.len()];
+                    target
+                        .publish_numbered(&topics[i], seqs.next(&topics[i]), size, &counts, i)
+                        .await;
                 }
+            })
+        })
+        .collect();
+    Publishing {
+        counts,
+        lanes: tasks,
+    }
+}
+
+impl Target {
+    /// Publishes sequence number `seq` of `topic` (topic `i` of the run),
+    /// retrying as the target allows, and counts the outcome.
+    async fn publish_numbered(
+        &self,
+        topic: &str,
+        seq: u64,
+        size: usize,
+        counts: &Counts,
+        i: usize,
+    ) {
+        let started = tokio::time::Instant::now();
+        for attempt in 1.. {
+            if self.publish(topic, payload::encode(topic, seq, size)).await {
+                counts.acked[i].fetch_add(1, Ordering::Relaxed);
+                return;
             }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let per_topic: Vec<u64> = acked.iter().map(|n| n.load(Ordering::Relaxed)).collect();
-    Sent {
-        errors: errors.load(Ordering::Relaxed),
-        per_topic,
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            if attempt >= ATTEMPTS {
+                if started.elapsed() >= self.patience {
+                    break;
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+        counts.given_up.fetch_add(1, Ordering::Relaxed);
+        eprintln!("publish to {topic}: sequence number {seq} given up");
     }
 }

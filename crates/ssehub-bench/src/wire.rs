@@ -32,6 +32,21 @@ pub(crate) struct Spec {
     pub(crate) stalled: usize,
     /// HTTP/2 over TLS instead of one HTTP/1.1 connection per subscription.
     pub(crate) h2: Option<H2Spec>,
+    /// Short-lived subscriptions to open besides (soak), once told `churn`.
+    #[serde(default)]
+    pub(crate) churn: Option<ChurnSpec>,
+}
+
+/// A worker's churn: short-lived subscriptions, each on its own connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ChurnSpec {
+    /// Subscriptions opened per second.
+    pub(crate) rate: f64,
+    /// Shortest and longest time one is held, in milliseconds (drawn
+    /// uniformly), after which the worker closes its connection.
+    pub(crate) hold_ms: (u64, u64),
+    /// Request paths to choose from at random.
+    pub(crate) paths: Vec<String>,
 }
 
 /// How to reach the hub over HTTP/2.
@@ -55,9 +70,43 @@ pub(crate) struct Report {
     pub(crate) dups: u64,
     /// Subscriptions that are up to date with `target` (storm recovery).
     pub(crate) caught_up: u64,
+    /// The churn's totals.
+    #[serde(default)]
+    pub(crate) churn: ChurnReport,
     /// Latency histogram (microseconds), V2-serialized, base64; only in snapshots.
     #[serde(default)]
     pub(crate) hist: String,
+}
+
+/// The totals of a worker's churn (see [`ChurnSpec`]).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct ChurnReport {
+    /// Answered 200.
+    pub(crate) opened: u64,
+    /// Held for their whole time, then closed by the worker.
+    pub(crate) closed: u64,
+    /// Refused, unreachable, or ended before their time.
+    pub(crate) failed: u64,
+    /// Events received.
+    pub(crate) received: u64,
+    /// Sequence numbers skipped after each subscription's first event of a topic.
+    pub(crate) gaps: u64,
+    /// Sequence numbers received again or out of order.
+    pub(crate) dups: u64,
+}
+
+impl std::ops::Add for ChurnReport {
+    type Output = ChurnReport;
+    fn add(self, r: ChurnReport) -> ChurnReport {
+        ChurnReport {
+            opened: self.opened + r.opened,
+            closed: self.closed + r.closed,
+            failed: self.failed + r.failed,
+            received: self.received + r.received,
+            gaps: self.gaps + r.gaps,
+            dups: self.dups + r.dups,
+        }
+    }
 }
 
 /// An empty latency histogram (microseconds, up to a minute).

@@ -1,8 +1,9 @@
 //! A worker process: holds its share of the subscriptions, checks that each
 //! receives every message once and in order, and records latencies.
 //!
-//! The orchestrator talks to workers over stdin (commands, one per line) and
-//! stdout (JSON reports, one per line).
+//! The orchestrator talks to workers over stdin (commands, one per line:
+//! `report`, `snapshot`, `reconnect [SEQ]`, `churn`, `quit`) and stdout
+//! (JSON reports, one per line).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,9 @@ pub(crate) async fn run() {
                     .and_then(|t| t.parse().ok())
                     .unwrap_or(u64::MAX);
                 shared.reconnect(target);
+            }
+            Some("churn") => {
+                tokio::spawn(crate::churn::run(shared.clone()));
             }
             Some("quit") | None => break,
             Some(other) => eprintln!("worker: unknown command {other:?}"),

@@ -15,7 +15,7 @@ use crate::publisher::{self, Sequences, Target};
 
 /// Characters escaped in a query value: all but RFC 3986's unreserved ones,
 /// which some servers (Nchan's `$arg_*`) take without decoding.
-pub(super) const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -186,7 +186,22 @@ pub(super) fn target(args: &Args) -> anyhow::Result<Target> {
         format: args.pub_format,
         headers,
         client,
+        patience: Duration::ZERO,
     })
+}
+
+/// The request path (and query) subscribing to `topic` and `second` on the
+/// first subscribe URL: `second` in the `--group-param` query parameter (a
+/// second `topic` for a Mercure hub; Nchan multiplexes channels from
+/// distinct names).
+pub(super) fn path_for_two(args: &Args, topic: &str, second: &str) -> String {
+    let path = path_for(args, topic);
+    let sep = if path.contains('?') { '&' } else { '?' };
+    format!(
+        "{path}{sep}{}={}",
+        args.group_param,
+        percent_encoding::utf8_percent_encode(second, QUERY_VALUE)
+    )
 }
 
 /// The request path (and query) subscribing to `topic` on the first subscribe URL.

@@ -1,10 +1,11 @@
-//! Scenarios: `idle`, `fanout`, `rooms`, `storm`, `slow`.
+//! Scenarios: `idle`, `fanout`, `rooms`, `storm`, `slow`, `soak`.
 
 mod fanout;
 mod idle;
 mod load;
 mod rooms;
 mod slow;
+mod soak;
 mod storm;
 
 use serde_json::json;
@@ -21,6 +22,7 @@ pub(crate) async fn run(mut args: Args) -> anyhow::Result<()> {
         Name::Rooms => rooms::run(&args).await?,
         Name::Storm => storm::run(&args).await?,
         Name::Slow => slow::run(&args).await?,
+        Name::Soak => soak::run(&args).await?,
     };
     let result = json!({ "scenario": format!("{:?}", args.scenario).to_lowercase(), "server": args.label, "subscribers": args.subscribers,
         "sub_urls": args.sub_url, "pub_urls": args.pub_url, "result": result });

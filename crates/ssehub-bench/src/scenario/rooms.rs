@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::load::{path_for, step, target, Load, QUERY_VALUE};
+use super::load::{path_for_two, step, target, Load};
 use crate::args::Args;
 use crate::orchestrator::{connect_all, Workers};
 use crate::publisher::Sequences;
@@ -18,19 +18,11 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let paths = (0..args.subscribers)
         .map(|i| {
             let user = format!("user-{i}");
-            let path = path_for(args, &user);
+            let path = path_for_two(args, &user, &format!("group-{}", i % groups));
             topics.push(user);
             audience.push(1);
             audience[i % groups] += 1;
-            // The group as a second query parameter (a second `topic` for a
-            // Mercure hub; Nchan multiplexes channels from distinct names).
-            let group = format!("group-{}", i % groups);
-            let sep = if path.contains('?') { '&' } else { '?' };
-            format!(
-                "{path}{sep}{}={}",
-                args.group_param,
-                percent_encoding::utf8_percent_encode(&group, QUERY_VALUE)
-            )
+            path
         })
         .collect();
     let mut workers = Workers::spawn(args, paths, 0).await?;

@@ -28,6 +28,7 @@ use super::tail::{tail, Tail};
 use crate::proto::event::Event;
 use crate::proto::update::Update;
 use record::{decode, Decoded};
+pub use segment::file_name as segment_file_name;
 use segment::Segment;
 
 /// Name and version of the on-disk format, written in `log/FORMAT`.
@@ -228,6 +229,16 @@ impl DiskLog {
             rx,
         ))
     }
+}
+
+/// Appends to `out` the bytes this log writes for `update` at position
+/// `seq`, written at `unix_ms` (milliseconds since the Unix epoch). A
+/// segment file (named by [`segment_file_name`], in the `log` directory of
+/// the data directory, beside a `FORMAT` file holding [`FORMAT`]) is such
+/// records back to back, from the position its name gives on: this builds
+/// one without a running log, as the fuzz targets do to damage it.
+pub fn encode_record(seq: u64, unix_ms: u64, update: &Update, out: &mut Vec<u8>) {
+    record::encode(seq, unix_ms, update, out);
 }
 
 /// Refuses a directory written in another format; stamps a new one.

@@ -121,6 +121,12 @@ impl State {
     }
 }
 
+/// The last position a segment may start at. Positions start at 1, and a
+/// log appending a million updates a second would take 290,000 years to
+/// get here; a segment named otherwise was not written by a log (it is set
+/// aside), and positions counted from this one never overflow.
+pub const MAX_FIRST_POSITION: u64 = 1 << 63;
+
 /// Newest events kept in memory for replay without I/O.
 const RECENT: usize = 4096;
 
@@ -160,6 +166,11 @@ impl DiskLog {
         let files = segment::list(&dir).map_err(io_error(&dir))?;
         let mut files = files.into_iter();
         for (first_seq, path) in files.by_ref() {
+            if !(1..=MAX_FIRST_POSITION).contains(&first_seq) {
+                tracing::error!("history segment {} starts at position {first_seq}, which no log reaches; it is set aside", path.display());
+                set_aside(&path);
+                continue;
+            }
             if !state.segments.is_empty() && first_seq != state.next_seq {
                 tracing::error!("history segment {} does not follow position {}; it and later segments are set aside", path.display(), state.next_seq);
                 set_aside(&path);

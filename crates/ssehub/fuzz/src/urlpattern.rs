@@ -1,0 +1,87 @@
+//! Mercure 1.0 `urlpattern` matchers (`proto::selector::UrlPatternMatcher`).
+//!
+//! Input: a pattern on the first line, topics to match on the next ones.
+//! Properties:
+//!
+//! * compiling never panics: a pattern is compiled, or refused as too long
+//!   (exactly when it is over `MAX_PATTERN_LEN` bytes) or invalid;
+//! * `Selector::compile` and the shared `SelectorCache` agree with it, `*`
+//!   being every topic;
+//! * matching never panics; an empty topic, or one with ASCII whitespace or
+//!   a control character, never matches;
+//! * a relative topic matches as its absolute URL against the hub URL does
+//!   (when that URL reads back as itself).
+
+use ssehub::proto::selector::{
+    MatchType, Matcher, PatternError, Selector, SelectorCache, UrlPatternMatcher, MAX_PATTERN_LEN,
+};
+
+use crate::input::lines;
+
+/// Most topics tried on one pattern.
+const TOPICS: usize = 16;
+
+/// Checks one input; see the module documentation.
+pub fn check(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (pattern, topics) = lines(&text, TOPICS);
+    let base = crate::hub_url();
+    let matcher = Matcher::new(MatchType::UrlPattern, pattern);
+    let cache = SelectorCache::new(4);
+    let compiled = UrlPatternMatcher::compile(pattern, &base);
+    let selector = Selector::compile(&matcher, &base);
+    let cached = cache.get(&matcher, &base);
+    if pattern == "*" {
+        assert!(matches!(selector, Ok(Selector::Any)), "* is every topic");
+        assert!(
+            matches!(cached.as_deref(), Ok(Selector::Any)),
+            "* is every topic"
+        );
+    } else {
+        assert_eq!(
+            selector.as_ref().err(),
+            compiled.as_ref().err(),
+            "{pattern:?}"
+        );
+        assert_eq!(
+            cached.as_ref().err(),
+            compiled.as_ref().err(),
+            "{pattern:?}"
+        );
+    }
+    let compiled = match compiled {
+        Ok(compiled) => compiled,
+        Err(PatternError::TooLong(len)) => {
+            assert!(len > MAX_PATTERN_LEN && len == pattern.len(), "{pattern:?}");
+            return;
+        }
+        Err(PatternError::Invalid(_)) => {
+            assert!(pattern.len() <= MAX_PATTERN_LEN, "{pattern:?}");
+            return;
+        }
+    };
+    assert!(
+        pattern.len() <= MAX_PATTERN_LEN,
+        "{pattern:?} over the limit"
+    );
+    for topic in topics {
+        let matches = compiled.matches(topic);
+        if let (Ok(selector), Ok(cached)) = (&selector, &cached) {
+            assert_eq!(selector.matches(topic), matches || pattern == "*");
+            assert_eq!(cached.matches(topic), matches || pattern == "*");
+        }
+        if topic.is_empty() || topic.chars().any(|c| c.is_ascii_control() || c == ' ') {
+            assert!(!matches, "{pattern:?} matches the unusable topic {topic:?}");
+            continue;
+        }
+        if let Ok(absolute) = base.join(topic) {
+            if base.join(absolute.as_str()).as_ref() == Ok(&absolute) {
+                assert_eq!(
+                    compiled.matches(absolute.as_str()),
+                    matches,
+                    "{pattern:?} on {topic:?} and on {absolute}"
+                );
+            }
+        }
+    }
+}

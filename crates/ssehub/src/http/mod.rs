@@ -31,6 +31,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub use client::ClientAddr;
 pub use error::ApiError;
 pub use identity::Secure;
+pub use publish::parse_updates;
 
 use crate::hub::Hub;
 use crate::metrics::{AuthFailure, Limit};

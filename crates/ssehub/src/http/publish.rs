@@ -119,7 +119,12 @@ async fn store(hub: &Hub, req: Request, received: Instant) -> Result<Published, 
     let publish = grants(hub, &claims.publish, &base)?;
 
     let body = read_body(hub, &parts.headers, body).await?;
-    let (requests, batch) = parse_body(&parts.headers, &body)?;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (requests, batch) = parse_updates(content_type, &body)?;
     let mut updates = requests
         .into_iter()
         .map(|r| authorize(&publish, &claims, &base, r.validate(|| hub.log.new_id())?))
@@ -251,12 +256,16 @@ fn remove_dot_segments(path: &str) -> String {
     format!("/{}", kept.join("/"))
 }
 
-/// Decodes a form or JSON body into update requests; `true` for a JSON array.
-fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<(Vec<UpdateRequest>, bool), ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+/// Decodes a publish request's body, sent with `content_type` (empty when
+/// the request has none), into its update requests, not yet validated
+/// ([`UpdateRequest::validate`]): one for a form or a JSON object, one per
+/// element of a JSON array, which the `bool` tells (the answer is then the
+/// array of ids). A malformed body is `BadRequest`, a type other than a form
+/// or JSON `UnsupportedMediaType`.
+pub fn parse_updates(
+    content_type: &str,
+    body: &[u8],
+) -> Result<(Vec<UpdateRequest>, bool), ApiError> {
     let mime = content_type
         .split(';')
         .next()

@@ -21,6 +21,7 @@ mod cli_client;
 mod cluster;
 mod crash;
 mod disk;
+mod fuzz_corpus;
 mod health;
 mod jwks;
 mod limits;

@@ -37,6 +37,12 @@ pub(super) struct Damage {
     pub(super) reason: &'static str,
 }
 
+/// The file name of the segment whose first record is at position
+/// `first_seq`: the position in 20 digits, so names sort as positions do.
+pub fn file_name(first_seq: u64) -> String {
+    format!("{first_seq:020}{SUFFIX}")
+}
+
 /// Segment files in `dir`, sorted by first sequence number.
 pub(super) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();
@@ -54,7 +60,7 @@ pub(super) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 impl Segment {
     /// Creates an empty segment starting at `first_seq`, durably named.
     pub(super) fn create(dir: &Path, first_seq: u64, now_ms: u64) -> io::Result<Segment> {
-        let path = dir.join(format!("{first_seq:020}{SUFFIX}"));
+        let path = dir.join(file_name(first_seq));
         let file = OpenOptions::new()
             .read(true)
             .write(true)

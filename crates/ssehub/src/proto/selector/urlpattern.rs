@@ -59,6 +59,7 @@
 //!   most [`REGEX_SIZE_LIMIT`] (512 KiB) compiled; a pattern exceeding it (say
 //!   `((?:\w{100}){100})`) is refused, not compiled unboundedly. Patterns are
 //!   at most [`MAX_PATTERN_LEN`] (1024) bytes; the empty pattern is refused.
+//!   A pattern the URL pattern crate panics on is refused as invalid.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -79,6 +80,14 @@ pub const MAX_PATTERN_LEN: usize = 1024;
 /// pattern of [`MAX_PATTERN_LEN`] bytes of named groups fits, a hostile
 /// regular expression group does not.
 const REGEX_SIZE_LIMIT: usize = 512 * 1024;
+
+/// Why a pattern the URL pattern crate panicked on is refused. Version 0.6
+/// counts the brackets of an IPv6 hostname in an unsigned integer, so a `]`
+/// closing no `[` (`https://example]`, never a valid hostname) subtracts
+/// past zero: a panic where overflow checks are on (debug builds, the tests,
+/// the fuzz targets; release builds wrap, which is what the standard's
+/// signed counter does). Found by the `urlpattern` fuzz target.
+const UNPARSABLE: &str = "the URL pattern library cannot parse it (a `]` closing no `[`?)";
 
 thread_local! {
     /// Why the last regular expression compiled on this thread was refused:
@@ -125,8 +134,14 @@ impl UrlPatternMatcher {
             regex_syntax: RegexSyntax::Rust,
             ignore_case: false,
         };
-        let compiled = constructor_init(pattern, base)
-            .and_then(|init| UrlPattern::<BoundedRegex>::parse(init, options))
+        // The crate panics on some hostile patterns (see `UNPARSABLE`): a
+        // pattern it cannot parse is refused like any invalid one.
+        let parsed = std::panic::catch_unwind(|| {
+            constructor_init(pattern, base)
+                .and_then(|init| UrlPattern::<BoundedRegex>::parse(init, options))
+        });
+        let compiled = parsed
+            .map_err(|_| PatternError::Invalid(UNPARSABLE.to_owned()))?
             .map_err(|err| PatternError::Invalid(describe_error(&err)))?;
         Ok(UrlPatternMatcher {
             pattern: pattern.to_owned(),
@@ -538,6 +553,8 @@ mod tests {
         assert!(invalid("https://example.com/:id/:id").contains("duplicate name id"));
         assert!(invalid("https://example.com/((a)b)").contains("nested groups"));
         assert!(invalid("https://exa mple.com/*").contains("domain"));
+        assert!(!invalid("https://example]/").is_empty());
+        assert!(!invalid("httpq://{*.}?example]:8080/*").is_empty());
         let lookahead = invalid("https://example.com/((?=a)a)");
         assert!(lookahead.contains("look-around"), "{lookahead}");
         assert!(!lookahead.contains('\n'), "{lookahead}");

@@ -1,0 +1,9 @@
+//! Fuzz target `token`: see [`ssehub_fuzz::token`] and docs/fuzzing.md.
+#![no_main]
+
+#[path = "../src/panics.rs"]
+mod panics;
+
+libfuzzer_sys::fuzz_target!(init: panics::install(), |data: &[u8]| {
+    ssehub_fuzz::token::check(data)
+});

@@ -21,7 +21,7 @@ use ssehub::proto::claims::{
 use ssehub::proto::generation::{Generation, Protocol};
 use ssehub::proto::selector::{MatchType, Matcher, SelectorCache, MAX_PATTERN_LEN};
 
-use crate::input::Input;
+use super::input::Input;
 
 /// Header `typ` values tried, picked by the first byte.
 pub(crate) const TYPES: &[Option<&str>] = &[
@@ -47,7 +47,7 @@ pub fn check(data: &[u8]) {
 
 /// Reads a token's claims under every `--protocol`, checking them.
 pub(crate) fn read(typ: Option<&str>, payload: &Value) {
-    let base = crate::hub_url();
+    let base = super::hub_url();
     let read_as = |protocol| {
         let policy = TokenPolicy {
             protocol,

@@ -28,7 +28,7 @@ use ssehub::history::{DiskLog, Log, Retention};
 use ssehub::proto::event::Event;
 use ssehub::proto::update::Update;
 
-use crate::input::Input;
+use super::input::Input;
 
 /// Positions a segment may start at, picked by a byte: the first, others,
 /// around the last one a log accepts, and the last ones a `u64` holds.
@@ -82,7 +82,7 @@ pub fn check(data: &[u8]) {
         } else {
             0
         };
-        let kept = recover(first, &damaged, unlimited());
+        let kept = recover(first, &damaged, &unlimited());
         let kept: Vec<(u64, Update)> = kept.iter().map(|e| (e.seq, e.update.clone())).collect();
         assert_eq!(
             kept,
@@ -101,7 +101,7 @@ pub fn check(data: &[u8]) {
                 ..unlimited()
             },
         };
-        recover(first, input.rest(), retention);
+        recover(first, input.rest(), &retention);
     }
 }
 
@@ -135,7 +135,7 @@ fn apply(segment: &mut Vec<u8>, change: &[u8]) {
 
 /// Opens a log whose one segment, at position `first`, holds `segment`;
 /// checks what it recovered and returns it.
-fn recover(first: u64, segment: &[u8], retention: Retention) -> Vec<Arc<Event>> {
+fn recover(first: u64, segment: &[u8], retention: &Retention) -> Vec<Arc<Event>> {
     let data_dir = tempfile::tempdir().expect("a temporary directory");
     let log_dir = data_dir.path().join("log");
     std::fs::create_dir(&log_dir).expect("the log directory");

@@ -16,7 +16,7 @@ use ssehub::http::{parse_updates, ApiError};
 use ssehub::proto::sse::{ParsedEvent, Parser};
 use ssehub::proto::update::{Update, UpdateRequest};
 
-use crate::input::Input;
+use super::input::Input;
 
 /// The `Content-Type` values tried, picked by the first byte.
 const CONTENT_TYPES: &[&str] = &[

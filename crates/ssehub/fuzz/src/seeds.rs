@@ -173,7 +173,7 @@ const PUBLISH_BODIES: &[(u8, &str)] = &[
 ];
 
 /// Claim payloads of both generations, each with a `typ` index (see
-/// [`crate::claims::TYPES`]).
+/// [`super::claims::TYPES`]).
 fn claims() -> Vec<(u8, Value)> {
     let far = 4_102_444_800_u64;
     let exact = [Matcher::new(
@@ -185,8 +185,8 @@ fn claims() -> Vec<(u8, Value)> {
         "https://example.com/books/:id",
     )];
     let access = AccessToken {
-        issuer: crate::claims::ISSUER,
-        audience: crate::HUB_URL,
+        issuer: super::claims::ISSUER,
+        audience: super::HUB_URL,
         subject: "fuzz",
         issued_at: 1,
         expires_at: far,
@@ -214,7 +214,7 @@ fn claims() -> Vec<(u8, Value)> {
         (
             4,
             json!({
-                "iss": crate::claims::ISSUER, "aud": [crate::HUB_URL], "exp": far,
+                "iss": super::claims::ISSUER, "aud": [super::HUB_URL], "exp": far,
                 "authorization_details": [
                     {"type": DETAIL_TYPE, "actions": ["subscribe"],
                      "topics": [{"match": "/books/:id(\\d+)", "match_type": "urlpattern"},
@@ -227,18 +227,18 @@ fn claims() -> Vec<(u8, Value)> {
         (
             2,
             json!({
-                "iss": crate::claims::ISSUER, "aud": crate::HUB_URL, "exp": far,
+                "iss": super::claims::ISSUER, "aud": super::HUB_URL, "exp": far,
                 "authorization_details": [{"type": DETAIL_TYPE, "actions": ["publish"],
                     "topics": [{"match": "((?:\\w{100}){100})", "match_type": "urlpattern"}]}],
             }),
         ),
         (
             2,
-            json!({"iss": "someone else", "aud": crate::HUB_URL, "exp": far}),
+            json!({"iss": "someone else", "aud": super::HUB_URL, "exp": far}),
         ),
         (
             2,
-            json!({"iss": crate::claims::ISSUER, "aud": "elsewhere", "exp": far}),
+            json!({"iss": super::claims::ISSUER, "aud": "elsewhere", "exp": far}),
         ),
         (5, json!({"nbf": far, "mercure": {}})),
         (0, json!([1, 2])),
@@ -248,12 +248,12 @@ fn claims() -> Vec<(u8, Value)> {
 /// Raw tokens: signed with the targets' key, with another, or malformed.
 fn tokens() -> Vec<String> {
     let alg = parse_algorithm("HS256").expect("HS256");
-    let ours = Signer::new(crate::token::SECRET, alg).expect("a key");
+    let ours = Signer::new(super::token::SECRET, alg).expect("a key");
     let theirs = Signer::new("another secret", alg).expect("a key");
     let mut tokens: Vec<String> = claims()
         .into_iter()
         .map(|(typ, payload)| {
-            let typ = crate::claims::TYPES[usize::from(typ)].unwrap_or("JWT");
+            let typ = super::claims::TYPES[usize::from(typ)].unwrap_or("JWT");
             ours.sign_json(typ, &payload)
         })
         .collect();
@@ -282,8 +282,8 @@ fn segments() -> Vec<Vec<u8>> {
         vec![0, 8],
     ];
     let mut valid = Vec::new();
-    for (seq, update) in (1..).zip(crate::disk::updates()) {
-        encode_record(seq, crate::disk::WRITTEN_MS, &update, &mut valid);
+    for (seq, update) in (1..).zip(super::disk::updates()) {
+        encode_record(seq, super::disk::WRITTEN_MS, &update, &mut valid);
     }
     for retention in 0..3 {
         inputs.push([vec![0x80, 0, retention], valid.clone()].concat());

@@ -17,7 +17,7 @@
 
 use ssehub::proto::selector::{MatchType, Matcher, Selector, SelectorCache};
 
-use crate::input::lines;
+use super::input::lines;
 
 /// Most topics tried on one selector.
 const TOPICS: usize = 16;
@@ -26,7 +26,7 @@ const TOPICS: usize = 16;
 pub fn check(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (selector, topics) = lines(&text, TOPICS);
-    let base = crate::hub_url();
+    let base = super::hub_url();
     let cache = SelectorCache::new(4);
     let compiled = cache
         .get(&Matcher::selector(selector), &base)

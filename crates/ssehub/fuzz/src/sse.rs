@@ -14,7 +14,7 @@
 
 use ssehub::proto::sse::{encode_event, EventFields, ParsedEvent, Parser};
 
-use crate::input::Input;
+use super::input::Input;
 
 /// Checks one input; see the module documentation.
 pub fn check(data: &[u8]) {
@@ -70,7 +70,7 @@ fn parsed(stream: &[u8], chunk: usize) {
         });
         assert_eq!(
             parse(&frame, Some(chunk)).events,
-            [event.clone()],
+            std::slice::from_ref(event),
             "{event:?} encoded as {frame:?} does not parse back"
         );
     }

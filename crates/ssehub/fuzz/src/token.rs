@@ -17,8 +17,8 @@ use std::task::{Context, Poll, Waker};
 use serde_json::Value;
 use ssehub::auth::{parse_algorithm, Signer, Verified, Verifier};
 
-use crate::claims::{read, TYPES};
-use crate::input::Input;
+use super::claims::{read, TYPES};
+use super::input::Input;
 
 /// The HS256 secret of the targets' tokens.
 pub(crate) const SECRET: &str = "ssehub-fuzz-secret";
@@ -31,7 +31,7 @@ pub fn check(data: &[u8]) {
     let mut input = Input::new(data);
     let alg = parse_algorithm("HS256").expect("HS256 is supported");
     let verifier = Verifier::new(SECRET, alg).expect("an HMAC secret is a key");
-    if input.byte() % 2 == 0 {
+    if input.byte().is_multiple_of(2) {
         let token = String::from_utf8_lossy(input.rest());
         if let Ok(verified) = verify(&verifier, &token) {
             read(verified.header.typ.as_deref(), &verified.payload);

@@ -16,7 +16,7 @@ use ssehub::proto::selector::{
     MatchType, Matcher, PatternError, Selector, SelectorCache, MAX_PATTERN_LEN,
 };
 
-use crate::input::lines;
+use super::input::lines;
 
 /// Most topics tried on one pattern.
 const TOPICS: usize = 16;
@@ -25,7 +25,7 @@ const TOPICS: usize = 16;
 pub fn check(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let (pattern, topics) = lines(&text, TOPICS);
-    let base = crate::hub_url();
+    let base = super::hub_url();
     // Through the shared cache, as the hub compiles them.
     let cache = SelectorCache::new(4);
     let compiled = match cache.get(&Matcher::new(MatchType::UrlPattern, pattern), &base) {

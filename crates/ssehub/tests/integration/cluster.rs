@@ -1060,6 +1060,101 @@ async fn acknowledged_updates_survive_a_redis_restart() {
     );
 }
 
+/// Keys of about 2 KB written before the restart of
+/// [`a_node_is_not_ready_while_redis_loads_its_data`]: Redis loads each
+/// with a delay, and answers clients between two keys.
+const LOADING_KEYS: usize = 100;
+
+/// Redis restarted on data it takes seconds to load (`--key-load-delay`,
+/// 40 ms a key, and clients answered between two keys): meanwhile it
+/// answers `TIME` but `-LOADING` to reading the stream. The node stays not
+/// ready until Redis has loaded: it reports losing Redis once (at the
+/// stop) and following the stream again once (after the load), where it
+/// used to turn ready at every attempt during the load and lose Redis
+/// again at once (found by the soak, `bench/soak.sh --cluster`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_not_ready_while_redis_loads_its_data() {
+    let _heavy = heavy().await;
+    let redis = Redis::start_with(&[
+        "--key-load-delay",
+        "40000",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let stream = "ssehub-redis-loading";
+    let node = Node::start("A", &redis.url(), stream, &[]).await;
+    let mut cluster = Cluster {
+        nodes: vec![node],
+        redis,
+    };
+    // The keys go into the append-only file's base (an RDB file), whose
+    // keys are the ones loaded with the delay.
+    let mut conn = cluster.redis.connection().await;
+    let value = "v".repeat(2000);
+    for k in 0..LOADING_KEYS {
+        let _: () = redis::cmd("SET")
+            .arg(format!("filler-{k}"))
+            .arg(&value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let _: redis::Value = redis::cmd("BGREWRITEAOF")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut rewritten = false;
+    for _ in 0..200 {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0") {
+            rewritten = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rewritten, "the append-only file was not rewritten");
+    drop(conn);
+
+    cluster.redis.stop();
+    cluster.nodes[0]
+        .wait_ready(StatusCode::SERVICE_UNAVAILABLE, READY)
+        .await;
+    // Returns once Redis answers PING, that is once it has loaded.
+    cluster.redis.restart();
+    let log = cluster.redis.log();
+    let loaded = log
+        .lines()
+        .filter_map(|l| {
+            l.split("keys loaded: ")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max();
+    assert!(
+        loaded >= Some(LOADING_KEYS),
+        "Redis did not load the keys from its file:\n{}",
+        tail(&log, 2000)
+    );
+    cluster.nodes[0]
+        .wait_ready(StatusCode::OK, Duration::from_secs(20))
+        .await;
+    let stderr = cluster.nodes[0].stderr();
+    let count = |what: &str| stderr.lines().filter(|l| l.contains(what)).count();
+    assert_eq!(
+        (count("lost Redis"), count("following Redis stream")),
+        (1, 2),
+        "one loss (the stop), and following again only once Redis had loaded\n{}",
+        cluster.logs()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 4. Private updates and authorization
 

@@ -3,7 +3,8 @@
 //!
 //! When Redis goes away the node reports not ready, reconnects with
 //! exponential backoff and resumes after the last stream id it processed, so
-//! no entry Redis accepted is skipped. Entries are numbered without gaps (the
+//! no entry Redis accepted is skipped; it is ready again once it has read
+//! the stream (Redis loading its data answers the connection, not reads). Entries are numbered without gaps (the
 //! append script's `n` field): when the next entry a node reads skips
 //! numbers, the stream was trimmed past what the node had read (it was away,
 //! or stalled, longer than the history), and the tail reports
@@ -83,20 +84,25 @@ async fn follow(
         None => start_id(clock.now(), opened.elapsed()),
     };
     cursor.id = Some(from.clone());
-    if state.set_ready() {
-        tracing::info!("following Redis stream {stream} after {from}");
-    }
+    // The first read does not wait for entries: the node is ready once it
+    // has read the stream, not merely reached Redis (which answers `TIME`,
+    // but not `XREAD`, while it loads its data).
+    let mut first = true;
     loop {
-        let reply: Value = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(BATCH)
-            .arg("BLOCK")
-            .arg(crate::clock::millis(BLOCK))
+        let mut xread = redis::cmd("XREAD");
+        xread.arg("COUNT").arg(BATCH);
+        if !first {
+            xread.arg("BLOCK").arg(crate::clock::millis(BLOCK));
+        }
+        let reply: Value = xread
             .arg("STREAMS")
             .arg(stream)
             .arg(&from)
             .query_async(&mut conn)
             .await?;
+        if std::mem::take(&mut first) && state.set_ready() {
+            tracing::info!("following Redis stream {stream} after {from}");
+        }
         let entries = entries_of(reply);
         // The newest entry read is as old as the tail lags; none read (the
         // read waited for new ones in vain): no lag.

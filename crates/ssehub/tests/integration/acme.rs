@@ -126,7 +126,7 @@ fn acme_reading(hub: &TestHub) -> Reading {
 
 /// Whether a TLS handshake with the hub succeeds for a client accepting
 /// only the public key `spki` (whatever the chain and the dates).
-async fn serves_key(addr: SocketAddr, spki: &str) -> bool {
+async fn serves_key(addr: SocketAddr, spki: &str) -> Result<(), String> {
     let pin: SpkiPin = spki.parse().unwrap();
     let connector = tls_connector(&Trust::Pin(pin), Alpn::Http2).unwrap();
     let url = url::Url::parse(&format!("https://{addr}/")).unwrap();
@@ -134,7 +134,8 @@ async fn serves_key(addr: SocketAddr, spki: &str) -> bool {
         .unwrap()
         .connect(Some(&connector))
         .await
-        .is_ok()
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Checks an HTTPS request by each name over HTTP/2 and over HTTP/3,
@@ -218,7 +219,9 @@ async fn a_restart_serves_the_cached_certificate_without_a_new_order() {
         Some(first.clone()),
         "served from the start"
     );
-    assert!(serves_key(setup.tls_listen, &first.spki_sha256).await);
+    serves_key(setup.tls_listen, &first.spki_sha256)
+        .await
+        .unwrap();
     // The renewal task has looked at the certificate: the next order is
     // years away (Pebble's certificates last 5 years by default).
     let reading = wait_for(&hub, |r| r.next_attempt.is_some()).await;
@@ -263,9 +266,13 @@ async fn a_short_lived_certificate_renews_under_an_open_http2_stream() {
         ("after renewal", id.as_str()),
         "the stream opened before the renewal still receives updates"
     );
-    assert!(serves_key(setup.tls_listen, &renewed.spki_sha256).await);
+    serves_key(setup.tls_listen, &renewed.spki_sha256)
+        .await
+        .unwrap();
     assert!(
-        !serves_key(setup.tls_listen, &first.spki_sha256).await,
+        serves_key(setup.tls_listen, &first.spki_sha256)
+            .await
+            .is_err(),
         "new connections no longer get the old certificate"
     );
     assert_verified(&setup).await;
@@ -283,10 +290,9 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_says_so_and_recove
     assert!(reading.failing.is_some(), "{reading:?}");
     let tls = hub.running.as_ref().unwrap().tls.as_ref().unwrap();
     assert_eq!(tls.fingerprints(), Some(first.clone()));
-    assert!(
-        serves_key(setup.tls_listen, &first.spki_sha256).await,
-        "the current certificate is still served"
-    );
+    serves_key(setup.tls_listen, &first.spki_sha256)
+        .await
+        .expect("the current certificate is still served");
     let readyz = hub
         .http
         .get(format!("{}/readyz", hub.base))

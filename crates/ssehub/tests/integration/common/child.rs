@@ -13,10 +13,28 @@ use std::time::{Duration, Instant};
 /// The compiled binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
 
-/// A free port on 127.0.0.1: bound to port 0, then released.
+/// Ports handed out by [`free_addr`]: below the ephemeral range
+/// (32768-60999), so no outgoing connection or `:0` listener of any test
+/// can take one between its release and its use (a hub restarted on the
+/// same ports included).
+const FREE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A free port on 127.0.0.1 for TCP and UDP (HTTP/3 shares the TLS port),
+/// never handed out twice by this process.
 pub(crate) fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binding port 0");
-    listener.local_addr().unwrap()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let span = u32::from(FREE_PORTS.end - FREE_PORTS.start);
+    // Each test process starts at its own place in the range.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = FREE_PORTS.start + u16::try_from((start + step) % span).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free port in {FREE_PORTS:?}");
 }
 
 /// A command for the binary in `cwd` with no `SSEHUB_*`/`MERCURE_*`

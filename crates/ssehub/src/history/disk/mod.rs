@@ -112,7 +112,9 @@ impl State {
 
     /// Indexes the update at `seq` by its id's `hash`, unless a retained
     /// update holds that id already: a reused id resolves to the earliest
-    /// retained update that carried it.
+    /// update that carried it, and once retention drops that one the id is
+    /// unknown (answered like an evicted cursor) even if a later retained
+    /// update reused it (as docs/protocol.md says).
     fn index(&mut self, hash: u64, seq: u64) {
         let held = self.ids.entry(hash).or_insert(seq);
         if *held < self.first_seq {

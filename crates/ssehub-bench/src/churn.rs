@@ -13,9 +13,6 @@ use crate::tracking::Shared;
 use crate::wire::ChurnSpec;
 use crate::{h1_client, h2_client};
 
-/// The longest a short-lived subscription may take to be answered.
-pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Opens the spec's short-lived subscriptions until the worker quits; does
 /// nothing without a churn in the spec.
 pub(crate) async fn run(shared: Arc<Shared>) {

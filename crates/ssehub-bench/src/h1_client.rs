@@ -12,10 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::churn::OPEN_TIMEOUT;
 use crate::http1::{read_head, Dechunker};
 use crate::tracking::{Role, Shared, Tracker};
-use crate::wire::Spec;
+use crate::wire::{Spec, OPEN_TIMEOUT};
 
 /// Opens every subscription of the worker, one connection each.
 pub(crate) fn spawn_all(shared: &Arc<Shared>, pace: &Arc<Semaphore>) {

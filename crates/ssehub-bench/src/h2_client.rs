@@ -16,9 +16,8 @@ use ssehub::proto::sse::Parser;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::churn::OPEN_TIMEOUT;
 use crate::tracking::{Role, Shared, Tracker};
-use crate::wire::{H2Spec, Spec};
+use crate::wire::{H2Spec, Spec, OPEN_TIMEOUT};
 
 /// Opens one connection per `streams` subscriptions and every stream on it.
 pub(crate) fn spawn_all(shared: &Arc<Shared>, h2: &H2Spec, pace: &Arc<Semaphore>) {

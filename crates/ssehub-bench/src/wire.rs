@@ -9,6 +9,10 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+/// The longest a short-lived subscription of a churn may take to be
+/// answered.
+pub(crate) const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What a worker is asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Spec {

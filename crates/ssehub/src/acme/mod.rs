@@ -23,6 +23,24 @@ pub use challenges::{Challenges, ACME_TLS_ALPN};
 pub use renew::spawn;
 pub use status::{Reading, Status};
 
+use rustls::pki_types::CertificateDer;
+
+/// Where the certificates obtained are served: the TLS listener, which
+/// implements this (so this module needs nothing of the server's).
+pub trait Serving: Send + Sync {
+    /// The leaf certificate served now, if any.
+    fn certificate(&self) -> Option<CertificateDer<'static>>;
+    /// Reads the certificate and key from the cache again and serves them
+    /// to new connections; open ones keep theirs.
+    fn reload(&self) -> Result<(), InstallError>;
+}
+
+/// Why a certificate written to the cache cannot be served (the listener's
+/// own error, as text).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InstallError(pub String);
+
 /// A hub's ACME state, shared by the renewal task, the listeners, the
 /// health probe and the metrics.
 #[derive(Debug, Default)]
@@ -94,7 +112,7 @@ pub enum AcmeError {
     AlreadyDue,
     /// The new certificate cannot be served.
     #[error("the new certificate cannot be served: {0}")]
-    Install(#[from] crate::server::tls::TlsError),
+    Install(#[from] InstallError),
 }
 
 impl AcmeError {

@@ -15,9 +15,8 @@ use tokio::task::JoinHandle;
 use x509_parser::extensions::GeneralName;
 
 use super::cache::Cache;
-use super::{account, issue, Acme, AcmeError};
+use super::{account, issue, Acme, AcmeError, Serving};
 use crate::config::AcmeConfig;
-use crate::server::tls::Tls;
 
 /// Longest sleep before the schedule is looked at again (the clock may
 /// jump, a machine may sleep).
@@ -33,7 +32,7 @@ const LONGEST_RETRY: Duration = Duration::from_secs(3600);
 pub fn spawn(
     config: AcmeConfig,
     cache: Cache,
-    tls: Arc<Tls>,
+    tls: Arc<dyn Serving>,
     acme: Arc<Acme>,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -50,7 +49,7 @@ struct Retry {
 async fn run(
     config: AcmeConfig,
     cache: Cache,
-    tls: Arc<Tls>,
+    tls: Arc<dyn Serving>,
     acme: Arc<Acme>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -69,7 +68,7 @@ async fn run(
                 }
             }
         }
-        let attempt = attempt(&config, &cache, &tls, &acme, &mut account);
+        let attempt = attempt(&config, &cache, tls.as_ref(), &acme, &mut account);
         let result = tokio::select! {
             result = attempt => result,
             _ = stop.wait_for(|stopped| *stopped) => return,
@@ -111,7 +110,7 @@ async fn run(
 async fn attempt(
     config: &AcmeConfig,
     cache: &Cache,
-    tls: &Tls,
+    tls: &dyn Serving,
     acme: &Acme,
     account: &mut Option<Account>,
 ) -> Result<(), AcmeError> {

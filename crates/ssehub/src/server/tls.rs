@@ -245,6 +245,18 @@ impl Tls {
     }
 }
 
+impl crate::acme::Serving for Tls {
+    fn certificate(&self) -> Option<CertificateDer<'static>> {
+        Tls::certificate(self)
+    }
+
+    fn reload(&self) -> Result<(), crate::acme::InstallError> {
+        Tls::reload(self)
+            .map(drop)
+            .map_err(|e| crate::acme::InstallError(e.to_string()))
+    }
+}
+
 fn load_certified(files: &CertFiles) -> Result<(Arc<CertifiedKey>, Fingerprints), TlsError> {
     let invalid = |what, path: &Path, message: String| TlsError::Invalid {
         what,

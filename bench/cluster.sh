@@ -41,34 +41,10 @@ command -v redis-server >/dev/null || {
 }
 cargo build --release --quiet --workspace
 BIN=${CARGO_TARGET_DIR:-target}/release
-TMP=$(mktemp -d)
-PIDS=()
-stop_all() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-trap 'stop_all; rm -rf "$TMP"' EXIT
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 SECRET=cluster-secret-$RANDOM
 TOKEN=$($BIN/ssehub token --publish '*' --publisher-jwt-key "$SECRET")
-
-# A loopback TCP port nobody listens on now.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until GET URL answers 200 (a node is ready only once it reaches Redis).
-wait_ready() {
-  local url=$1 what=$2 log=$3
-  for _ in $(seq 200); do
-    curl -fs -o /dev/null "$url" && return 0
-    sleep 0.05
-  done
-  echo "$what did not become ready:" >&2
-  cat "$log" >&2
-  return 1
-}
 
 start_redis() {
   REDIS_PORT=$(free_port)
@@ -77,13 +53,7 @@ start_redis() {
     --save '' --appendonly no --daemonize no --loglevel warning >"$TMP/redis.out" 2>&1 &
   PIDS+=($!)
   REDIS_PID=$!
-  for _ in $(seq 200); do
-    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-    sleep 0.05
-  done
-  echo "redis-server did not start:" >&2
-  cat "$TMP/redis.out" >&2
-  return 1
+  wait_redis "$REDIS_PORT" "$TMP/redis.out"
 }
 
 # Starts node $1 with store $2; appends to NODE_PIDS, SUB_URLS, PUB_URLS.
@@ -96,7 +66,7 @@ start_node() {
     --redis-stream bench >"$TMP/node$i.out" 2>&1 &
   PIDS+=($!)
   NODE_PIDS+=($!)
-  wait_ready "http://127.0.0.1:$port/readyz" "node $i" "$TMP/node$i.out"
+  wait_url "http://127.0.0.1:$port/readyz" "node $i" "$TMP/node$i.out"
   SUB_URLS+=(--sub-url "http://127.0.0.1:$port/.well-known/mercure?topic={topic}")
   PUB_URLS+=(--pub-url "http://127.0.0.1:$port/.well-known/mercure")
 }

@@ -74,25 +74,13 @@ if [ "$CLUSTER" = 1 ] && ! command -v redis-server >/dev/null; then
 fi
 cargo build --release --quiet -p ssehub -p ssehub-bench
 BIN=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/release
-TMP=$(mktemp -d)
-PIDS=()
-stop_all() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-trap 'stop_all; rm -rf "$TMP"' EXIT
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 SECRET=soak-secret-$RANDOM$RANDOM
 TOKEN=$($BIN/ssehub token --publish '*' --publisher-jwt-key "$SECRET")
 now() { date +%s.%N | cut -c1-14; }
 event() { echo "$(now),$1,$2" >>"$OUT/events.csv"; echo "== $1 $2"; }
 echo "unix_s,event,detail" >"$OUT/events.csv"
-
-# A loopback TCP port nobody listens on now.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # The certificates: a CA, and two server certificates it signed (the second
 # replaces the first mid-run) for 127.0.0.1 and localhost.
@@ -124,13 +112,7 @@ start_redis() {
     >>"$TMP/redis.log" 2>&1 &
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
-  for _ in $(seq 200); do
-    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
-    sleep 0.05
-  done
-  echo "redis-server did not start:" >&2
-  cat "$TMP/redis.log" >&2
-  return 1
+  wait_redis "$REDIS_PORT" "$TMP/redis.log"
 }
 
 # Starts hub $1 on store $2; appends to NODE_PIDS, TLS_PORTS, SUB_URLS, PUB_URLS.
@@ -145,11 +127,7 @@ start_node() {
     --store "$store" --redis-stream soak >"$TMP/node$i.log" 2>&1 &
   NODE_PIDS+=($!)
   PIDS+=($!)
-  for _ in $(seq 200); do
-    curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" && break
-    sleep 0.05
-  done
-  curl -fs -o /dev/null "http://127.0.0.1:$port/readyz" || { echo "hub $i did not become ready:" >&2; cat "$TMP/node$i.log" >&2; return 1; }
+  wait_url "http://127.0.0.1:$port/readyz" "hub $i" "$TMP/node$i.log"
   TLS_PORTS+=("$tls_port")
   SUB_URLS+=(--sub-url "http://127.0.0.1:$port/.well-known/mercure?topic={topic}"
     --sub-url "https://127.0.0.1:$tls_port/.well-known/mercure?topic={topic}")

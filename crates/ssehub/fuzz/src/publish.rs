@@ -92,17 +92,21 @@ fn as_json(request: &UpdateRequest) -> Value {
         "data": request.data,
         "private": request.private,
     });
-    let fields = [
+    for (name, value) in optional_fields(request) {
+        update[name] = json!(value);
+    }
+    update
+}
+
+/// The optional text fields `request` has, by their wire names.
+fn optional_fields(request: &UpdateRequest) -> impl Iterator<Item = (&'static str, &String)> {
+    [
         ("id", &request.id),
         ("type", &request.event_type),
         ("retry", &request.retry),
-    ];
-    for (name, value) in fields {
-        if let Some(value) = value {
-            update[name] = json!(value);
-        }
-    }
-    update
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
 }
 
 /// `request` as a form body.
@@ -115,15 +119,8 @@ fn as_form(request: &UpdateRequest) -> String {
     if request.private {
         form.append_key_only("private");
     }
-    let fields = [
-        ("id", &request.id),
-        ("type", &request.event_type),
-        ("retry", &request.retry),
-    ];
-    for (name, value) in fields {
-        if let Some(value) = value {
-            form.append_pair(name, value);
-        }
+    for (name, value) in optional_fields(request) {
+        form.append_pair(name, value);
     }
     form.finish()
 }

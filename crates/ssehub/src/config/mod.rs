@@ -247,6 +247,12 @@ mod tests {
         (dir, path)
     }
 
+    /// The configuration resolved from a TOML file holding `text` alone.
+    fn resolve_toml(text: &str) -> Result<Config, ConfigError> {
+        let (_dir, path) = toml_file(text);
+        Options::default().layered(Some(&path)).unwrap().resolve()
+    }
+
     #[test]
     fn toml_rejects_unknown_keys_by_name() {
         let (_dir, path) = toml_file("listen = \"127.0.0.1:1\"\nlisen = 3\n");
@@ -259,7 +265,7 @@ mod tests {
 
     #[test]
     fn toml_keys_are_the_settings_names() {
-        let (_dir, path) = toml_file(
+        let c = resolve_toml(
             r#"
 listen = "127.0.0.1:1"
 tls_listen = "none"
@@ -308,12 +314,8 @@ header_timeout = "16s"
 body_timeout = "18s"
 max_stream_duration = "17m"
 "#,
-        );
-        let c = Options::default()
-            .layered(Some(&path))
-            .unwrap()
-            .resolve()
-            .unwrap();
+        )
+        .unwrap();
         assert_eq!(
             format!("{c:?}"),
             "Config { data_dir: \"d\", \
@@ -344,12 +346,7 @@ acme_directory = "https://acme-staging-v02.api.letsencrypt.org/directory"
 acme_ca_cert = "ca.pem"
 acme_challenge = "http-01"
 "#;
-        let (_dir, path) = toml_file(acme);
-        let c = Options::default()
-            .layered(Some(&path))
-            .unwrap()
-            .resolve()
-            .unwrap();
+        let c = resolve_toml(acme).unwrap();
         assert_eq!(
             format!("{:?}", c.acme),
             "Some(AcmeConfig { domains: [\"hub.example.com\", \"www.hub.example.com\"], \
@@ -362,11 +359,7 @@ acme_challenge = "http-01"
             ("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", "--tls-cert"),
             ("tls_listen = \"none\"\n", "--tls-listen is none"),
         ] {
-            let (_dir, path) = toml_file(&format!("{acme}{extra}"));
-            let err = Options::default()
-                .layered(Some(&path))
-                .unwrap()
-                .resolve()
+            let err = resolve_toml(&format!("{acme}{extra}"))
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -378,7 +371,7 @@ acme_challenge = "http-01"
 
     #[test]
     fn jwks_settings_from_toml() {
-        let (_dir, path) = toml_file(
+        let c = resolve_toml(
             r#"
 publisher_jwks_url = "https://idp.example/jwks.json"
 subscriber_jwks_url = "file:///etc/ssehub/jwks.json"
@@ -387,12 +380,8 @@ jwks_refresh = "1m"
 jwks_min_refresh = "0"
 jwt_algorithms = ["ES256", "eddsa"]
 "#,
-        );
-        let c = Options::default()
-            .layered(Some(&path))
-            .unwrap()
-            .resolve()
-            .unwrap();
+        )
+        .unwrap();
         assert_eq!(
             format!("{:?}", c.jwt.jwks),
             "JwksConfig { publisher_url: Some(\"https://idp.example/jwks.json\"), \
@@ -475,12 +464,7 @@ jwt_algorithms = ["ES256", "eddsa"]
 
     #[test]
     fn redis_store_from_toml_with_defaults_and_checks() {
-        let (_dir, path) = toml_file("store = \"redis://u:p@ss@127.0.0.1:6390/2\"\n");
-        let c = Options::default()
-            .layered(Some(&path))
-            .unwrap()
-            .resolve()
-            .unwrap();
+        let c = resolve_toml("store = \"redis://u:p@ss@127.0.0.1:6390/2\"\n").unwrap();
         let Store::Redis(redis) = &c.history.store else {
             panic!("a Redis store: {:?}", c.history.store)
         };
@@ -488,12 +472,9 @@ jwt_algorithms = ["ES256", "eddsa"]
         assert_eq!(redis.stream, "ssehub");
         assert!(!redis.cluster);
         assert_eq!(redis.redacted_url(), "redis://u:***@127.0.0.1:6390/2");
-        std::fs::write(
-            &path,
+        let c = resolve_toml(
             "store = \"rediss://h:1\"\nredis_stream = \"orders\"\nredis_cluster = true\n",
-        )
-        .unwrap();
-        let c = Options::default().layered(Some(&path)).unwrap().resolve();
+        );
         let Store::Redis(redis) = c.unwrap().history.store else {
             panic!("a Redis store")
         };

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use crate::common::child::{free_addr, tail};
 use crate::common::https::h3_client;
 use crate::common::pebble::{Pebble, Validation};
+use crate::common::remote::readyz;
 use crate::common::*;
 use http::{StatusCode, Version};
 use ssehub::acme::Reading;
@@ -231,13 +232,7 @@ async fn a_restart_serves_the_cached_certificate_without_a_new_order() {
         "{reading:?}"
     );
     assert_eq!((reading.obtained, reading.failures), (0, 0), "{reading:?}");
-    let body = hub
-        .http
-        .get(format!("{}/readyz", hub.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(body.text().await.unwrap(), "ok\n");
+    assert_eq!(readyz(&hub.base).await, (StatusCode::OK, "ok\n".into()));
 }
 
 #[tokio::test]
@@ -293,14 +288,8 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_says_so_and_recove
     serves_key(setup.tls_listen, &first.spki_sha256)
         .await
         .expect("the current certificate is still served");
-    let readyz = hub
-        .http
-        .get(format!("{}/readyz", hub.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(readyz.status(), StatusCode::OK);
-    let body = readyz.text().await.unwrap();
+    let (status, body) = readyz(&hub.base).await;
+    assert_eq!(status, StatusCode::OK);
     assert!(body.starts_with("ok\nwarning: "), "{body}");
     assert!(
         body.contains("renewal failing") || body.contains("expired"),
@@ -326,13 +315,7 @@ async fn pebble_down_at_renewal_keeps_the_current_certificate_says_so_and_recove
     assert_verified(&setup).await;
     let reading = wait_for(&hub, |r| r.failing.is_none()).await;
     assert!(reading.obtained >= 2, "{reading:?}");
-    let readyz = hub
-        .http
-        .get(format!("{}/readyz", hub.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(readyz.text().await.unwrap(), "ok\n");
+    assert_eq!(readyz(&hub.base).await, (StatusCode::OK, "ok\n".into()));
 }
 
 #[tokio::test]
@@ -350,13 +333,7 @@ async fn a_failed_validation_is_reported_with_the_cas_reason() {
     );
     let tls = hub.running.as_ref().unwrap().tls.as_ref().unwrap();
     assert_eq!(tls.fingerprints(), None);
-    let readyz = hub
-        .http
-        .get(format!("{}/readyz", hub.base))
-        .send()
-        .await
-        .unwrap();
-    let body = readyz.text().await.unwrap();
+    let (_, body) = readyz(&hub.base).await;
     assert!(
         body.starts_with("ok\nwarning: no certificate obtained yet (last attempt: "),
         "{body}"

@@ -7,36 +7,17 @@ use reqwest::StatusCode;
 
 use crate::common::child::free_addr;
 use crate::common::child_hub::ChildHub;
-use crate::common::remote::{client, open_stream, READY};
+use crate::common::remote::{open_stream, probe, readyz, READY};
 use crate::common::{publisher_token, token, TestHub, SECRET};
 
 /// The body `/readyz` gives while the hub drains.
 const DRAINING: &str = "not ready: draining: the hub is shutting down\n";
-
-/// `GET base/path`: status, `Cache-Control` and body.
-async fn probe(base: &str, path: &str) -> (StatusCode, String, String) {
-    let res = client()
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let status = res.status();
-    let cache = res.headers()["cache-control"].to_str().unwrap().to_string();
-    (status, cache, res.text().await.unwrap())
-}
 
 /// Asserts `/healthz` answers 200 `ok`.
 async fn assert_alive(base: &str) {
     let (status, cache, body) = probe(base, "/healthz").await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
     assert_eq!(cache, "no-store");
-}
-
-/// `/readyz`: status and body.
-async fn readyz(base: &str) -> (StatusCode, String) {
-    let (status, cache, body) = probe(base, "/readyz").await;
-    assert_eq!(cache, "no-store");
-    (status, body)
 }
 
 #[tokio::test]

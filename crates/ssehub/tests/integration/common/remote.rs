@@ -99,3 +99,22 @@ pub(crate) async fn open_stream(
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     SseClient::new(res).waiting(READY)
 }
+
+/// `GET base/path`: status, `Cache-Control` and body.
+pub(crate) async fn probe(base: &str, path: &str) -> (StatusCode, String, String) {
+    let res = client()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = res.status();
+    let cache = res.headers()["cache-control"].to_str().unwrap().to_string();
+    (status, cache, res.text().await.unwrap())
+}
+
+/// `/readyz`: status and body.
+pub(crate) async fn readyz(base: &str) -> (StatusCode, String) {
+    let (status, cache, body) = probe(base, "/readyz").await;
+    assert_eq!(cache, "no-store");
+    (status, body)
+}

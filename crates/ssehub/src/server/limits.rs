@@ -158,18 +158,6 @@ pub(super) async fn answer<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, respo
     let _ = tokio::time::timeout(ANSWER_TIME, answered).await;
 }
 
-/// Whether hyper ended a connection for a request head too large or with
-/// too many fields (it answered 431). Its header timeouts are not counted:
-/// on a kept-alive connection they mostly close idle clients between two
-/// requests, not slow ones (a first request's head is read by
-/// `http1_stream`, which counts its timeouts).
-pub(super) fn head_too_large_for_hyper(
-    e: &(dyn std::error::Error + Send + Sync + 'static),
-) -> bool {
-    e.downcast_ref::<hyper::Error>()
-        .is_some_and(hyper::Error::is_parse_too_large)
-}
-
 /// `EMFILE` and `ENFILE`: the process's or the system's files are all open.
 const OUT_OF_FILES: [i32; 2] = [24, 23];
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::ConnectInfo;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -177,23 +177,30 @@ impl RunningHub {
     }
 }
 
-fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
+/// hyper's settings for each protocol. The protocol of a connection is known
+/// before hyper takes it (ALPN, or the sniffed HTTP/2 preface), so each
+/// connection holds the state of its own protocol only, not of both.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+fn connection_builders(config: &Config) -> Builders {
     let limits = &config.limits;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
     // Past the first request of a connection (read by `http1_stream`),
     // hyper holds the heads to the limits: 431 beyond the size (its read
     // buffer) or the count, the connection closed after the timeout.
-    builder
-        .http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .keep_alive(true)
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_header_bytes);
     if limits.max_headers != HYPER_MAX_HEADERS {
-        builder.http1().max_headers(limits.max_headers);
+        http1.max_headers(limits.max_headers);
     }
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .initial_stream_window_size(STREAM_WINDOW)
@@ -203,13 +210,13 @@ fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
         .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
         .keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT);
-    builder
+    Builders { http1, http2 }
 }
 
 /// Everything a connection task needs.
 #[derive(Clone)]
 struct Serving {
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     router: axum::Router,
     hub: Arc<Hub>,
     admission: Arc<Admission>,
@@ -229,7 +236,7 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let (done, mut all_done) = mpsc::channel(1);
-    let builder = Arc::new(connection_builder(&hub.config));
+    let builders = Arc::new(connection_builders(&hub.config));
     let admission = Arc::new(Admission::new(&hub.config.limits));
     for (listener, tls) in listeners {
         let router = crate::http::router(
@@ -238,7 +245,7 @@ async fn serve(
             tls.is_some(),
         );
         let serving = Serving {
-            builder: builder.clone(),
+            builders: builders.clone(),
             router,
             hub: hub.clone(),
             admission: admission.clone(),
@@ -287,7 +294,18 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: S
                         Ok(admitted) => {
                             let _ = stream.set_nodelay(true);
                             let serving = serving.clone();
-                            tokio::spawn(connection(stream, peer, tls.clone(), serving, admitted));
+                            // Two task types: a plain connection's task is
+                            // not sized for the TLS states.
+                            match &tls {
+                                None => tokio::spawn(serve_http(stream, peer, serving, admitted)),
+                                Some(acceptor) => tokio::spawn(serve_tls(
+                                    stream,
+                                    peer,
+                                    acceptor.clone(),
+                                    serving,
+                                    admitted,
+                                )),
+                            };
                         }
                         Err(refusal) => turn_away(stream, refusal, tls.is_none(), &serving),
                     }
@@ -317,31 +335,31 @@ fn turn_away(stream: TcpStream, refusal: Refusal, plain: bool, serving: &Serving
     });
 }
 
-async fn connection(
+/// Serves a connection to the TLS port: the handshake, then HTTP/2 or
+/// HTTP/1.1 as ALPN chose. Every later phase is boxed, and the TLS stream
+/// with it, so that this task stays small and each phase's state is
+/// allocated only while it runs.
+async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    acceptor: TlsAcceptor,
     serving: Serving,
     admitted: Admitted,
 ) {
-    let Some(acceptor) = tls else {
-        return serve_http(stream, peer, serving, admitted).await;
-    };
     let mut first = [0u8; 1];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
         // 0x16 starts a TLS handshake record.
         Ok(Ok(1)) if first[0] == 0x16 => {}
-        Ok(Ok(1)) => return refuse_plain_http(stream).await,
+        Ok(Ok(1)) => return Box::pin(refuse_plain_http(stream)).await,
         _ => return,
     }
-    // Boxed: the handshake state is large and only needed until it completes.
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(stream))).await {
         // The CA validating a TLS-ALPN-01 challenge: the handshake was all.
         Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {}
         Ok(Ok(stream)) if chose_http2(&stream) => {
-            serve_http2(stream, peer, serving, admitted).await
+            Box::pin(serve_http2(stream, peer, serving, admitted)).await
         }
-        Ok(Ok(stream)) => serve_http(stream, peer, serving, admitted).await,
+        Ok(Ok(stream)) => Box::pin(serve_http(stream, peer, serving, admitted)).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
@@ -427,7 +445,7 @@ where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Serving {
-        builder,
+        builders,
         router,
         hub,
         metrics,
@@ -435,11 +453,8 @@ where
         done: _done,
         ..
     } = serving;
-    let protocol = if io.is_http2() {
-        Protocol::H2
-    } else {
-        Protocol::H1
-    };
+    let http2 = io.is_http2();
+    let protocol = if http2 { Protocol::H2 } else { Protocol::H1 };
     let _open = OpenConnection::new(&metrics, protocol);
     let service = TowerToHyperService::new(router.map_request(
         move |mut req: http::Request<hyper::body::Incoming>| {
@@ -448,10 +463,22 @@ where
             req
         },
     ));
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    let result = serve_until_stopped(conn, &mut stop).await;
+    let io = TokioIo::new(io);
+    // Boxed each: a connection's state is sized for its own protocol.
+    let result = if http2 {
+        let conn = builders.http2.serve_connection(io, service);
+        Box::pin(serve_until_stopped(conn, &mut stop)).await
+    } else {
+        let conn = builders.http1.serve_connection(io, service);
+        Box::pin(serve_until_stopped(conn, &mut stop)).await
+    };
     if let Err(e) = result {
-        if limits::head_too_large_for_hyper(&*e) {
+        // A request head too large or with too many fields (hyper answered
+        // 431). Its header timeouts are not counted: on a kept-alive
+        // connection they mostly close idle clients between two requests,
+        // not slow ones (a first request's head is read by `http1_stream`,
+        // which counts its timeouts).
+        if e.is_parse_too_large() {
             hub.metrics.limits_hit.get(Limit::Headers).inc();
         }
         tracing::debug!(%peer, "connection ended: {e}");

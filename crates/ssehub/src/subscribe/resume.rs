@@ -190,6 +190,64 @@ async fn start_before(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::{MemoryLog, Retention};
+    use crate::proto::update::UpdateRequest;
+
+    /// A memory log holding `n` updates, ids `e1` to `eN` at positions 1
+    /// to N.
+    async fn log_of(n: u64) -> MemoryLog {
+        let (log, _tail) = MemoryLog::new(Retention {
+            max_count: usize::MAX,
+            max_bytes: u64::MAX,
+            max_age: None,
+        });
+        let updates = (1..=n).map(|i| {
+            UpdateRequest {
+                topics: vec!["t".into()],
+                id: Some(format!("e{i}")),
+                ..Default::default()
+            }
+            .validate(String::new)
+            .unwrap()
+        });
+        log.append(updates.collect()).await.unwrap();
+        log
+    }
+
+    fn after_event(seq: u64) -> Start {
+        Start::After {
+            position: Some(seq),
+            reported: format!("e{seq}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn rewind_counts_back_across_pages_within_its_window() {
+        let log = log_of(70_000).await;
+        let every_thousandth = |e: &Event| e.seq.is_multiple_of(1000);
+        let rewind = |n| Start::resolve(&log, Resume::Rewind(n), every_thousandth);
+        assert_eq!(rewind(5).await.unwrap(), after_event(65_999));
+        // 66 of the newest 65,536 match: the stream starts at the oldest
+        // of those.
+        let oldest_looked_at = 70_000 - REWIND_WINDOW as u64 + 1;
+        assert_eq!(
+            rewind(100).await.unwrap(),
+            after_event(oldest_looked_at - 1)
+        );
+        assert_eq!(rewind(0).await.unwrap(), after_event(70_000));
+
+        let log = log_of(10).await;
+        let none = Start::resolve(&log, Resume::Rewind(3), |_| false);
+        let everything = Start::After {
+            position: None,
+            reported: EARLIEST.into(),
+        };
+        assert_eq!(none.await.unwrap(), everything, "history exhausted");
+        let all = Start::resolve(&log, Resume::Rewind(10), |_| true);
+        assert_eq!(all.await.unwrap(), everything, "the oldest is the first");
+        let nine = Start::resolve(&log, Resume::Rewind(9), |_| true);
+        assert_eq!(nine.await.unwrap(), after_event(1));
+    }
 
     #[test]
     fn the_cursor_wins_and_bad_values_are_refused() {

@@ -149,6 +149,27 @@ async fn an_evicted_time_replays_what_is_retained_as_earliest() {
     }
 }
 
+/// On Redis, a time whose update before it expired (`--history-ttl`) is
+/// answered the same way, even before the expired entries are trimmed.
+#[tokio::test]
+async fn an_evicted_time_on_redis_replays_what_is_retained_as_earliest() {
+    let redis = Redis::start();
+    let hub = hub_on(&redis.url(), |o| {
+        o.access.anonymous = Some(true);
+        o.history.history_ttl = Some("1s".parse().unwrap());
+    })
+    .await;
+    publish_n(&hub, "urn:s", 1).await;
+    let after_first = instant_between().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let query = format!("topic=urn:s&since={after_first}");
+    let mut sub = open_reporting(&hub, &query, "earliest").await;
+    sub.assert_silent(SHORT).await;
+    let rest = publish_n(&hub, "urn:s", 2).await;
+    let mut sub = open_reporting(&hub, &query, "earliest").await;
+    assert_replays(&mut sub, &rest).await;
+}
+
 /// Publishes `(topic, private)` updates in order; returns their ids.
 async fn publish_mix(hub: &TestHub, updates: &[(&str, bool)]) -> Vec<String> {
     let mut out = Vec::new();

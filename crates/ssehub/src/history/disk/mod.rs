@@ -361,9 +361,7 @@ impl Shared {
             to: seg.offset_of(end),
         }
     }
-}
 
-impl Shared {
     /// Where the events just before `before` are: from memory, or a file
     /// range within one segment.
     fn locate_before(&self, before: Option<u64>, limit: usize) -> Located {

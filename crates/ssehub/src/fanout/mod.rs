@@ -146,6 +146,19 @@ pub struct Registration {
     pub allowed: SelectorSet,
 }
 
+impl Registration {
+    /// Whether the subscriber it registers will receive `event` (as
+    /// [`Subscriber::wants`]).
+    pub fn wants(&self, event: &Event) -> bool {
+        can_receive(
+            &self.subscribed,
+            &self.allowed,
+            &event.update.topics,
+            event.update.private,
+        )
+    }
+}
+
 /// The registry of live subscribers.
 pub struct Fanout {
     registry: RwLock<Registry>,

@@ -138,6 +138,24 @@ pub trait Log: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>>;
 
+    /// Up to `limit` retained events just before position `before` (before
+    /// the end of the log when `None`), in order, the last one being the
+    /// newest before it: a page of history read backward. A page may hold
+    /// fewer than `limit` (the disk log's stops at the start of a segment);
+    /// it is empty only when no retained event comes before `before`.
+    fn read_before(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>>;
+
+    /// The newest retained event appended before `unix_ms` (milliseconds
+    /// since the Unix epoch, on the store's clock: the hub's, or Redis's),
+    /// found from the append times without scanning; `None` when there is
+    /// none (the log is empty, or every event before that time has left
+    /// the history).
+    fn before_time(&self, unix_ms: u64) -> BoxFuture<'_, Result<Option<Arc<Event>>, LogError>>;
+
     /// The id of the newest event, if any.
     fn last_id(&self) -> Option<String>;
 

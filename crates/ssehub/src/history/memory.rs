@@ -86,8 +86,13 @@ impl Inner {
 
 impl Log for MemoryLog {
     fn append(&self, updates: Vec<Update>) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
-        let now = SystemTime::now();
-        let mut inner = self.retained(now);
+        let mut inner = self.retained(SystemTime::now());
+        // Append times never go back, even if the clock does, so a time
+        // is found by binary search.
+        let now = inner
+            .events
+            .back()
+            .map_or_else(SystemTime::now, |(_, at)| SystemTime::now().max(*at));
         let mut out = Vec::with_capacity(updates.len());
         for update in updates {
             let event = Arc::new(Event::new(inner.next_seq, update));
@@ -134,6 +139,34 @@ impl Log for MemoryLog {
             .map(|(event, _)| event.clone())
             .collect();
         ready(Ok(page)).boxed()
+    }
+
+    fn read_before(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
+        let inner = self.retained(SystemTime::now());
+        let first = inner.first_seq();
+        let end = before.map_or(inner.next_seq, |b| b.clamp(first, inner.next_seq));
+        let count = usize::try_from(end - first).unwrap_or(usize::MAX);
+        let page = inner
+            .events
+            .range(count.saturating_sub(limit)..count)
+            .map(|(event, _)| event.clone())
+            .collect();
+        ready(Ok(page)).boxed()
+    }
+
+    fn before_time(&self, unix_ms: u64) -> BoxFuture<'_, Result<Option<Arc<Event>>, LogError>> {
+        let inner = self.retained(SystemTime::now());
+        let time = UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+        let before = inner.events.partition_point(|(_, at)| *at < time);
+        let found = before
+            .checked_sub(1)
+            .and_then(|i| inner.events.get(i))
+            .map(|(event, _)| event.clone());
+        ready(Ok(found)).boxed()
     }
 
     fn last_id(&self) -> Option<String> {
@@ -203,6 +236,76 @@ mod tests {
                 Tailed::Lost => panic!("one node loses nothing"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn reads_backward_in_pages() {
+        let (log, _tail) = MemoryLog::new(Retention {
+            max_count: 4,
+            max_bytes: u64::MAX,
+            max_age: None,
+        });
+        assert!(log.read_before(None, 10).await.unwrap().is_empty());
+        log.append(["a", "b", "c", "d", "e"].map(update).to_vec())
+            .await
+            .unwrap();
+        assert_eq!(ids(&log.read_before(None, 2).await.unwrap()), ["d", "e"]);
+        assert_eq!(
+            ids(&log.read_before(Some(4), 10).await.unwrap()),
+            ["b", "c"],
+            "stops at the oldest retained"
+        );
+        assert_eq!(ids(&log.read_before(Some(4), 1).await.unwrap()), ["c"]);
+        assert!(log.read_before(Some(2), 10).await.unwrap().is_empty());
+        assert!(log.read_before(Some(1), 10).await.unwrap().is_empty());
+    }
+
+    /// Milliseconds since the Unix epoch now, after a pause so that what
+    /// is appended before and after it falls in different milliseconds.
+    async fn instant_between() -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        let at = crate::clock::unix_ms();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        at
+    }
+
+    #[tokio::test]
+    async fn finds_the_newest_event_before_a_time() {
+        let (log, _tail) = MemoryLog::new(Retention {
+            max_count: 3,
+            max_bytes: u64::MAX,
+            max_age: None,
+        });
+        let seq = |e: Option<Arc<Event>>| e.map(|e| e.update.id.clone());
+        let mut times = Vec::new();
+        for id in ["a", "b", "c"] {
+            times.push(instant_between().await);
+            log.append(vec![update(id)]).await.unwrap();
+        }
+        let future = instant_between().await + 60_000;
+        assert_eq!(seq(log.before_time(times[0]).await.unwrap()), None);
+        assert_eq!(
+            seq(log.before_time(times[1]).await.unwrap()).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            seq(log.before_time(times[2]).await.unwrap()).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            seq(log.before_time(future).await.unwrap()).as_deref(),
+            Some("c")
+        );
+        log.append(vec![update("d")]).await.unwrap();
+        assert_eq!(
+            seq(log.before_time(times[1]).await.unwrap()),
+            None,
+            "a, the newest before that time, was evicted"
+        );
+        assert_eq!(
+            seq(log.before_time(times[2]).await.unwrap()).as_deref(),
+            Some("b")
+        );
     }
 
     #[tokio::test]

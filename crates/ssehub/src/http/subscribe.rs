@@ -1,7 +1,8 @@
 //! Subscribing over HTTP: the request read in either generation (0.x
-//! `topic=`, 1.0 `match=`, `match_exact=`, `match_urlpattern=`), from the
-//! query string and, with the `QUERY` method, a form body too; the token
-//! checked; and the answer streamed by [`crate::subscribe`].
+//! `topic=`, 1.0 `match=`, `match_exact=`, `match_urlpattern=`; the cursor,
+//! `since=` and `rewind=`), from the query string and, with the `QUERY`
+//! method, a form body too; the token checked; and the answer streamed by
+//! [`crate::subscribe`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use crate::proto::claims::{Claims, SelectorSet};
 use crate::proto::generation::Generation;
 use crate::proto::selector::{MatchType, Matcher};
 use crate::proto::text::{describe, forbidden_char};
-use crate::subscribe::{self, Framing, Peer, Start};
+use crate::subscribe::{self, Framing, Peer, Resume, Start};
 
 /// Query parameters carrying the cursor, the first present wins; the
 /// `Last-Event-ID` header (what `EventSource` sends when it reconnects) wins
@@ -38,6 +39,15 @@ const CURSOR_PARAMETERS: [&str; 4] = [
     "lastEventId",
     "last_event_id",
 ];
+
+/// The hub's own subscribe parameter asking for the updates appended since
+/// a time (RFC 3339 or Unix milliseconds), in both generations; a cursor
+/// wins over it.
+const SINCE_PARAMETER: &str = "since";
+
+/// The hub's own subscribe parameter asking for the last N updates the
+/// stream receives, in both generations; a cursor wins over it.
+const REWIND_PARAMETER: &str = "rewind";
 
 /// The hub's own subscribe parameter asking that each event name the
 /// stream's matchers it matched (`matched:` lines), outside the `match`
@@ -109,18 +119,12 @@ pub(super) async fn subscribe(
                 .find_map(|name| query.first(name))
                 .map(String::from)
         });
-
-    // Everything that can fail happens before registering, so a refused
-    // request never leaves a subscriber behind.
-    let start = Start::resolve(hub.log.as_ref(), cursor).await?;
-    if let Start::After { reported, .. } = &start {
-        let value = HeaderValue::from_bytes(reported.as_bytes()).map_err(|_| {
-            ApiError::BadRequest("invalid Last-Event-ID: control characters".into())
-        })?;
-        res = res
-            .header("last-event-id", value.clone())
-            .header("mercure-last-event-id", value);
-    }
+    let resume = Resume::read(
+        cursor,
+        query.first(SINCE_PARAMETER),
+        query.first(REWIND_PARAMETER),
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let subscriptions = wanted
         .matchers
         .into_iter()
@@ -134,6 +138,18 @@ pub(super) async fn subscribe(
         subscribed,
         allowed,
     };
+
+    // Everything that can fail happens before registering, so a refused
+    // request never leaves a subscriber behind.
+    let start = Start::resolve(hub.log.as_ref(), resume, |e| registration.wants(e)).await?;
+    if let Start::After { reported, .. } = &start {
+        let value = HeaderValue::from_bytes(reported.as_bytes()).map_err(|_| {
+            ApiError::BadRequest("invalid Last-Event-ID: control characters".into())
+        })?;
+        res = res
+            .header("last-event-id", value.clone())
+            .header("mercure-last-event-id", value);
+    }
     let peer = Peer {
         protocol: match parts.version {
             Version::HTTP_2 => Protocol::H2,

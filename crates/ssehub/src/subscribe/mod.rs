@@ -1,14 +1,17 @@
-//! Subscribing, whatever the transport: the client's cursor resolved to a
-//! position in the log, the registration in the fan-out, and the stream that
+//! Subscribing, whatever the transport: where the client asks to start (its
+//! cursor, a time, a number of past updates) resolved to a position in the
+//! log, the registration in the fan-out, and the stream that
 //! replays the history after the cursor and then follows live updates, with
 //! no gap and no duplicate between the two.
 
 mod lifetime;
+mod resume;
 mod stream;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use resume::{Resume, ResumeError, MAX_REWIND, REWIND_WINDOW};
 pub use stream::SubscriptionBody;
 
 use crate::fanout::{Closed, Registration};
@@ -63,14 +66,11 @@ pub enum Start {
 }
 
 impl Start {
-    /// Resolves the client's cursor (`Last-Event-ID`), if it sent one. An
-    /// empty cursor means "from now on": it resolves to the newest event,
-    /// so the client learns where its stream starts (and nothing published
-    /// while it registers is lost).
-    pub async fn resolve(log: &dyn Log, cursor: Option<String>) -> Result<Start, LogError> {
-        let Some(mut id) = cursor else {
-            return Ok(Start::Live);
-        };
+    /// Resolves the client's cursor (`Last-Event-ID`). An empty cursor
+    /// means "from now on": it resolves to the newest event, so the client
+    /// learns where its stream starts (and nothing published while it
+    /// registers is lost).
+    async fn cursor(log: &dyn Log, mut id: String) -> Result<Start, LogError> {
         if id.is_empty() {
             id = log.last_id().unwrap_or_else(|| EARLIEST.to_string());
         }

@@ -99,6 +99,97 @@ async fn survives_reopen_in_order_with_index() {
     );
 }
 
+/// Milliseconds since the Unix epoch, between two pauses, so that what is
+/// appended before and after falls in different milliseconds.
+async fn instant_between() -> u64 {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let at = ssehub::clock::unix_ms();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    at
+}
+
+/// The id of the newest event before `unix_ms`, if any.
+async fn id_before(log: &DiskLog, unix_ms: u64) -> Option<String> {
+    let found = log.before_time(unix_ms).await.unwrap();
+    found.map(|e| e.update.id.clone())
+}
+
+/// Every retained event, read backward a page of `limit` at a time.
+async fn all_backward(log: &DiskLog, limit: usize) -> Vec<Arc<Event>> {
+    let mut out: Vec<Arc<Event>> = Vec::new();
+    loop {
+        let page = log
+            .read_before(out.first().map(|e| e.seq), limit)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        assert!(page.len() <= limit);
+        out.splice(0..0, page);
+    }
+}
+
+/// Batches of this many updates, each its own commit at its own time.
+const BATCH: usize = 100;
+
+/// Checks that each of `instants` (taken before each batch) finds the
+/// update before that batch, and `future` the newest, in a log of
+/// `batches` that kept the updates from id-2000 on, and that reading
+/// backward returns them all.
+async fn check_times(log: &DiskLog, instants: &[u64], future: u64) {
+    let total = instants.len() * BATCH;
+    for (b, at) in instants.iter().enumerate() {
+        // Before batch 21, the newest update is gone.
+        let want = (b > 20).then(|| format!("id-{}", b * BATCH - 1));
+        assert_eq!(id_before(log, *at).await, want, "batch {b}");
+    }
+    assert_eq!(
+        id_before(log, future).await,
+        Some(format!("id-{}", total - 1))
+    );
+    assert_eq!(ids(&all_backward(log, 512).await), expected(2000..total));
+    assert_eq!(ids(&all_backward(log, 7).await), expected(2000..total));
+    assert!(
+        log.read_before(Some(2001), 10).await.unwrap().is_empty(),
+        "nothing retained before the first"
+    );
+}
+
+/// Finds times in segments, within seconds holding many records (so inside
+/// the second the search reads records), in the newest events kept in
+/// memory and in the older ones read from files, before and after a
+/// reopen; times before the oldest retained update find nothing.
+#[tokio::test]
+async fn finds_times_and_reads_backward_without_scanning() {
+    const BATCHES: usize = 80;
+    let dir = tempfile::tempdir().unwrap();
+    let retention = |r: &mut Retention| r.max_count = 6000;
+    let mut instants = Vec::new();
+    let (log, _tail) = open_limited(dir.path(), retention);
+    for b in 0..BATCHES {
+        instants.push(instant_between().await);
+        let batch = (b * BATCH..(b + 1) * BATCH).map(|i| update(i, 10));
+        log.append(batch.collect()).await.unwrap();
+    }
+    let future = instant_between().await + 3_600_000;
+    check_times(&log, &instants, future).await;
+    drop(log);
+    let (log, _tail) = open_limited(dir.path(), retention);
+    check_times(&log, &instants, future).await;
+    let total = BATCHES * BATCH;
+    let before_it = instant_between().await;
+    log.append(vec![update(total, 1)]).await.unwrap();
+    assert_eq!(
+        id_before(&log, before_it).await,
+        Some(format!("id-{}", total - 1))
+    );
+    assert_eq!(
+        id_before(&log, instant_between().await).await,
+        Some(format!("id-{total}"))
+    );
+}
+
 #[tokio::test]
 async fn retention_by_count_gives_space_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -33,6 +33,7 @@ mod mixed;
 mod properties;
 mod publish;
 mod redis_store;
+mod resume_by_time;
 mod subscribe;
 mod systemd;
 mod tls;

@@ -248,7 +248,7 @@ async fn malformed_matchers_are_400() {
 
 /// Subscribes with the `QUERY` method: `raw_query` in the URL and
 /// `raw_body` as a form body.
-async fn query_method(
+pub(crate) async fn query_method(
     hub: &TestHub,
     raw_query: &str,
     raw_body: &str,

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::common::*;
 use reqwest::StatusCode;
 
-const SHORT: Duration = Duration::from_millis(300);
+/// How long a stream must stay silent to count as having nothing more.
+pub(crate) const SHORT: Duration = Duration::from_millis(300);
 
 #[tokio::test]
 async fn delivers_exact_topic_with_framing() {
@@ -91,7 +92,7 @@ async fn alternate_topic_matches_once() {
 }
 
 /// Publishes `n` updates to `topic`; returns their ids in order.
-async fn publish_n(hub: &TestHub, topic: &str, n: usize) -> Vec<String> {
+pub(crate) async fn publish_n(hub: &TestHub, topic: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         ids.push(
@@ -102,7 +103,8 @@ async fn publish_n(hub: &TestHub, topic: &str, n: usize) -> Vec<String> {
     ids
 }
 
-fn ids(events: &[ssehub::proto::sse::ParsedEvent]) -> Vec<String> {
+/// The ids of `events`, in order.
+pub(crate) fn ids(events: &[ssehub::proto::sse::ParsedEvent]) -> Vec<String> {
     events.iter().map(|e| e.last_event_id.clone()).collect()
 }
 

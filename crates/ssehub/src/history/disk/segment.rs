@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -171,6 +172,28 @@ impl Segment {
         self.first_seq + i as u64
     }
 
+    /// The records (indexes in this segment) that may have been written
+    /// either side of `unix_ms`: write times are indexed to the second,
+    /// so every record before the range was written before `unix_ms`, and
+    /// every one after it later; those inside must be read to tell.
+    pub(super) fn around(&self, unix_ms: u64) -> Range<usize> {
+        if unix_ms <= self.base_ms {
+            return 0..0;
+        }
+        let second = (unix_ms - self.base_ms) / 1000;
+        let start = self.ages.partition_point(|age| u64::from(*age) < second);
+        let end = self.ages.partition_point(|age| u64::from(*age) <= second);
+        start..end
+    }
+
+    /// The byte offsets where the records of `range` (indexes in this
+    /// segment) start, followed by where the last one ends.
+    pub(super) fn bounds(&self, range: Range<usize>) -> Vec<u64> {
+        (range.start..=range.end)
+            .map(|i| self.offset_of(self.first_seq + i as u64))
+            .collect()
+    }
+
     /// Reads the bytes of records `from..to` (positions in this segment).
     pub(super) fn read(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
         let len = usize::try_from(end - start).map_err(io::Error::other)?;
@@ -232,6 +255,11 @@ mod tests {
             "file truncated to the valid prefix"
         );
         assert_eq!(seg.first_at_or_after(7_000), 7);
+        assert_eq!(seg.around(7_000), 2..3, "the record written in that second");
+        assert_eq!(seg.around(7_999), 2..3);
+        assert_eq!(seg.around(4_000), 0..0, "before the first");
+        assert_eq!(seg.around(60_000), 4..4, "after the last");
+        assert_eq!(seg.bounds(2..3), [seg.offset_of(7), seg.offset_of(8)]);
     }
 
     #[test]

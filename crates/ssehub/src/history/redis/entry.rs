@@ -15,7 +15,7 @@ use redis::Value;
 use crate::proto::update::Update;
 
 /// Bits of a position holding the stream id's sequence part.
-const SEQ_BITS: u32 = 22;
+pub(super) const SEQ_BITS: u32 = 22;
 
 /// The position of stream id `MS-N`, or `None` if it is not one or `N`
 /// does not fit.

@@ -229,37 +229,42 @@ impl Log for RedisLog {
     ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
         async move {
             // Inclusive lower bound: after the cursor, and not expired.
-            let from = after.map(|p| p + 1);
-            let floor = self
-                .retention
-                .max_age
-                .and_then(|age| entry::position(&min_id(age)));
-            let start = match (from, floor) {
-                (Some(f), Some(m)) => Some(f.max(m)),
-                (f, m) => f.or(m),
-            }
-            .map_or("-".to_string(), entry::stream_id);
-            let reply: Value = self
-                .link
-                .run("read the history", |mut conn| async move {
-                    redis::cmd("XRANGE")
-                        .arg(&self.keys.stream)
-                        .arg(start)
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(limit)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?;
-            let entries = entry::decode_entries(reply)
-                .map_err(|e| LogError::Corrupt(format!("the stream at {} holds {e}", self.name)))?;
-            Ok(entries
-                .into_iter()
-                .map(|(seq, update)| Arc::new(Event::new(seq, update)))
-                .collect())
+            let start = self.unexpired(after.map(|p| p + 1));
+            let start = start.map_or("-".to_string(), entry::stream_id);
+            self.range("XRANGE", start, "+".into(), limit).await
         }
         .boxed()
+    }
+
+    fn read_before(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Arc<Event>>, LogError>> {
+        async move {
+            // Inclusive upper bound: the position just before `before`.
+            let end = match before {
+                Some(0) => return Ok(Vec::new()),
+                Some(p) => entry::stream_id(p - 1),
+                None => "+".into(),
+            };
+            let start = self
+                .unexpired(None)
+                .map_or("-".to_string(), entry::stream_id);
+            let mut page = self.range("XREVRANGE", end, start, limit).await?;
+            page.reverse();
+            Ok(page)
+        }
+        .boxed()
+    }
+
+    fn before_time(&self, unix_ms: u64) -> BoxFuture<'_, Result<Option<Arc<Event>>, LogError>> {
+        // Stream ids are the milliseconds of Redis's clock: the newest
+        // entry before `unix_ms-0`.
+        let before = unix_ms
+            .checked_shl(entry::SEQ_BITS)
+            .filter(|p| p >> entry::SEQ_BITS == unix_ms);
+        async move { Ok(self.read_before(before, 1).await?.pop()) }.boxed()
     }
 
     fn last_id(&self) -> Option<String> {
@@ -306,6 +311,52 @@ impl Log for RedisLog {
             store: format!("Redis at {}", self.name),
             problem: self.state.problem.lock().clone(),
         })
+    }
+}
+
+impl RedisLog {
+    /// The first position reads may return, at or after `from` (the
+    /// start of the stream when `None`): entries older than the age limit
+    /// are skipped even while the stream still holds them.
+    fn unexpired(&self, from: Option<u64>) -> Option<u64> {
+        let floor = self
+            .retention
+            .max_age
+            .and_then(|age| entry::position(&min_id(age)));
+        match (from, floor) {
+            (Some(f), Some(m)) => Some(f.max(m)),
+            (f, m) => f.or(m),
+        }
+    }
+
+    /// The entries `command` (`XRANGE` or `XREVRANGE`) returns from `from`
+    /// to `to`, at most `limit`, in the order it returns them.
+    async fn range(
+        &self,
+        command: &'static str,
+        from: String,
+        to: String,
+        limit: usize,
+    ) -> Result<Vec<Arc<Event>>, LogError> {
+        let reply: Value = self
+            .link
+            .run("read the history", |mut conn| async move {
+                redis::cmd(command)
+                    .arg(&self.keys.stream)
+                    .arg(from)
+                    .arg(to)
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let entries = entry::decode_entries(reply)
+            .map_err(|e| LogError::Corrupt(format!("the stream at {} holds {e}", self.name)))?;
+        Ok(entries
+            .into_iter()
+            .map(|(seq, update)| Arc::new(Event::new(seq, update)))
+            .collect())
     }
 }
 

@@ -336,9 +336,10 @@ fn turn_away(stream: TcpStream, refusal: Refusal, plain: bool, serving: &Serving
 }
 
 /// Serves a connection to the TLS port: the handshake, then HTTP/2 or
-/// HTTP/1.1 as ALPN chose. Every later phase is boxed, and the TLS stream
-/// with it, so that this task stays small and each phase's state is
-/// allocated only while it runs.
+/// HTTP/1.1 as ALPN chose. Every later phase is boxed, so that this task
+/// stays small and each phase's state is allocated only while it runs; so
+/// is the TLS stream, once, so that the phases it passes through hold a
+/// pointer each rather than room for its whole state.
 async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
@@ -357,9 +358,9 @@ async fn serve_tls(
         // The CA validating a TLS-ALPN-01 challenge: the handshake was all.
         Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {}
         Ok(Ok(stream)) if chose_http2(&stream) => {
-            Box::pin(serve_http2(stream, peer, serving, admitted)).await
+            Box::pin(serve_http2(Box::new(stream), peer, serving, admitted)).await
         }
-        Ok(Ok(stream)) => Box::pin(serve_http(stream, peer, serving, admitted)).await,
+        Ok(Ok(stream)) => Box::pin(serve_http(Box::new(stream), peer, serving, admitted)).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }

@@ -143,6 +143,26 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
     }
 }
 
+/// How long opening waits for the data directory's lock: a process
+/// forked by the one that held it (a child started at that moment) keeps
+/// the lock until its `exec`, and a previous instance may still be exiting.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes the exclusive lock on `lock`, waiting at most [`LOCK_WAIT`];
+/// `false` if another process holds it all that time.
+fn take_lock(lock: &File) -> bool {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        if lock.try_lock().is_ok() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 impl DiskLog {
     /// Opens (or creates) the log under `data_dir/log`, recovering from a
     /// crash, and starts its writer thread.
@@ -151,7 +171,7 @@ impl DiskLog {
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let lock_path = data_dir.join("LOCK");
         let lock = File::create(&lock_path).map_err(io_error(&lock_path))?;
-        if lock.try_lock().is_err() {
+        if !take_lock(&lock) {
             return Err(OpenError::Locked(data_dir.to_path_buf()));
         }
         check_format(&dir)?;

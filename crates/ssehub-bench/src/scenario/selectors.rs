@@ -29,9 +29,11 @@ fn selector(kind: Selectors, i: usize) -> String {
     }
 }
 
-/// Alternates idle windows and publishing windows of `--step-seconds` (three
-/// of each, at the first `--rates`) and reports the server's CPU time per
-/// publish in each, raw and less the idle windows' rate.
+/// Measures the server idle for `--step-seconds`, then publishes for three
+/// windows of `--step-seconds` at the first `--rates`, each window followed
+/// by the time the server takes to settle back to its idle rate (its
+/// dispatch may lag the acknowledged publishes), and reports the server's
+/// CPU time per publish in each, raw and less the idle rate.
 pub(super) async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let kind = args.selectors;
     let paths = (0..args.subscribers)
@@ -49,26 +51,26 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     let window = Duration::from_secs_f64(args.step_seconds);
     // Warm-up: connection set-up and cold caches on every side.
     publisher::run(&target, &seqs, &topics, rate, Duration::from_secs(1), size).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settle(args, f64::INFINITY).await;
+    let (s0, t0) = (sample(&args.server_pid), Instant::now());
+    tokio::time::sleep(window).await;
+    let idle_cpu_per_s = (sample(&args.server_pid).cpu_s - s0.cpu_s) / t0.elapsed().as_secs_f64();
     let mut rounds = Vec::new();
     for round in 0..3 {
-        let (s0, t0) = (sample(&args.server_pid), Instant::now());
-        tokio::time::sleep(window).await;
         let (s1, t1) = (sample(&args.server_pid), Instant::now());
         let sent = publisher::run(&target, &seqs, &topics, rate, window, size).await;
+        settle(args, idle_cpu_per_s).await;
         let (s2, t2) = (sample(&args.server_pid), Instant::now());
-        let idle_cpu_per_s = (s1.cpu_s - s0.cpu_s) / (t1 - t0).as_secs_f64();
         let cpu = s2.cpu_s - s1.cpu_s;
         let net = cpu - idle_cpu_per_s * (t2 - t1).as_secs_f64();
         let published = sent.published().max(1) as f64;
         let (raw_us, net_us) = (cpu * 1e6 / published, net * 1e6 / published);
         eprintln!(
-            "{}: round {round}: {} publishes matching none of {} {kind:?} subscriptions, server CPU {raw_us:.0} us per publish ({net_us:.0} us less idle {:.1} ms/s), RSS {} KiB",
-            args.label, sent.published(), args.subscribers, idle_cpu_per_s * 1e3, s2.rss_kib
+            "{}: round {round}: {} publishes matching none of {} {kind:?} subscriptions in {:.1} s, server CPU {raw_us:.0} us per publish ({net_us:.0} us less idle {:.1} ms/s), RSS {} KiB",
+            args.label, sent.published(), args.subscribers, (t2 - t1).as_secs_f64(), idle_cpu_per_s * 1e3, s2.rss_kib
         );
-        rounds.push(json!({ "published": sent.published(), "publish_errors": sent.errors, "server_cpu_s": cpu,
-            "idle_cpu_ms_per_s": idle_cpu_per_s * 1e3, "cpu_us_per_publish": raw_us, "net_cpu_us_per_publish": net_us,
-            "server_rss_kib": s2.rss_kib }));
+        rounds.push(json!({ "published": sent.published(), "publish_errors": sent.errors, "seconds": (t2 - t1).as_secs_f64(),
+            "server_cpu_s": cpu, "cpu_us_per_publish": raw_us, "net_cpu_us_per_publish": net_us, "server_rss_kib": s2.rss_kib }));
     }
     let total = workers.total().await?;
     workers.quit().await;
@@ -89,4 +91,16 @@ pub(super) async fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
         json!({ "selectors": format!("{kind:?}"), "rate": rate, "window_s": args.step_seconds, "rounds": rounds,
         "median_cpu_us_per_publish": raw, "median_net_cpu_us_per_publish": net, "deliveries": total.received }),
     )
+}
+
+/// Waits (at most 30 s) until the server spends at most `idle_cpu_per_s`
+/// plus 20 ms of CPU time over a second: what it owed the publishes is done.
+async fn settle(args: &Args, idle_cpu_per_s: f64) {
+    for _ in 0..30 {
+        let before = sample(&args.server_pid).cpu_s;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if sample(&args.server_pid).cpu_s - before <= idle_cpu_per_s + 0.02 {
+            return;
+        }
+    }
 }

@@ -14,19 +14,15 @@ fn base() -> url::Url {
 /// A registration for 0.x selectors `topics` and token grants `allowed`.
 fn reg(cache: &SelectorCache, topics: &[&str], allowed: &[&str]) -> Registration {
     let selectors = |list: &[&str]| list.iter().map(|t| Matcher::selector(*t)).collect();
-    reg_matchers(cache, selectors(topics), selectors(allowed))
+    reg_matchers(cache, selectors(topics), &selectors(allowed))
 }
 
 /// A registration for matchers of any type.
-fn reg_matchers(
-    cache: &SelectorCache,
-    topics: Vec<Matcher>,
-    allowed: Vec<Matcher>,
-) -> Registration {
+fn reg_matchers(cache: &SelectorCache, topics: Vec<Matcher>, allowed: &[Matcher]) -> Registration {
     let compile = |list: &[Matcher]| SelectorSet::compile(cache, list, &base()).unwrap();
     Registration {
         subscribed: compile(&topics),
-        allowed: compile(&allowed),
+        allowed: compile(allowed),
         subscriptions: topics
             .into_iter()
             .map(|matcher| Subscription {
@@ -279,7 +275,7 @@ proptest! {
                 let compile = |list: &[Matcher]| SelectorSet::compile(&cache, list, &base()).ok();
                 compile(&topics)?;
                 compile(&allowed)?;
-                Some(f.register(reg_matchers(&cache, topics, allowed)).unwrap())
+                Some(f.register(reg_matchers(&cache, topics, &allowed)).unwrap())
             })
             .collect();
         for (i, (sub, _)) in registered.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! Fan-out: routes each logged event to the queues of matching subscribers.
 //!
 //! The registry indexes each subscriber's selectors separately: exact topics
-//! in a map from topic to subscribers, the others in [`index`], which holds
+//! in a map from topic to subscribers, the others in `index.rs`, which holds
 //! each distinct compiled selector once with its subscribers and indexes URI
 //! templates by their literal prefix. An event therefore visits only the
 //! subscribers registered for one of its topics and matches only the

@@ -25,6 +25,20 @@ pub(crate) enum Name {
     /// steady publishing for a long time: the server's memory and files,
     /// sampled, and every held subscription's deliveries checked.
     Soak,
+    /// N subscriptions holding `--selectors`, and publishes matching none:
+    /// the server's CPU time per publish.
+    Selectors,
+}
+
+/// What each subscription selects (selectors scenario).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Selectors {
+    /// A distinct exact topic each, `https://example.com/users/{i}`.
+    Exact,
+    /// A distinct URI template each, `https://example.com/users/{i}/{+rest}`.
+    Templates,
+    /// One template for all, `https://example.com/users/{id}/{+rest}`.
+    OneTemplate,
 }
 
 /// `ssehub-bench run` options.
@@ -99,6 +113,9 @@ pub(crate) struct Args {
     /// Write the samples here as CSV (soak).
     #[arg(long)]
     pub(crate) samples: Option<PathBuf>,
+    /// What each subscription selects (selectors).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub(crate) selectors: Selectors,
     /// Worker processes [default: one per 15,000 subscriptions, rounded up
     /// to a multiple of the number of subscribe URLs].
     #[arg(long)]

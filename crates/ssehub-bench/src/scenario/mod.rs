@@ -1,9 +1,11 @@
-//! Scenarios: `idle`, `fanout`, `rooms`, `storm`, `slow`, `soak`.
+//! Scenarios: `idle`, `fanout`, `rooms`, `storm`, `slow`, `soak`,
+//! `selectors`.
 
 mod fanout;
 mod idle;
 mod load;
 mod rooms;
+mod selectors;
 mod slow;
 mod soak;
 mod storm;
@@ -23,6 +25,7 @@ pub(crate) async fn run(mut args: Args) -> anyhow::Result<()> {
         Name::Storm => storm::run(&args).await?,
         Name::Slow => slow::run(&args).await?,
         Name::Soak => soak::run(&args).await?,
+        Name::Selectors => selectors::run(&args).await?,
     };
     let result = json!({ "scenario": format!("{:?}", args.scenario).to_lowercase(), "server": args.label, "subscribers": args.subscribers,
         "sub_urls": args.sub_url, "pub_urls": args.pub_url, "result": result });

@@ -1,12 +1,20 @@
 //! Fan-out: routes each logged event to the queues of matching subscribers.
 //!
-//! Subscribers whose selectors are all exact topics are indexed by topic, so
-//! an event only visits those registered for one of its topics; subscribers
-//! with templates or `*` are checked one by one. Each subscriber has a bounded
+//! The registry indexes each subscriber's selectors separately: exact topics
+//! in a map from topic to subscribers, the others in `index.rs`, which holds
+//! each distinct compiled selector once with its subscribers and indexes URI
+//! templates by their literal prefix. An event therefore visits only the
+//! subscribers registered for one of its topics and matches only the
+//! templates whose prefix starts one of its topics, each once whatever the
+//! number of subscribers holding it; `*` and URL patterns are matched for
+//! every event, also once per distinct selector. A subscriber reached
+//! through several selectors or topics is queued the event once, after the
+//! privacy check of its token's grants. Each subscriber has a bounded
 //! queue: one that is full is dropped from the registry, which ends its
 //! stream, and the client resumes from history. Nothing blocks on a slow
 //! subscriber and no queue grows without bound.
 
+mod index;
 pub mod queue;
 
 use std::collections::HashMap;
@@ -19,6 +27,8 @@ use serde_json::Value;
 use crate::proto::claims::{can_receive, receiving_selectors, SelectorSet};
 use crate::proto::event::Event;
 use crate::proto::selector::Matcher;
+
+use index::SelectorIndex;
 
 /// What a subscriber's queue carries.
 #[derive(Debug, Clone)]
@@ -59,14 +69,11 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// The topics of its matchers when all are exact (it is then indexed
-    /// by topic), else `None`.
-    fn exact_topics(&self) -> Option<Vec<&str>> {
-        self.subscribed
-            .selectors()
-            .iter()
-            .map(|s| s.as_exact())
-            .collect()
+    /// Whether its token lets it receive `event`, a private one only
+    /// through a topic its grants match (see [`can_receive`]; the registry
+    /// already knows one of its selectors matches).
+    fn allowed_to_see(&self, event: &Event) -> bool {
+        !event.update.private || self.allowed.matches_any(&event.update.topics)
     }
 
     /// Why the registry removed this subscriber; `None` while it is
@@ -114,11 +121,12 @@ struct Entry {
 }
 
 impl Entry {
-    /// Queues `event` if it is for this subscriber; `false` if the queue is
-    /// full or closed.
+    /// Queues `event`, which one of the subscriber's selectors matches, if
+    /// its token allows and it was not already queued; `false` if the queue
+    /// is full or closed.
     fn offer(&self, event: &Arc<Event>) -> bool {
-        if !self.sub.wants(event)
-            || self.sub.last_queued.swap(event.seq, Ordering::Relaxed) == event.seq
+        if self.sub.last_queued.swap(event.seq, Ordering::Relaxed) == event.seq
+            || !self.sub.allowed_to_see(event)
         {
             return true;
         }
@@ -169,8 +177,10 @@ pub struct Fanout {
 #[derive(Default)]
 struct Registry {
     subscribers: HashMap<u64, Entry>,
+    /// Subscribers by the exact topics they select.
     by_topic: HashMap<String, Vec<u64>>,
-    by_pattern: Vec<u64>,
+    /// The other selectors (templates, URL patterns, `*`).
+    patterns: SelectorIndex,
     closed: bool,
 }
 
@@ -209,16 +219,16 @@ impl Fanout {
         if r.closed {
             return Err(Closed);
         }
-        match sub.exact_topics() {
-            Some(topics) => {
-                for topic in topics {
+        for selector in sub.subscribed.selectors() {
+            match selector.as_exact() {
+                Some(topic) => {
                     let keys = r.by_topic.entry(topic.to_string()).or_default();
                     if !keys.contains(&key) {
                         keys.push(key);
                     }
                 }
+                None => r.patterns.insert(selector, key),
             }
-            None => r.by_pattern.push(key),
         }
         r.subscribers.insert(
             key,
@@ -241,17 +251,20 @@ impl Fanout {
         let mut lagging = Vec::new();
         {
             let r = self.registry.read();
-            let exact = event
-                .update
-                .topics
+            let mut offer = |key: u64| {
+                if let Some(entry) = r.subscribers.get(&key) {
+                    if !entry.offer(event) {
+                        lagging.push(key);
+                    }
+                }
+            };
+            let topics = &event.update.topics;
+            topics
                 .iter()
                 .filter_map(|t| r.by_topic.get(t))
-                .flatten();
-            for key in exact.chain(&r.by_pattern) {
-                if !r.subscribers[key].offer(event) {
-                    lagging.push(*key);
-                }
-            }
+                .flatten()
+                .for_each(|key| offer(*key));
+            r.patterns.matching(topics, offer);
         }
         if lagging.is_empty() {
             return 0;
@@ -323,162 +336,32 @@ impl Registry {
             let _ = entry.sub.removal.set(why);
         }
         self.by_topic.clear();
-        self.by_pattern.clear();
+        self.patterns.clear();
         n
     }
 
     /// Removes the subscriber `key`, returning it if it was registered.
     fn remove(&mut self, key: u64) -> Option<Arc<Subscriber>> {
         let Entry { sub, .. } = self.subscribers.remove(&key)?;
-        if let Some(topics) = sub.exact_topics() {
-            for topic in topics {
-                if let Some(keys) = self.by_topic.get_mut(topic) {
-                    keys.retain(|k| *k != key);
-                    if keys.is_empty() {
-                        self.by_topic.remove(topic);
-                    }
-                }
+        for selector in sub.subscribed.selectors() {
+            match selector.as_exact() {
+                Some(topic) => self.forget_topic(topic, key),
+                None => self.patterns.remove(selector, key),
             }
-        } else {
-            self.by_pattern.retain(|k| *k != key);
         }
         Some(sub)
+    }
+
+    /// Removes subscriber `key` from the subscribers of exact `topic`.
+    fn forget_topic(&mut self, topic: &str, key: u64) {
+        if let Some(keys) = self.by_topic.get_mut(topic) {
+            keys.retain(|k| *k != key);
+            if keys.is_empty() {
+                self.by_topic.remove(topic);
+            }
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::selector::SelectorCache;
-    use crate::proto::update::UpdateRequest;
-
-    fn reg(cache: &SelectorCache, topics: &[&str], allowed: &[&str]) -> Registration {
-        let matchers = |list: &[&str]| -> Vec<Matcher> {
-            list.iter().map(|t| Matcher::selector(*t)).collect()
-        };
-        let base = url::Url::parse("https://hub.example/.well-known/mercure").unwrap();
-        let compile = |list: &[&str]| SelectorSet::compile(cache, &matchers(list), &base).unwrap();
-        Registration {
-            subscribed: compile(topics),
-            allowed: compile(allowed),
-            subscriptions: matchers(topics)
-                .into_iter()
-                .map(|matcher| Subscription {
-                    matcher,
-                    payload: None,
-                })
-                .collect(),
-        }
-    }
-
-    fn event(seq: u64, topics: &[&str], private: bool) -> Arc<Event> {
-        let update = UpdateRequest {
-            topics: topics.iter().map(|t| t.to_string()).collect(),
-            private,
-            ..Default::default()
-        }
-        .validate(String::new)
-        .unwrap();
-        Arc::new(Event::new(seq, update))
-    }
-
-    fn seqs(rx: &mut queue::Receiver<Delivery>) -> Vec<u64> {
-        std::iter::from_fn(|| match rx.try_recv().ok()? {
-            Delivery::Event(e) => Some(e.seq),
-            Delivery::Heartbeat => Some(0),
-        })
-        .collect()
-    }
-
-    #[test]
-    fn routes_by_exact_topic_template_and_privacy() {
-        let cache = SelectorCache::new(64);
-        let f = Fanout::new(8);
-        let (_, mut exact) = f.register(reg(&cache, &["a", "b"], &[])).unwrap();
-        let (_, mut tpl) = f
-            .register(reg(&cache, &["https://x/{id}"], &["https://x/1"]))
-            .unwrap();
-        f.dispatch(&event(1, &["a", "b"], false));
-        f.dispatch(&event(2, &["c", "https://x/1"], false));
-        f.dispatch(&event(3, &["https://x/2", "a"], true));
-        f.dispatch(&event(4, &["https://x/2", "https://x/1"], true));
-        assert_eq!(seqs(&mut exact), [1], "once for two topics; no private");
-        assert_eq!(
-            seqs(&mut tpl),
-            [2, 4],
-            "alternate topic authorizes the private one"
-        );
-    }
-
-    #[test]
-    fn names_each_receiving_matcher_once_and_never_an_unauthorized_one() {
-        let cache = SelectorCache::new(64);
-        let f = Fanout::new(8);
-        let (sub, _rx) = f
-            .register(reg(
-                &cache,
-                &["https://x/{id}", "https://x/2", "https://x/{id}", "*"],
-                &["https://x/1"],
-            ))
-            .unwrap();
-        let public = event(1, &["https://x/2"], false);
-        assert_eq!(
-            sub.receiving(&public),
-            ["https://x/{id}", "https://x/2", "*"]
-        );
-        let private = event(2, &["https://x/2", "https://x/1"], true);
-        assert!(sub.wants(&private));
-        assert_eq!(
-            sub.receiving(&private),
-            ["https://x/{id}", "*"],
-            "https://x/2 matches only a topic the token does not grant"
-        );
-        assert!(sub.receiving(&event(3, &["https://y"], true)).is_empty());
-    }
-
-    #[test]
-    fn drops_lagging_subscribers_only() {
-        let cache = SelectorCache::new(64);
-        let f = Fanout::new(2);
-        let (slow, _slow_rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
-        let (_, mut fast) = f.register(reg(&cache, &["a"], &[])).unwrap();
-        let dropped: Vec<usize> = (1..=3)
-            .map(|seq| {
-                let dropped = f.dispatch(&event(seq, &["a"], false));
-                seqs(&mut fast);
-                dropped
-            })
-            .collect();
-        assert_eq!(dropped, [0, 0, 1], "dropped when its queue of 2 overflows");
-        assert_eq!(slow.removal(), Some(Removal::Slow));
-        assert!(!f.remove(&slow), "slow subscriber was already dropped");
-        assert_eq!(f.len(), 1);
-    }
-
-    #[test]
-    fn disconnect_all_ends_queues_after_their_events_and_keeps_accepting() {
-        let cache = SelectorCache::new(64);
-        let f = Fanout::new(4);
-        let (sub, mut rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
-        f.dispatch(&event(1, &["a"], false));
-        assert_eq!(sub.removal(), None);
-        assert_eq!(f.disconnect_all(), 1);
-        assert_eq!(sub.removal(), Some(Removal::Resync));
-        assert_eq!(seqs(&mut rx), [1], "what was queued is still delivered");
-        assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
-        let (_, mut again) = f.register(reg(&cache, &["a"], &[])).unwrap();
-        f.dispatch(&event(2, &["a"], false));
-        assert_eq!(seqs(&mut again), [2]);
-    }
-
-    #[test]
-    fn close_ends_queues_and_refuses_new() {
-        let cache = SelectorCache::new(64);
-        let f = Fanout::new(2);
-        let (sub, mut rx) = f.register(reg(&cache, &["*"], &[])).unwrap();
-        f.close();
-        assert_eq!(sub.removal(), Some(Removal::Shutdown));
-        assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
-        assert!(f.register(reg(&cache, &["*"], &[])).is_err());
-    }
-}
+mod tests;

@@ -62,6 +62,16 @@ impl TemplateMatcher {
     pub fn matches(&self, topic: &str) -> bool {
         topic == self.template || self.regex.is_match(topic)
     }
+
+    /// The template's literal text before its first expression: every topic
+    /// it matches starts with it, byte for byte (literals are matched without
+    /// normalisation, and the template string itself starts with it too), so
+    /// the fan-out can index templates by it.
+    pub fn literal_prefix(&self) -> &str {
+        // A compiled template has an expression, and its first brace opens it.
+        let end = self.template.find('{').unwrap_or(0);
+        &self.template[..end]
+    }
 }
 
 /// Expansion behaviour of an RFC 6570 operator (RFC 6570 appendix A table).

@@ -91,6 +91,20 @@ fn mercure_spec_examples() {
 }
 
 #[test]
+fn literal_prefix_ends_at_the_first_expression() {
+    for (template, prefix) in [
+        ("https://a/{x}/b/{y}", "https://a/"),
+        ("{+all}", ""),
+        ("https://É/%41{?q}", "https://É/%41"),
+    ] {
+        match Selector::parse(template) {
+            Selector::Template(matcher) => assert_eq!(matcher.literal_prefix(), prefix),
+            other => panic!("{template} is a template, not {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn template_matches_its_own_string() {
     let selector = "https://example.com/books/{id}";
     assert!(matches(selector, selector));
@@ -461,6 +475,25 @@ proptest! {
             selector.matches(&expansion),
             "{template} should match {expansion}"
         );
+    }
+
+    /// What the fan-out's index relies on: a template matches only topics
+    /// starting with its literal prefix.
+    #[test]
+    fn expansions_start_with_the_literal_prefix(parts in parts(), topic in ".{0,12}") {
+        let (template, expansion) = render(&parts);
+        if let Selector::Template(matcher) = Selector::parse(&template) {
+            let prefix = matcher.literal_prefix();
+            prop_assert!(
+                template.starts_with(prefix) && !prefix.contains('{'),
+                "{} has no expression before {}", prefix, template
+            );
+            prop_assert!(expansion.starts_with(prefix), "{template}: {expansion}");
+            let elsewhere = format!("{topic}{expansion}");
+            if matcher.matches(&elsewhere) {
+                prop_assert!(elsewhere.starts_with(prefix), "{template}: {elsewhere}");
+            }
+        }
     }
 
     #[test]

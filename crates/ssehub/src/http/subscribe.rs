@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::{header, HeaderValue, Method, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use super::error::ApiError;
 use super::identity::hub_url;
@@ -21,6 +21,7 @@ use crate::fanout::{Registration, Subscription};
 use crate::hub::Hub;
 use crate::metrics::Protocol;
 use crate::proto::claims::{Claims, SelectorSet};
+use crate::proto::compress::{Coding, Encoder};
 use crate::proto::generation::Generation;
 use crate::proto::selector::{MatchType, Matcher};
 use crate::proto::text::{describe, forbidden_char};
@@ -94,6 +95,13 @@ pub(super) async fn subscribe(
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .header("x-accel-buffering", "no");
+    let coding = negotiate(&hub, &parts.headers, framing);
+    if hub.config.stream.compression {
+        res = res.header(header::VARY, "accept-encoding");
+    }
+    if let Some(coding) = coding {
+        res = res.header(header::CONTENT_ENCODING, coding.name());
+    }
     if parts.method == Method::HEAD {
         return Ok(res.body(Body::empty()).expect("valid response"));
     }
@@ -145,8 +153,32 @@ pub(super) async fn subscribe(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
     };
-    let body = subscribe::subscribe(&hub, registration, claims.exp, &start, peer, framing)?;
+    let encoder = coding.map(Encoder::new);
+    let body = subscribe::subscribe(
+        &hub,
+        registration,
+        claims.exp,
+        &start,
+        peer,
+        framing,
+        encoder,
+    )?;
     Ok(res.body(holding(body, held)).expect("valid response"))
+}
+
+/// The coding the stream is compressed with: none when compression is off,
+/// when the client names no coding the hub has, or for a stream whose
+/// events carry its own `matched:` lines (only shared bytes are compressed).
+fn negotiate(hub: &Hub, headers: &HeaderMap, framing: Framing) -> Option<Coding> {
+    if !hub.config.stream.compression || framing != Framing::Shared {
+        return None;
+    }
+    Coding::negotiate(
+        headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
 }
 
 /// How the stream writes events: `ssehub_matched=1` adds `matched:` lines;

@@ -15,6 +15,7 @@ use crate::fanout::{Closed, Registration};
 use crate::history::{Log, LogError};
 use crate::hub::Hub;
 use crate::metrics::{Protocol, StreamEnd};
+use crate::proto::compress::Encoder;
 pub use crate::proto::update::EARLIEST;
 
 /// Who opened a stream, for the metrics and the line logged when it ends.
@@ -91,7 +92,8 @@ impl Start {
 /// the history is read: every event is then either in the replay or queued
 /// live (or both, and the stream drops the copy). The stream ends when the
 /// token expires, or at `--max-stream-duration` (see `lifetime`). Its
-/// events are written as `framing` says.
+/// events are written as `framing` says, compressed by `encoder` if set
+/// (only with [`Framing::Shared`]: a matched stream's lines are its own).
 pub fn subscribe(
     hub: &Arc<Hub>,
     registration: Registration,
@@ -99,6 +101,7 @@ pub fn subscribe(
     start: &Start,
     peer: Peer,
     framing: Framing,
+    encoder: Option<Encoder>,
 ) -> Result<SubscriptionBody, Closed> {
     let (sub, rx) = hub.fanout.register(registration)?;
     if let Some(events) = &hub.subscription_events {
@@ -113,5 +116,6 @@ pub fn subscribe(
         deadline,
         peer,
         framing,
+        encoder.filter(|_| framing == Framing::Shared),
     ))
 }

@@ -21,6 +21,8 @@ use crate::tracking::{Shared, Tracker};
 /// gzip's fixed header: magic, deflate, then flags, time, extra flags, OS.
 const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 8];
 const GZIP_HEADER_LEN: usize = 10;
+/// Bytes of a zstd body kept waiting for the end of a frame, at most.
+const MAX_ZSTD_PENDING: usize = 1 << 20;
 
 /// A body's decoder, chosen by its `Content-Encoding`.
 pub(crate) enum Decoder {
@@ -99,6 +101,9 @@ fn zstd_feed(pending: &mut Vec<u8>, input: &[u8], out: &mut Vec<u8>) -> io::Resu
         at += len;
     }
     pending.drain(..at);
+    if pending.len() > MAX_ZSTD_PENDING {
+        return Err(bad("no whole zstd frame in 1 MiB"));
+    }
     Ok(())
 }
 
@@ -115,17 +120,23 @@ impl Gzip {
                 return Err(bad("not a plain gzip header"));
             }
         }
-        while !input.is_empty() && !self.done {
+        // Until the input is used up and the inflater had room for all it
+        // could give (or it makes no progress).
+        while !self.done {
             out.reserve(input.len() * 4 + 256);
-            let before = self.inflate.total_in();
+            let (before_in, before_out) = (self.inflate.total_in(), out.len());
             let status = self
                 .inflate
                 .decompress_vec(input, out, FlushDecompress::Sync)
                 .map_err(|e| bad(format!("gzip: {e}")))?;
-            let used = usize::try_from(self.inflate.total_in() - before).unwrap_or(usize::MAX);
+            let used = usize::try_from(self.inflate.total_in() - before_in).unwrap_or(usize::MAX);
             input = &input[used.min(input.len())..];
             // The trailer after the final block is not checked here.
             self.done = status == Status::StreamEnd;
+            let full = out.len() == out.capacity();
+            if (input.is_empty() && !full) || (used == 0 && out.len() == before_out) {
+                break;
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 #
 #   bash bench/compression.sh
 #   env: RUNS=3 SUBS=10000 RATES=10,20 STEP=8 OUT=bench/results/2026-12-02/compression
+#        IDLE=0 (skip the idle runs)
 #        H2=1 (subscribe over HTTP/2 on TLS, 100 streams per connection, instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ PORT=18400
 # start COMPRESSION: ssehub on CPU 0 with --compression COMPRESSION.
 start() {
   rm -rf "$TMP/data"
-  taskset -c 0 "$BIN/ssehub" serve --listen 127.0.0.1:$PORT --tls-listen 127.0.0.1:$((PORT + 1)) --http3 false \
+  taskset -c 0 "$BIN/ssehub" serve --listen 127.0.0.1:$PORT --tls-listen 127.0.0.1:$((PORT + 1)) --http3 false --metrics-listen none \
     --data-dir "$TMP/data" --publisher-jwt-key "$SECRET" --anonymous --history-size 1000000 \
     --compression "$1" >"$TMP/hub.out" 2>&1 &
   SERVER_PID=$!
@@ -70,6 +71,7 @@ for r in $(seq "$RUNS"); do
       --rates "$RATES" --step-seconds "$STEP" --p99-limit-ms 100000
   done
 done
+[ "${IDLE:-1}" = 0 ] && exit 0
 for variant in "off off none" "zstd on zstd" "gzip on gzip"; do
   set -- $variant
   run "$proto-$1" "$2" "$3" idle --subscribers "$SUBS" --idle-seconds 3

@@ -27,7 +27,7 @@ use crate::proto::event::Event;
 use crate::proto::sse::{encode_matched, without_blank_line};
 
 /// The comment written at open and as heartbeat: a static, so no allocation.
-const EMPTY_COMMENT: Bytes = Bytes::from_static(b":\n\n");
+const EMPTY_COMMENT: &[u8] = b":\n\n";
 
 /// [`EMPTY_COMMENT`]'s compressed copies, made once for every stream.
 static EMPTY_COMMENT_COMPRESSED: Compressed = Compressed::new();
@@ -167,6 +167,14 @@ impl SubscriptionBody {
         }
     }
 
+    /// [`EMPTY_COMMENT`] as this stream writes it.
+    fn empty_comment(&mut self) -> Bytes {
+        self.encode(
+            &Bytes::from_static(EMPTY_COMMENT),
+            &EMPTY_COMMENT_COMPRESSED,
+        )
+    }
+
     /// Adds what was written since the last call to the hub's counters.
     fn flush(&mut self) {
         let (w, c) = (self.written, self.counted);
@@ -200,7 +208,7 @@ impl SubscriptionBody {
             if self.framing == Framing::Matched {
                 return Poll::Ready(Some(Bytes::from_static(MATCHED_COMMENT)));
             }
-            let comment = self.encode(&EMPTY_COMMENT, &EMPTY_COMMENT_COMPRESSED);
+            let comment = self.empty_comment();
             return Poll::Ready(Some(
                 match self.encoder.as_ref().and_then(Encoder::header) {
                     Some(header) => {
@@ -238,8 +246,7 @@ impl SubscriptionBody {
                 }
                 Some(Delivery::Event(_)) => {}
                 Some(Delivery::Heartbeat) => {
-                    let comment = self.encode(&EMPTY_COMMENT, &EMPTY_COMMENT_COMPRESSED);
-                    return Poll::Ready(Some(comment));
+                    return Poll::Ready(Some(self.empty_comment()));
                 }
                 None => {
                     let why = match self.sub.removal() {

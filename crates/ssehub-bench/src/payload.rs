@@ -107,7 +107,7 @@ fn json(topic: &str, seq: u64, size: usize) -> String {
             draw.next() % 24,
             draw.next() % 60,
             draw.next() % 60,
-            draw.next() % 2 == 0,
+            draw.next().is_multiple_of(2),
         );
         if s.len() + record.len() + close_len > size {
             break;

@@ -153,16 +153,11 @@ pub(super) async fn subscribe(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
     };
-    let encoder = coding.map(Encoder::new);
-    let body = subscribe::subscribe(
-        &hub,
-        registration,
-        claims.exp,
-        &start,
-        peer,
-        framing,
-        encoder,
-    )?;
+    let framing = match framing {
+        Framing::Shared(_) => Framing::Shared(coding.map(Encoder::new)),
+        Framing::Matched => Framing::Matched,
+    };
+    let body = subscribe::subscribe(&hub, registration, claims.exp, &start, peer, framing)?;
     Ok(res.body(holding(body, held)).expect("valid response"))
 }
 
@@ -170,7 +165,7 @@ pub(super) async fn subscribe(
 /// when the client names no coding the hub has, or for a stream whose
 /// events carry its own `matched:` lines (only shared bytes are compressed).
 fn negotiate(hub: &Hub, headers: &HeaderMap, framing: Framing) -> Option<Coding> {
-    if !hub.config.stream.compression || framing != Framing::Shared {
+    if !hub.config.stream.compression || framing == Framing::Matched {
         return None;
     }
     Coding::negotiate(
@@ -185,7 +180,7 @@ fn negotiate(hub: &Hub, headers: &HeaderMap, framing: Framing) -> Option<Coding>
 /// another value is refused, so a typo is not silently ignored.
 fn read_framing(query: &Query) -> Result<Framing, ApiError> {
     match query.first(MATCHED_PARAMETER) {
-        None => Ok(Framing::Shared),
+        None => Ok(Framing::Shared(None)),
         Some("1") => Ok(Framing::Matched),
         Some(other) => Err(ApiError::BadRequest(format!(
             "invalid {MATCHED_PARAMETER} {other:?}: the only value is 1"

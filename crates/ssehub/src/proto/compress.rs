@@ -223,7 +223,7 @@ fn crc_shift(len: usize) -> u32 {
 
 /// What one compressed stream keeps: its coding and, for gzip, the CRC
 /// and length of what it carried so far (for the trailer).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoder {
     coding: Coding,
     crc: u32,

@@ -37,11 +37,12 @@ pub struct Deadline {
 }
 
 /// How a stream writes each event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// The event's frame, encoded once and shared by every stream.
-    #[default]
-    Shared,
+    /// The event's frame, encoded once and shared by every stream; with an
+    /// encoder, the frame's compressed copy, made once and shared by every
+    /// stream of that coding.
+    Shared(Option<Encoder>),
     /// The shared frame followed by one `matched:` line per matcher of the
     /// stream through which it receives the event (`ssehub_matched=1`).
     Matched,
@@ -92,8 +93,7 @@ impl Start {
 /// the history is read: every event is then either in the replay or queued
 /// live (or both, and the stream drops the copy). The stream ends when the
 /// token expires, or at `--max-stream-duration` (see `lifetime`). Its
-/// events are written as `framing` says, compressed by `encoder` if set
-/// (only with [`Framing::Shared`]: a matched stream's lines are its own).
+/// events are written as `framing` says.
 pub fn subscribe(
     hub: &Arc<Hub>,
     registration: Registration,
@@ -101,7 +101,6 @@ pub fn subscribe(
     start: &Start,
     peer: Peer,
     framing: Framing,
-    encoder: Option<Encoder>,
 ) -> Result<SubscriptionBody, Closed> {
     let (sub, rx) = hub.fanout.register(registration)?;
     if let Some(events) = &hub.subscription_events {
@@ -116,6 +115,5 @@ pub fn subscribe(
         deadline,
         peer,
         framing,
-        encoder.filter(|_| framing == Framing::Shared),
     ))
 }

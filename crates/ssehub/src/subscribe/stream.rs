@@ -57,9 +57,8 @@ pub struct SubscriptionBody {
     last_seq: u64,
     deadline: Option<(Pin<Box<Sleep>>, StreamEnd)>,
     peer: Peer,
+    /// How events are written, and compressed if they are.
     framing: Framing,
-    /// How the stream is compressed, if it is.
-    encoder: Option<Encoder>,
     /// What to write next, before anything else: the end of the event
     /// frame whose start was just written ([`Framing::Matched`]), the first
     /// frame after a compressed stream's header, or the end of a
@@ -103,7 +102,6 @@ impl SubscriptionBody {
         deadline: Option<Deadline>,
         peer: Peer,
         framing: Framing,
-        encoder: Option<Encoder>,
     ) -> SubscriptionBody {
         let (replay, last_seq) = match start {
             Start::Live => (None, 0),
@@ -130,7 +128,6 @@ impl SubscriptionBody {
             deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.why)),
             peer,
             framing,
-            encoder,
             rest: None,
             opened_at: Instant::now(),
             written: Tally::default(),
@@ -148,7 +145,7 @@ impl SubscriptionBody {
         lifetime::count(why, &self.hub);
         let farewell = (why == StreamEnd::Shutdown && self.hub.fanout.is_closed())
             .then(|| self.encode(&lifetime::farewell(), &Compressed::new()));
-        let end = self.encoder.as_ref().and_then(Encoder::finish);
+        let end = self.encoder().and_then(Encoder::finish);
         match farewell {
             Some(farewell) => {
                 self.rest = end;
@@ -161,9 +158,17 @@ impl SubscriptionBody {
     /// `frame` as this stream writes it: itself, or its shared compressed
     /// copy from `compressed`.
     fn encode(&mut self, frame: &Bytes, compressed: &Compressed) -> Bytes {
-        match self.encoder.as_mut() {
-            Some(encoder) => encoder.frame(frame, compressed),
-            None => frame.clone(),
+        match &mut self.framing {
+            Framing::Shared(Some(encoder)) => encoder.frame(frame, compressed),
+            Framing::Shared(None) | Framing::Matched => frame.clone(),
+        }
+    }
+
+    /// How the stream is compressed, if it is.
+    fn encoder(&self) -> Option<&Encoder> {
+        match &self.framing {
+            Framing::Shared(encoder) => encoder.as_ref(),
+            Framing::Matched => None,
         }
     }
 
@@ -209,15 +214,13 @@ impl SubscriptionBody {
                 return Poll::Ready(Some(Bytes::from_static(MATCHED_COMMENT)));
             }
             let comment = self.empty_comment();
-            return Poll::Ready(Some(
-                match self.encoder.as_ref().and_then(Encoder::header) {
-                    Some(header) => {
-                        self.rest = Some(comment);
-                        header
-                    }
-                    None => comment,
-                },
-            ));
+            return Poll::Ready(Some(match self.encoder().and_then(Encoder::header) {
+                Some(header) => {
+                    self.rest = Some(comment);
+                    header
+                }
+                None => comment,
+            }));
         }
         match ready!(self.poll_replay(cx)) {
             Some(Ok(event)) => {
@@ -267,7 +270,7 @@ impl SubscriptionBody {
     /// copied).
     fn frame(&mut self, event: &Event) -> Bytes {
         match self.framing {
-            Framing::Shared => self.encode(&event.frame, &event.compressed),
+            Framing::Shared(_) => self.encode(&event.frame, &event.compressed),
             Framing::Matched => {
                 self.rest = Some(encode_matched(&self.sub.receiving(event)));
                 without_blank_line(&event.frame)

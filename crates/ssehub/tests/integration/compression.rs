@@ -52,7 +52,7 @@ fn json(i: usize) -> String {
         i * 5 + 1,
         i % 11
     );
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         body.replace(',', ",\n")
     } else {
         body
@@ -266,7 +266,7 @@ async fn compressed_streams_over(transport: Transport) {
     }
     for i in BEFORE..BEFORE + AFTER {
         ids.push(publish(&mut publisher, i).await);
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             // Heartbeats between updates.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

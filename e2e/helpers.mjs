@@ -158,11 +158,11 @@ export const TRICKY = [
   { name: '10 KB line', data: 'x'.repeat(5000) + 'é'.repeat(2000) + 'y'.repeat(3000) },
 ];
 
-/** Resolves when `check()` is truthy; rejects after `ms`. */
+/** Resolves when `check()` (or the promise it returns) is truthy; rejects after `ms`. */
 export async function waitFor(check, ms, what = 'condition') {
   const deadline = Date.now() + ms;
   for (;;) {
-    const value = check();
+    const value = await check();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));

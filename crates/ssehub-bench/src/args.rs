@@ -69,6 +69,16 @@ pub(crate) struct Args {
     /// Extra publish request header (repeatable).
     #[arg(long = "pub-header")]
     pub(crate) pub_headers: Vec<String>,
+    /// What payloads look like: `padded` (sequence number and send time,
+    /// then filler) or `json` (a realistic JSON document, for compressed
+    /// streams).
+    #[arg(long, value_enum, default_value = "padded")]
+    pub(crate) payload_shape: crate::payload::Shape,
+    /// Ask for compressed streams: sent as the subscriptions'
+    /// `Accept-Encoding` (e.g. `zstd` or `gzip`); every client decodes what
+    /// the `Content-Encoding` of its response says.
+    #[arg(long)]
+    pub(crate) accept_encoding: Option<String>,
     /// Payload sizes in bytes (fanout runs each).
     #[arg(long, value_delimiter = ',', default_value = "100")]
     pub(crate) payload: Vec<usize>,

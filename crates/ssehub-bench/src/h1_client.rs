@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ssehub::proto::sse::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::decode::Body;
 use crate::http1::{read_head, Dechunker};
 use crate::tracking::{Role, Shared, Tracker};
 use crate::wire::{Spec, OPEN_TIMEOUT};
@@ -97,6 +97,7 @@ pub(crate) async fn visit(
 /// A response just opened: its head and the body bytes read with it.
 struct Opened {
     chunked: bool,
+    content_encoding: Option<String>,
     rest: Vec<u8>,
 }
 
@@ -134,6 +135,7 @@ async fn open(
         stream,
         Opened {
             chunked: head.chunked,
+            content_encoding: head.content_encoding,
             rest,
         },
     ))
@@ -148,7 +150,7 @@ async fn read(
     tracker: &mut Tracker,
 ) -> std::io::Result<Infallible> {
     let mut dechunker = opened.chunked.then(Dechunker::default);
-    let mut parser = Parser::new();
+    let mut decoded = Body::new(opened.content_encoding.as_deref())?;
     let mut body = Vec::with_capacity(4096);
     let mut input = opened.rest;
     let mut read = vec![0u8; 16 << 10];
@@ -158,7 +160,7 @@ async fn read(
             Some(d) => d.feed(&input, &mut body)?,
             None => body.extend_from_slice(&input),
         }
-        tracker.feed(shared, &mut parser, &body);
+        decoded.feed(shared, tracker, &body)?;
         let n = stream.read(&mut read).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());

@@ -12,10 +12,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
-use ssehub::proto::sse::Parser;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::decode::Body;
 use crate::tracking::{Role, Shared, Tracker};
 use crate::wire::{H2Spec, Spec, OPEN_TIMEOUT};
 
@@ -169,7 +169,7 @@ pub(crate) async fn visit(
 
 /// Asks for `path` on the connection of `sender`; an answer other than 200
 /// is an error.
-async fn open(sender: &mut Sender, spec: &Spec, path: &str) -> anyhow::Result<Incoming> {
+async fn open(sender: &mut Sender, spec: &Spec, path: &str) -> anyhow::Result<(Body, Incoming)> {
     let mut req = http::Request::get(format!("https://{}{path}", spec.host));
     for h in &spec.headers {
         if let Some((k, v)) = h.split_once(':') {
@@ -179,16 +179,24 @@ async fn open(sender: &mut Sender, spec: &Spec, path: &str) -> anyhow::Result<In
     sender.ready().await?;
     let res = sender.send_request(req.body(Empty::new())?).await?;
     anyhow::ensure!(res.status() == 200, "status {}", res.status());
-    Ok(res.into_body())
+    let encoding = res
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().map(str::to_ascii_lowercase))
+        .transpose()?;
+    Ok((Body::new(encoding.as_deref())?, res.into_body()))
 }
 
 /// Reads a response body into `tracker` until it fails or ends (the end of
 /// a stream is an error: it should last).
-async fn read(shared: &Shared, mut body: Incoming, tracker: &mut Tracker) -> anyhow::Result<()> {
-    let mut parser = Parser::new();
+async fn read(
+    shared: &Shared,
+    (mut decoded, mut body): (Body, Incoming),
+    tracker: &mut Tracker,
+) -> anyhow::Result<()> {
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
-            tracker.feed(shared, &mut parser, &data);
+            decoded.feed(shared, tracker, &data)?;
         }
     }
     anyhow::bail!("the stream ended")

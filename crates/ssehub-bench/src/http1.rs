@@ -9,6 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub(crate) struct Head {
     pub(crate) status: u16,
     pub(crate) chunked: bool,
+    /// Its `Content-Encoding`, if any.
+    pub(crate) content_encoding: Option<String>,
 }
 
 /// Reads until the end of the response head; returns it and any body bytes
@@ -27,12 +29,29 @@ pub(crate) async fn read_head<R: AsyncRead + Unpin>(
                 .and_then(|l| l.split(' ').nth(1))
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| bad("no status line"))?;
-            let chunked = lines.any(|l| {
-                let l = l.to_ascii_lowercase();
-                l.starts_with("transfer-encoding:") && l.contains("chunked")
-            });
+            let (mut chunked, mut content_encoding) = (false, None);
+            for line in lines {
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+                match name.as_str() {
+                    "transfer-encoding" => {
+                        chunked |= value.to_ascii_lowercase().contains("chunked")
+                    }
+                    "content-encoding" => content_encoding = Some(value.to_ascii_lowercase()),
+                    _ => {}
+                }
+            }
             let rest = buf[end + 4..].to_vec();
-            return Ok((Head { status, chunked }, rest));
+            return Ok((
+                Head {
+                    status,
+                    chunked,
+                    content_encoding,
+                },
+                rest,
+            ));
         }
         if buf.len() > 64 << 10 {
             return Err(bad("response head too large"));

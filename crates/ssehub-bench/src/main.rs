@@ -9,6 +9,7 @@
 
 mod args;
 mod churn;
+mod decode;
 mod floor;
 mod h1_client;
 mod h2_client;

@@ -135,7 +135,16 @@ impl Workers {
                 addr: node.addr,
                 host: node.host.clone(),
                 paths: mine,
-                headers: args.sub_headers.clone(),
+                headers: args
+                    .sub_headers
+                    .iter()
+                    .cloned()
+                    .chain(
+                        args.accept_encoding
+                            .iter()
+                            .map(|c| format!("Accept-Encoding: {c}")),
+                    )
+                    .collect(),
                 sources: args.sources.0.clone(),
                 connect_rate: u32::try_from(count).map_or(1, |n| (args.connect_rate / n).max(1)),
                 stalled: if w == 0 { stalled } else { 0 },
@@ -219,6 +228,8 @@ fn sum(reports: &[Report]) -> Report {
         gaps: a.gaps + r.gaps,
         dups: a.dups + r.dups,
         caught_up: a.caught_up + r.caught_up,
+        body_bytes: a.body_bytes + r.body_bytes,
+        decoded_bytes: a.decoded_bytes + r.decoded_bytes,
         churn: a.churn + r.churn,
         hist: String::new(),
     })

@@ -26,6 +26,8 @@ pub(crate) struct Target {
     /// How many publishes have picked a URL, shared by every clone.
     pub(crate) next: Arc<AtomicUsize>,
     pub(crate) format: Format,
+    /// What payloads look like.
+    pub(crate) shape: payload::Shape,
     pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) client: reqwest::Client,
     /// How long a publish whose first [`ATTEMPTS`] failed is still sent
@@ -228,7 +230,10 @@ impl Target {
     ) {
         let started = tokio::time::Instant::now();
         for attempt in 1.. {
-            if self.publish(topic, payload::encode(topic, seq, size)).await {
+            if self
+                .publish(topic, payload::encode(topic, seq, size, self.shape))
+                .await
+            {
                 counts.acked[i].fetch_add(1, Ordering::Relaxed);
                 return;
             }

@@ -30,6 +30,10 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     deliveries: Deliveries,
     caught_up: AtomicU64,
+    /// Body bytes as they came (content-coded, after chunked framing).
+    pub(crate) body_bytes: AtomicU64,
+    /// The same bytes decoded.
+    pub(crate) decoded_bytes: AtomicU64,
 }
 
 /// The running totals of the short-lived subscriptions (a soak's churn).
@@ -105,6 +109,8 @@ impl Shared {
             gaps: c.deliveries.gaps.load(Ordering::Relaxed),
             dups: c.deliveries.dups.load(Ordering::Relaxed),
             caught_up: c.caught_up.load(Ordering::Relaxed),
+            body_bytes: c.body_bytes.load(Ordering::Relaxed),
+            decoded_bytes: c.decoded_bytes.load(Ordering::Relaxed),
             churn: self.churn.report(),
             hist,
         }
@@ -233,7 +239,12 @@ mod tests {
     /// SSE events carrying `(topic, seq)` payloads.
     fn events(seqs: &[(&str, u64)]) -> Vec<u8> {
         seqs.iter()
-            .map(|(t, n)| format!("id: {t}-{n}\ndata: {}\n\n", payload::encode(t, *n, 0)))
+            .map(|(t, n)| {
+                format!(
+                    "id: {t}-{n}\ndata: {}\n\n",
+                    payload::encode(t, *n, 0, payload::Shape::Padded)
+                )
+            })
             .collect::<String>()
             .into_bytes()
     }

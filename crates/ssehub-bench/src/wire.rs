@@ -74,6 +74,12 @@ pub(crate) struct Report {
     pub(crate) dups: u64,
     /// Subscriptions that are up to date with `target` (storm recovery).
     pub(crate) caught_up: u64,
+    /// Body bytes received as they came (content-coded).
+    #[serde(default)]
+    pub(crate) body_bytes: u64,
+    /// Body bytes received, decoded.
+    #[serde(default)]
+    pub(crate) decoded_bytes: u64,
     /// The churn's totals.
     #[serde(default)]
     pub(crate) churn: ChurnReport,

@@ -118,7 +118,16 @@ pub(super) async fn step(
     let delivered = end.received - start.received;
     let cpu = s1.cpu_s - s0.cpu_s;
     let lat = latency(&hist);
-    let line = json!({ "rate": rate, "payload": size, "published": sent.published(), "publish_errors": sent.errors,
+    let per_delivery = |bytes: u64| {
+        if delivered > 0 {
+            bytes as f64 / delivered as f64
+        } else {
+            0.0
+        }
+    };
+    let line = json!({ "rate": rate, "payload": size, "payload_shape": format!("{:?}", target.shape).to_lowercase(),
+        "body_bytes_per_delivery": per_delivery(end.body_bytes - start.body_bytes),
+        "decoded_bytes_per_delivery": per_delivery(end.decoded_bytes - start.decoded_bytes), "published": sent.published(), "publish_errors": sent.errors,
         "delivered": delivered, "expected": want - start.received, "missing": want.saturating_sub(end.received), "deliveries_per_s": delivered as f64 / elapsed,
         "gaps": end.gaps - start.gaps, "dups": end.dups - start.dups, "latency": lat,
         "server_cpu_s": cpu, "server_cpu_us_per_delivery": if delivered > 0 { cpu * 1e6 / delivered as f64 } else { 0.0 },
@@ -184,6 +193,7 @@ pub(super) fn target(args: &Args) -> anyhow::Result<Target> {
         urls: args.pub_url.clone(),
         next: Default::default(),
         format: args.pub_format,
+        shape: args.payload_shape,
         headers,
         client,
         patience: Duration::ZERO,

@@ -156,6 +156,11 @@ pub const SUBSCRIPTIONS: Setting = Setting {
     flag: "subscriptions",
     default: "false",
 };
+/// `--compression`: see docs/benchmarks.md, "Issue 17: compressed streams".
+pub const COMPRESSION: Setting = Setting {
+    flag: "compression",
+    default: "on",
+};
 /// `--store`.
 pub const STORE: Setting = Setting {
     flag: "store",
@@ -257,7 +262,7 @@ pub const MAX_STREAM_DURATION: Setting = Setting {
 };
 
 /// Every setting with a default value.
-pub const ALL: [Setting; 41] = [
+pub const ALL: [Setting; 42] = [
     LISTEN,
     TLS_LISTEN,
     HTTP3,
@@ -280,6 +285,7 @@ pub const ALL: [Setting; 41] = [
     ACCESS_TOKEN_COOKIE,
     HEARTBEAT,
     SUBSCRIPTIONS,
+    COMPRESSION,
     STORE,
     HISTORY_SIZE,
     HISTORY_BYTES,

@@ -206,7 +206,7 @@ impl Options {
             jwt,
             access: self.access.resolve(),
             protocol: self.protocol.resolve()?,
-            stream: self.stream.resolve(),
+            stream: self.stream.resolve()?,
             history: self.history.resolve(self.redis)?,
             limits: self.limits.resolve()?,
         })
@@ -292,6 +292,7 @@ jwt_issuer = "https://app.example"
 access_token_cookie = "t"
 heartbeat = "2s"
 subscriptions = true
+compression = "off"
 store = "rediss://h:1"
 history_size = 3
 history_bytes = 4
@@ -327,7 +328,7 @@ max_stream_duration = "17m"
              algorithms: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA], refresh: 300s, min_refresh: 10s, ca_cert: None } } }, \
              access: AccessConfig { anonymous: true, cors_origins: [\"https://a\"], publish_origins: [\"https://b\"], cookie_name: \"c\" }, \
              protocol: ProtocolConfig { protocol: V1, hub_url: Some(Url { scheme: \"https\", cannot_be_a_base: false, username: \"\", password: None, host: Some(Domain(\"hub.example\")), port: None, path: \"/.well-known/mercure\", query: None, fragment: None }), issuer: \"https://app.example\", access_token_cookie: \"t\" }, \
-             stream: StreamConfig { heartbeat: 2s, subscriptions: true }, \
+             stream: StreamConfig { heartbeat: 2s, subscriptions: true, compression: false }, \
              history: HistoryConfig { store: Redis(RedisStore { url: \"rediss://h:1\", stream: \"r\", ca_cert: Some(\"ca.pem\"), cluster: true }), size: 3, bytes: 4, ttl: Some(5s) }, \
              limits: LimitsConfig { max_concurrent_streams: 6, max_body: 7, queue_size: 8, \
              max_connections: 9, max_connections_per_ip: Some(10), \

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
-use http::{header, HeaderValue, Method, StatusCode, Version};
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use super::error::ApiError;
 use super::identity::hub_url;
@@ -22,6 +22,7 @@ use crate::fanout::{Registration, Subscription};
 use crate::hub::Hub;
 use crate::metrics::Protocol;
 use crate::proto::claims::{Claims, SelectorSet};
+use crate::proto::compress::{Coding, Encoder};
 use crate::proto::generation::Generation;
 use crate::proto::selector::{MatchType, Matcher};
 use crate::proto::text::{describe, forbidden_char};
@@ -104,6 +105,13 @@ pub(super) async fn subscribe(
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .header("x-accel-buffering", "no");
+    let coding = negotiate(&hub, &parts.headers, framing);
+    if hub.config.stream.compression {
+        res = res.header(header::VARY, "accept-encoding");
+    }
+    if let Some(coding) = coding {
+        res = res.header(header::CONTENT_ENCODING, coding.name());
+    }
     if parts.method == Method::HEAD {
         return Ok(res.body(Body::empty()).expect("valid response"));
     }
@@ -161,15 +169,34 @@ pub(super) async fn subscribe(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip()),
     };
+    let framing = match framing {
+        Framing::Shared(_) => Framing::Shared(coding.map(Encoder::new)),
+        Framing::Matched => Framing::Matched,
+    };
     let body = subscribe::subscribe(&hub, registration, claims.exp, &start, peer, framing)?;
     Ok(res.body(holding(body, held)).expect("valid response"))
+}
+
+/// The coding the stream is compressed with: none when compression is off,
+/// when the client names no coding the hub has, or for a stream whose
+/// events carry its own `matched:` lines (only shared bytes are compressed).
+fn negotiate(hub: &Hub, headers: &HeaderMap, framing: Framing) -> Option<Coding> {
+    if !hub.config.stream.compression || framing == Framing::Matched {
+        return None;
+    }
+    Coding::negotiate(
+        headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
 }
 
 /// How the stream writes events: `ssehub_matched=1` adds `matched:` lines;
 /// another value is refused, so a typo is not silently ignored.
 fn read_framing(query: &Query) -> Result<Framing, ApiError> {
     match query.first(MATCHED_PARAMETER) {
-        None => Ok(Framing::Shared),
+        None => Ok(Framing::Shared(None)),
         Some("1") => Ok(Framing::Matched),
         Some(other) => Err(ApiError::BadRequest(format!(
             "invalid {MATCHED_PARAMETER} {other:?}: the only value is 1"

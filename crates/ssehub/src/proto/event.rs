@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::compress::Compressed;
 use super::update::Update;
 
 /// An update as logged: its position and its SSE frame, encoded once.
@@ -16,6 +17,9 @@ pub struct Event {
     pub update: Update,
     /// The encoded SSE frame shared by every subscriber.
     pub frame: Bytes,
+    /// The frame's compressed copies, made when a stream of a coding first
+    /// needs one and shared by every stream of that coding.
+    pub compressed: Compressed,
     /// When the fan-out took it, if its deliveries are timed (a sample of
     /// the events dispatched); unset for events only replayed.
     pub dispatched: OnceLock<Instant>,
@@ -29,6 +33,7 @@ impl Event {
             seq,
             update,
             frame,
+            compressed: Compressed::new(),
             dispatched: OnceLock::new(),
         }
     }

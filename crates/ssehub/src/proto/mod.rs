@@ -2,6 +2,7 @@
 //! model and the authorization rules.
 
 pub mod claims;
+pub mod compress;
 pub mod event;
 pub mod generation;
 pub mod selector;

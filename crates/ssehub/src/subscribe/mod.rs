@@ -18,6 +18,7 @@ use crate::fanout::{Closed, Registration};
 use crate::history::{Log, LogError};
 use crate::hub::Hub;
 use crate::metrics::{Protocol, StreamEnd};
+use crate::proto::compress::Encoder;
 pub use crate::proto::update::EARLIEST;
 
 /// Who opened a stream, for the metrics and the line logged when it ends.
@@ -39,11 +40,12 @@ pub struct Deadline {
 }
 
 /// How a stream writes each event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
-    /// The event's frame, encoded once and shared by every stream.
-    #[default]
-    Shared,
+    /// The event's frame, encoded once and shared by every stream; with an
+    /// encoder, the frame's compressed copy, made once and shared by every
+    /// stream of that coding.
+    Shared(Option<Encoder>),
     /// The shared frame followed by one `matched:` line per matcher of the
     /// stream through which it receives the event (`ssehub_matched=1`).
     Matched,

@@ -22,11 +22,15 @@ use crate::fanout::{Delivery, Removal, Subscriber};
 use crate::history::LogError;
 use crate::hub::Hub;
 use crate::metrics::{Label, StreamEnd};
+use crate::proto::compress::{Compressed, Encoder};
 use crate::proto::event::Event;
 use crate::proto::sse::{encode_matched, without_blank_line};
 
 /// The comment written at open and as heartbeat: a static, so no allocation.
 const EMPTY_COMMENT: &[u8] = b":\n\n";
+
+/// [`EMPTY_COMMENT`]'s compressed copies, made once for every stream.
+static EMPTY_COMMENT_COMPRESSED: Compressed = Compressed::new();
 
 /// The comment opening a stream whose events name their matchers
 /// ([`Framing::Matched`]): a client learns that the hub honours the
@@ -53,9 +57,12 @@ pub struct SubscriptionBody {
     last_seq: u64,
     deadline: Option<(Pin<Box<Sleep>>, StreamEnd)>,
     peer: Peer,
+    /// How events are written, and compressed if they are.
     framing: Framing,
-    /// The end of the event frame whose start was just written
-    /// ([`Framing::Matched`]), written next.
+    /// What to write next, before anything else: the end of the event
+    /// frame whose start was just written ([`Framing::Matched`]), the first
+    /// frame after a compressed stream's header, or the end of a
+    /// compressed stream after its farewell.
     rest: Option<Bytes>,
     opened_at: Instant,
     /// What this stream wrote.
@@ -131,14 +138,46 @@ impl SubscriptionBody {
 
     /// Ends the stream for `why`; at the hub's shutdown, after a last frame
     /// telling the client when to come back (spread, so clients do not all
-    /// return at once).
+    /// return at once). A compressed stream then writes what ends its
+    /// coding (gzip's trailer).
     fn end(&mut self, why: StreamEnd) -> Poll<Option<Bytes>> {
         self.ended = Some(why);
         lifetime::count(why, &self.hub);
-        if why == StreamEnd::Shutdown && self.hub.fanout.is_closed() {
-            return Poll::Ready(Some(lifetime::farewell()));
+        let farewell = (why == StreamEnd::Shutdown && self.hub.fanout.is_closed())
+            .then(|| self.encode(&lifetime::farewell(), &Compressed::new()));
+        let end = self.encoder().and_then(Encoder::finish);
+        match farewell {
+            Some(farewell) => {
+                self.rest = end;
+                Poll::Ready(Some(farewell))
+            }
+            None => Poll::Ready(end),
         }
-        Poll::Ready(None)
+    }
+
+    /// `frame` as this stream writes it: itself, or its shared compressed
+    /// copy from `compressed`.
+    fn encode(&mut self, frame: &Bytes, compressed: &Compressed) -> Bytes {
+        match &mut self.framing {
+            Framing::Shared(Some(encoder)) => encoder.frame(frame, compressed),
+            Framing::Shared(None) | Framing::Matched => frame.clone(),
+        }
+    }
+
+    /// How the stream is compressed, if it is.
+    fn encoder(&self) -> Option<&Encoder> {
+        match &self.framing {
+            Framing::Shared(encoder) => encoder.as_ref(),
+            Framing::Matched => None,
+        }
+    }
+
+    /// [`EMPTY_COMMENT`] as this stream writes it.
+    fn empty_comment(&mut self) -> Bytes {
+        self.encode(
+            &Bytes::from_static(EMPTY_COMMENT),
+            &EMPTY_COMMENT_COMPRESSED,
+        )
     }
 
     /// Adds what was written since the last call to the hub's counters.
@@ -171,10 +210,17 @@ impl SubscriptionBody {
         if !self.opened {
             // Flushes the headers at once: clients wait for bytes to fire `open`.
             self.opened = true;
-            return Poll::Ready(Some(Bytes::from_static(match self.framing {
-                Framing::Shared => EMPTY_COMMENT,
-                Framing::Matched => MATCHED_COMMENT,
-            })));
+            if self.framing == Framing::Matched {
+                return Poll::Ready(Some(Bytes::from_static(MATCHED_COMMENT)));
+            }
+            let comment = self.empty_comment();
+            return Poll::Ready(Some(match self.encoder().and_then(Encoder::header) {
+                Some(header) => {
+                    self.rest = Some(comment);
+                    header
+                }
+                None => comment,
+            }));
         }
         match ready!(self.poll_replay(cx)) {
             Some(Ok(event)) => {
@@ -203,7 +249,7 @@ impl SubscriptionBody {
                 }
                 Some(Delivery::Event(_)) => {}
                 Some(Delivery::Heartbeat) => {
-                    return Poll::Ready(Some(Bytes::from_static(EMPTY_COMMENT)));
+                    return Poll::Ready(Some(self.empty_comment()));
                 }
                 None => {
                     let why = match self.sub.removal() {
@@ -217,13 +263,14 @@ impl SubscriptionBody {
         }
     }
 
-    /// What to write of `event`: its shared frame; with
-    /// [`Framing::Matched`], the frame without its blank line, the
-    /// `matched:` lines and the blank line being kept for the next poll
-    /// (two chunks, so the shared bytes are not copied).
+    /// What to write of `event`: its shared frame (or its shared
+    /// compressed copy); with [`Framing::Matched`] (never compressed), the
+    /// frame without its blank line, the `matched:` lines and the blank line
+    /// being kept for the next poll (two chunks, so the shared bytes are not
+    /// copied).
     fn frame(&mut self, event: &Event) -> Bytes {
         match self.framing {
-            Framing::Shared => event.frame.clone(),
+            Framing::Shared(_) => self.encode(&event.frame, &event.compressed),
             Framing::Matched => {
                 self.rest = Some(encode_matched(&self.sub.receiving(event)));
                 without_blank_line(&event.frame)

@@ -19,6 +19,7 @@ mod auth;
 mod cli;
 mod cli_client;
 mod cluster;
+mod compression;
 mod crash;
 mod disk;
 mod fuzz_corpus;

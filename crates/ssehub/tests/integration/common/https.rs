@@ -89,6 +89,34 @@ impl Res {
         self.parser.retry()
     }
 
+    /// The answer `res` of reqwest, its body read chunk by chunk.
+    pub(crate) fn from_reqwest(mut res: reqwest::Response) -> Res {
+        let (tx, chunks) = tokio::sync::mpsc::channel(1024);
+        let (status, version, headers) = (res.status(), res.version(), res.headers().clone());
+        tokio::spawn(async move {
+            while let Ok(Some(chunk)) = res.chunk().await {
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Res {
+            status,
+            version,
+            headers,
+            chunks,
+            parser: Parser::new(),
+        }
+    }
+
+    /// The next chunk of the body as it came, `None` once it ended (or
+    /// failed); panics if none comes within 5 s.
+    pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
+        tokio::time::timeout(Duration::from_secs(5), self.chunks.recv())
+            .await
+            .expect("a chunk or the end within 5 s")
+    }
+
     /// The whole body as text.
     pub(crate) async fn text(mut self) -> String {
         let mut out = Vec::new();
@@ -160,7 +188,6 @@ impl Client {
 
     /// Sends `req`; its answer once its head came.
     pub(crate) async fn send(&mut self, req: Req<'_>) -> Res {
-        let (tx, chunks) = tokio::sync::mpsc::channel(1024);
         if let Some(http) = &self.http {
             let url = format!(
                 "https://localhost:{}{}",
@@ -174,23 +201,9 @@ impl Client {
             if let Some(body) = req.body {
                 r = r.body(body);
             }
-            let mut res = r.send().await.unwrap();
-            let (status, version, headers) = (res.status(), res.version(), res.headers().clone());
-            tokio::spawn(async move {
-                while let Ok(Some(chunk)) = res.chunk().await {
-                    if tx.send(chunk).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            return Res {
-                status,
-                version,
-                headers,
-                chunks,
-                parser: Parser::new(),
-            };
+            return Res::from_reqwest(r.send().await.unwrap());
         }
+        let (tx, chunks) = tokio::sync::mpsc::channel(1024);
         let send = self.h3.as_mut().unwrap();
         let mut builder = http::Request::builder().method(req.method).uri(format!(
             "https://localhost:{}{}",

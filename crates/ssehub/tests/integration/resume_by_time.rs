@@ -89,11 +89,7 @@ async fn check_since(hub: &TestHub) {
 #[tokio::test]
 async fn since_on_the_memory_and_disk_stores() {
     for store in ["memory", "disk"] {
-        let hub = TestHub::start(|o| {
-            o.access.anonymous = Some(true);
-            o.history.store = Some(store.into());
-        })
-        .await;
+        let hub = TestHub::anonymous_on(store).await;
         check_since(&hub).await;
     }
 }
@@ -232,11 +228,7 @@ async fn check_rewind(hub: &TestHub) {
 #[tokio::test]
 async fn rewind_counts_what_the_stream_receives_on_memory_and_disk() {
     for store in ["memory", "disk"] {
-        let hub = TestHub::start(|o| {
-            o.access.anonymous = Some(true);
-            o.history.store = Some(store.into());
-        })
-        .await;
+        let hub = TestHub::anonymous_on(store).await;
         check_rewind(&hub).await;
     }
 }

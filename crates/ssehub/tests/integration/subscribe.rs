@@ -209,11 +209,7 @@ pub(crate) async fn check_reused_id_resumes_after_its_earliest_update(hub: &Test
 #[tokio::test]
 async fn a_reused_id_resolves_to_its_earliest_update_on_disk_and_in_memory() {
     for store in ["disk", "memory"] {
-        let hub = TestHub::start(|o| {
-            o.access.anonymous = Some(true);
-            o.history.store = Some(store.into());
-        })
-        .await;
+        let hub = TestHub::anonymous_on(store).await;
         check_reused_id_resumes_after_its_earliest_update(&hub).await;
     }
 }

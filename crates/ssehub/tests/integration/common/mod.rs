@@ -71,6 +71,16 @@ impl TestHub {
         Self::start(|_| {}).await
     }
 
+    /// Starts a hub that lets anonymous clients subscribe, on `store`
+    /// (`memory`, `disk` or a Redis URL).
+    pub(crate) async fn anonymous_on(store: &str) -> TestHub {
+        Self::start(|o| {
+            o.access.anonymous = Some(true);
+            o.history.store = Some(store.into());
+        })
+        .await
+    }
+
     /// The hub URL.
     pub(crate) fn url(&self) -> String {
         format!("{}/.well-known/mercure", self.base)

@@ -84,12 +84,7 @@ impl Subscriber {
 
     /// Whether this subscriber may receive `event`.
     pub fn wants(&self, event: &Event) -> bool {
-        can_receive(
-            &self.subscribed,
-            &self.allowed,
-            &event.update.topics,
-            event.update.private,
-        )
+        receives(&self.subscribed, &self.allowed, event)
     }
 
     /// The texts of its matchers through which it receives `event` (see
@@ -158,13 +153,19 @@ impl Registration {
     /// Whether the subscriber it registers will receive `event` (as
     /// [`Subscriber::wants`]).
     pub fn wants(&self, event: &Event) -> bool {
-        can_receive(
-            &self.subscribed,
-            &self.allowed,
-            &event.update.topics,
-            event.update.private,
-        )
+        receives(&self.subscribed, &self.allowed, event)
     }
+}
+
+/// Whether a stream holding `subscribed`, with the token's `allowed`
+/// grants, receives `event`.
+fn receives(subscribed: &SelectorSet, allowed: &SelectorSet, event: &Event) -> bool {
+    can_receive(
+        subscribed,
+        allowed,
+        &event.update.topics,
+        event.update.private,
+    )
 }
 
 /// The registry of live subscribers.

@@ -9,7 +9,7 @@ use crate::common::redis::Redis;
 use crate::common::*;
 use crate::mercure_v1::query_method;
 use crate::redis_store::hub_on;
-use crate::subscribe::{ids, publish_n, SHORT};
+use crate::subscribe::{ids, publish_n, race_publishers, SHORT};
 use reqwest::StatusCode;
 
 /// Milliseconds since the Unix epoch, between two pauses, so that what is
@@ -305,17 +305,7 @@ async fn publishes_racing_the_replay_leave_no_gap_and_no_duplicate() {
     let hub = std::sync::Arc::new(TestHub::start(|o| o.access.anonymous = Some(true)).await);
     let mut reference = hub.subscribe("topic=urn:race", &[]).await;
     publish_n(&hub, "urn:race", 20).await;
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|p| {
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                for i in 0..EACH {
-                    hub.publish_ok(&[("topic", "urn:race"), ("data", &format!("{p}-{i}"))])
-                        .await;
-                }
-            })
-        })
-        .collect();
+    let publishers = race_publishers(&hub, PUBLISHERS, EACH);
     let mut resumed = Vec::new();
     for i in 0..6 {
         let query = match i % 2 {

@@ -91,6 +91,26 @@ async fn alternate_topic_matches_once() {
     sub.assert_silent(SHORT).await;
 }
 
+/// `publishers` tasks each publishing `each` updates to `urn:race` at once
+/// (data `P-I`), racing whatever the test does meanwhile.
+pub(crate) fn race_publishers(
+    hub: &std::sync::Arc<TestHub>,
+    publishers: usize,
+    each: usize,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..publishers)
+        .map(|p| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    hub.publish_ok(&[("topic", "urn:race"), ("data", &format!("{p}-{i}"))])
+                        .await;
+                }
+            })
+        })
+        .collect()
+}
+
 /// Publishes `n` updates to `topic`; returns their ids in order.
 pub(crate) async fn publish_n(hub: &TestHub, topic: &str, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
@@ -240,17 +260,7 @@ async fn replay_racing_publishes_has_no_gap_and_no_duplicate() {
     let mut reference = hub.subscribe(&q, &[]).await;
     let first = publish_n(&hub, "urn:race", 20).await;
 
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|p| {
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                for i in 0..EACH {
-                    hub.publish_ok(&[("topic", "urn:race"), ("data", &format!("{p}-{i}"))])
-                        .await;
-                }
-            })
-        })
-        .collect();
+    let publishers = race_publishers(&hub, PUBLISHERS, EACH);
     // Several subscribers resume from the same cursor while publishing goes on.
     let mut resumed = Vec::new();
     for _ in 0..5 {

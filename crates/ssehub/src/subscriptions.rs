@@ -43,23 +43,24 @@ pub fn subscription_path(segments: &[&str]) -> String {
 /// shape.
 pub fn document(sub: &Subscriber, subscription: &Subscription, active: bool) -> Value {
     let text = &subscription.matcher.text;
+    let subscriber = sub.id.to_string();
     let Some(match_type) = subscription.matcher.kind.name() else {
         return json!({
             "@context": "https://mercure.rocks/",
-            "id": subscription_path(&[text, &sub.id]),
+            "id": subscription_path(&[text, &subscriber]),
             "type": "Subscription",
             "topic": text,
-            "subscriber": sub.id,
+            "subscriber": subscriber,
             "active": active,
             "payload": subscription.payload.clone().unwrap_or(Value::Null),
         });
     };
     let mut doc = json!({
-        "id": subscription_path(&[match_type, text, &sub.id]),
+        "id": subscription_path(&[match_type, text, &subscriber]),
         "type": V1_DOCUMENT,
         "match_type": match_type,
         "match": text,
-        "subscriber": sub.id,
+        "subscriber": subscriber,
         "active": active,
     });
     if let Some(payload) = &subscription.payload {

@@ -55,8 +55,8 @@ pub enum Removal {
 #[derive(Debug)]
 pub struct Subscriber {
     key: u64,
-    /// Public identifier, `urn:uuid:...`, used by the subscriptions API.
-    pub id: String,
+    /// Public identifier, used by the subscriptions API.
+    pub id: SubscriberId,
     /// Its subscriptions: the matchers as requested.
     pub subscriptions: Vec<Subscription>,
     subscribed: SelectorSet,
@@ -105,6 +105,17 @@ impl Subscriber {
             }
         }
         texts
+    }
+}
+
+/// A subscriber's public identifier, written `urn:uuid:...`. Held as the
+/// UUID and written when asked (rarely): every stream has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberId(uuid::Uuid);
+
+impl std::fmt::Display for SubscriberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "urn:uuid:{}", self.0)
     }
 }
 
@@ -209,7 +220,7 @@ impl Fanout {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscriber {
             key,
-            id: format!("urn:uuid:{}", uuid::Uuid::now_v7()),
+            id: SubscriberId(uuid::Uuid::now_v7()),
             subscriptions: reg.subscriptions,
             subscribed: reg.subscribed,
             allowed: reg.allowed,

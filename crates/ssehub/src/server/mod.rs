@@ -2,6 +2,7 @@
 //! ALPN) and QUIC (HTTP/3), every connection setting explicit, and one drain
 //! at shutdown.
 
+mod boxed;
 mod drain;
 mod http1_stream;
 pub mod http3;
@@ -32,6 +33,7 @@ use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::keys::Keys;
 use crate::metrics::{Limit, Metrics, OpenConnection, Protocol};
+use boxed::BoxedFutures;
 use drain::{serve_until_stopped, stopped, Done};
 use http1_stream::{HeadLimits, Prefixed, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
@@ -336,10 +338,10 @@ fn turn_away(stream: TcpStream, refusal: Refusal, plain: bool, serving: &Serving
 }
 
 /// Serves a connection to the TLS port: the handshake, then HTTP/2 or
-/// HTTP/1.1 as ALPN chose. Every later phase is boxed, so that this task
-/// stays small and each phase's state is allocated only while it runs; so
-/// is the TLS stream, once, so that the phases it passes through hold a
-/// pointer each rather than room for its whole state.
+/// HTTP/1.1 as ALPN chose. Every phase is boxed, so that this task stays
+/// small and each phase's state is allocated only while it runs; so is the
+/// TLS stream, once, so that the phases it passes through hold a pointer
+/// each rather than room for its whole state.
 async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
@@ -347,28 +349,45 @@ async fn serve_tls(
     serving: Serving,
     admitted: Admitted,
 ) {
+    let Some(stream) = Box::pin(handshake(stream, peer, acceptor)).await else {
+        return;
+    };
+    match stream.get_ref().1.alpn_protocol() {
+        // The CA validating a TLS-ALPN-01 challenge: the handshake was all.
+        Some(ACME_TLS_ALPN) => {}
+        Some(b"h2") => Box::pin(serve_http2(stream, peer, serving, admitted)).await,
+        _ => Box::pin(serve_http(stream, peer, serving, admitted)).await,
+    }
+}
+
+/// The TLS handshake (within [`HANDSHAKE_TIMEOUT`]), its stream boxed; plain
+/// HTTP is answered with a clear error, and other failures are logged.
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+) -> Option<Box<tokio_rustls::server::TlsStream<TcpStream>>> {
     let mut first = [0u8; 1];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
         // 0x16 starts a TLS handshake record.
         Ok(Ok(1)) if first[0] == 0x16 => {}
-        Ok(Ok(1)) => return Box::pin(refuse_plain_http(stream)).await,
-        _ => return,
-    }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(stream))).await {
-        // The CA validating a TLS-ALPN-01 challenge: the handshake was all.
-        Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN) => {}
-        Ok(Ok(stream)) if chose_http2(&stream) => {
-            Box::pin(serve_http2(Box::new(stream), peer, serving, admitted)).await
+        Ok(Ok(1)) => {
+            refuse_plain_http(stream).await;
+            return None;
         }
-        Ok(Ok(stream)) => Box::pin(serve_http(Box::new(stream), peer, serving, admitted)).await,
-        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        _ => return None,
     }
-}
-
-/// Whether the client chose HTTP/2 in the TLS handshake (ALPN `h2`).
-fn chose_http2(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> bool {
-    stream.get_ref().1.alpn_protocol() == Some(b"h2")
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Box::new(stream)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// Serves a TLS connection that chose HTTP/2, once it sent the HTTP/2
@@ -467,7 +486,7 @@ where
     let io = TokioIo::new(io);
     // Boxed each: a connection's state is sized for its own protocol.
     let result = if http2 {
-        let conn = builders.http2.serve_connection(io, service);
+        let conn = builders.http2.serve_connection(io, BoxedFutures(service));
         Box::pin(serve_until_stopped(conn, &mut stop)).await
     } else {
         let conn = builders.http1.serve_connection(io, service);

@@ -51,7 +51,8 @@ pub struct SubscriptionBody {
     sub: Arc<Subscriber>,
     rx: queue::Receiver<Delivery>,
     opened: bool,
-    replay: Option<Replay>,
+    /// Boxed: most of a stream's life is live, after its replay ended.
+    replay: Option<Box<Replay>>,
     /// Position of the last event handled; live events at or before it were
     /// already replayed, so they are skipped (no duplicates).
     last_seq: u64,
@@ -108,11 +109,11 @@ impl SubscriptionBody {
             // A node of a cluster may not have fanned out the client's last
             // event yet: live events up to it are skipped too.
             Start::After { position, .. } => (
-                Some(Replay {
+                Some(Box::new(Replay {
                     after: *position,
                     page: VecDeque::new(),
                     next: None,
-                }),
+                })),
                 position.unwrap_or(0),
             ),
         };

@@ -210,6 +210,14 @@ impl Workers {
         Ok((sum(&reports), hist))
     }
 
+    /// This process and its workers: the load tool's own processes, whose
+    /// CPU time says whether it kept up or was the bottleneck.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        std::iter::once(std::process::id())
+            .chain(self.0.iter().filter_map(|w| w.child.id()))
+            .collect()
+    }
+
     /// Tells every worker to quit and waits (bounded) for it to exit.
     pub(crate) async fn quit(mut self) {
         let _ = self.ask("quit").await;

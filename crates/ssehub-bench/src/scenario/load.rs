@@ -71,6 +71,7 @@ pub(super) async fn step(
     } = *load;
     let (start, _) = workers.snapshot().await?;
     let s0 = sample(&args.server_pid);
+    let c0 = sample(&workers.pids());
     let t0 = Instant::now();
     let pb = bar(
         whole(rate * args.step_seconds),
@@ -113,6 +114,7 @@ pub(super) async fn step(
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let s1 = sample(&args.server_pid);
+    let client_cpu = sample(&workers.pids()).cpu_s - c0.cpu_s;
     let (end, hist) = workers.snapshot().await?;
     pb.finish_and_clear();
     let delivered = end.received - start.received;
@@ -131,9 +133,9 @@ pub(super) async fn step(
         "delivered": delivered, "expected": want - start.received, "missing": want.saturating_sub(end.received), "deliveries_per_s": delivered as f64 / elapsed,
         "gaps": end.gaps - start.gaps, "dups": end.dups - start.dups, "latency": lat,
         "server_cpu_s": cpu, "server_cpu_us_per_delivery": if delivered > 0 { cpu * 1e6 / delivered as f64 } else { 0.0 },
-        "server_rss_kib": s1.rss_kib });
+        "server_rss_kib": s1.rss_kib, "seconds": elapsed, "client_cpu_s": client_cpu });
     eprintln!(
-        "{}: {rate:>7}/s x {size:>5} B: {delivered} deliveries of {owed} owed ({:.0}/s), p50 {} ms p99 {} ms p99.9 {} ms max {} ms, gaps {} dups {}, server CPU {cpu:.2} s, RSS {} KiB",
+        "{}: {rate:>7}/s x {size:>5} B: {delivered} deliveries of {owed} owed ({:.0}/s), p50 {} ms p99 {} ms p99.9 {} ms max {} ms, gaps {} dups {}, server CPU {cpu:.2} s, load tool CPU {client_cpu:.2} s in {elapsed:.1} s, RSS {} KiB",
         args.label, line["deliveries_per_s"].as_f64().unwrap_or(0.0), lat["p50_ms"], lat["p99_ms"], lat["p999_ms"], lat["max_ms"], line["gaps"], line["dups"], s1.rss_kib
     );
     Ok(line)

@@ -140,12 +140,14 @@ pub(super) fn closing_response(status: &str, retry_after: Option<u64>, body: &st
 /// Writes `response` and closes: the write side first, then what the
 /// client still sends is read and dropped (bounded) until it closes too,
 /// so that closing with unread bytes does not reset the connection and
-/// destroy the answer before the client read it.
+/// destroy the answer before the client read it. Its buffer is on the
+/// heap: a connection task that may answer this way is not made larger for
+/// its whole life by a buffer it rarely needs.
 pub(super) async fn answer<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, response: &[u8]) {
     let answered = async {
         io.write_all(response).await?;
         io.shutdown().await?;
-        let mut sink = [0u8; 2048];
+        let mut sink = vec![0u8; 2048];
         let mut left = DRAIN_BYTES;
         while left > 0 {
             match io.read(&mut sink).await? {

@@ -127,7 +127,7 @@ struct Decoding {
 /// An incremental decoder of one content coding.
 enum Decoder {
     Identity(Vec<u8>),
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
     Zstd(zstd::stream::write::Decoder<'static, Vec<u8>>),
 }
 
@@ -136,7 +136,7 @@ impl Decoder {
     fn new(encoding: Option<&str>) -> Decoder {
         match encoding {
             None => Decoder::Identity(Vec::new()),
-            Some("gzip") => Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())),
+            Some("gzip") => Decoder::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new()))),
             Some("zstd") => Decoder::Zstd(zstd::stream::write::Decoder::new(Vec::new()).unwrap()),
             Some(other) => panic!("unexpected Content-Encoding {other}"),
         }

@@ -30,6 +30,8 @@ Examples:
   export SSEHUB_TOKEN=$(ssehub token --subscribe '*')
   ssehub subscribe --topic https://example.com/demo
   ssehub subscribe --topic 'https://example.com/books/{id}' --last-event-id earliest --format json
+  ssehub subscribe --topic https://example.com/demo --since 2026-12-02T08:00:00Z   # what was published since
+  ssehub subscribe --topic https://example.com/demo --rewind 10                    # the last 10 updates, then live
   ssehub subscribe --hub https://127.0.0.1:8443 --pin-spki sha256/BASE64 --match https://example.com/demo --count 1
 
 Reconnects after a drop with the last id seen, waiting the hub's retry: time (1s if none), doubled after each failed attempt up to 30s, plus up to half again at random. Stops on 400, 401, 403 and 404, and on a TLS failure. Exit status: 0 after Ctrl-C, SIGTERM or --count events, 1 refused, 2 bad command line.";

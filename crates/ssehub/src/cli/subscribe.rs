@@ -49,6 +49,12 @@ pub(super) struct SubscribeArgs {
     /// Start after this event (`earliest`: the whole history).
     #[arg(long, value_name = "ID")]
     last_event_id: Option<String>,
+    /// Start with the updates retained since this time: RFC 3339 or Unix milliseconds (`since=`).
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["rewind", "last_event_id"])]
+    since: Option<String>,
+    /// Start with the last N updates the stream receives (`rewind=`, at most 10000).
+    #[arg(long, value_name = "N", conflicts_with = "last_event_id")]
+    rewind: Option<u64>,
     /// How to print events.
     #[arg(long, value_enum, default_value = "pretty")]
     format: Format,
@@ -99,6 +105,13 @@ impl SubscribeArgs {
             for value in values {
                 query.append_pair(name, value);
             }
+        }
+        // Kept on reconnection: the hub lets the Last-Event-ID sent then win.
+        if let Some(since) = &self.since {
+            query.append_pair("since", since);
+        }
+        if let Some(rewind) = self.rewind {
+            query.append_pair("rewind", &rewind.to_string());
         }
         query.finish()
     }

@@ -271,6 +271,82 @@ async fn a_subscriber_resumes_across_a_hub_restart() {
 }
 
 #[tokio::test]
+async fn a_subscriber_starts_at_a_time_or_at_its_last_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path()).await;
+    let url = hub.url();
+    let publish = |data: &str| {
+        let args = ["publish", "--hub", &url, "--topic", TOPIC, "--data", data];
+        ok(client(dir.path(), &args)).trim().to_string()
+    };
+    let now_ms = || {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        since_epoch.as_millis().to_string()
+    };
+    let _one = publish("one");
+    // "one" was appended before this millisecond, "two" after it.
+    std::thread::sleep(Duration::from_millis(5));
+    let between = now_ms();
+    std::thread::sleep(Duration::from_millis(5));
+    let two = publish("two");
+    let three = publish("three");
+    let events = |start: &[&str], count: &str| {
+        let args = [
+            &["subscribe", "--hub", &url, "--topic", TOPIC][..],
+            start,
+            &["--format", "json", "--count", count],
+        ]
+        .concat();
+        let out = ok(client(dir.path(), &args));
+        json_events(&out)
+            .into_iter()
+            .map(|(id, _, data)| (id, data))
+            .collect::<Vec<_>>()
+    };
+    let two_three = [
+        (two.clone(), "two".to_string()),
+        (three.clone(), "three".into()),
+    ];
+    assert_eq!(events(&["--since", &between], "2"), two_three);
+    assert_eq!(events(&["--rewind", "2"], "2"), two_three);
+    assert_eq!(events(&["--rewind", "1"], "1"), [(three, "three".into())]);
+
+    // Refused before anything is sent: one start at a time.
+    let (status, _, err) = finish(Proc::spawn(client(
+        dir.path(),
+        &[
+            "subscribe",
+            "--hub",
+            &url,
+            "--topic",
+            TOPIC,
+            "--since",
+            "0",
+            "--rewind",
+            "1",
+        ],
+    )));
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+    // A time the hub cannot read: its 400 says what to give.
+    let err = fails(client(
+        dir.path(),
+        &[
+            "subscribe",
+            "--hub",
+            &url,
+            "--topic",
+            TOPIC,
+            "--since",
+            "yesterday",
+        ],
+    ));
+    assert!(err.contains("RFC 3339"), "{err}");
+}
+
+#[tokio::test]
 async fn a_subscriber_waits_the_time_the_hub_asks_before_reconnecting() {
     let dir = tempfile::tempdir().unwrap();
     // Streams end after about a second, with no `retry:` of the hub's own.

@@ -103,9 +103,19 @@ fn weight(q: &str) -> Option<u16> {
 }
 
 /// One SSE frame's compressed copies, made the first time a stream of
-/// each coding asks and then shared by all of them.
+/// each coding asks and then shared by all of them. Every event carries
+/// one: until a compressed stream asks, it is an empty slot of 16 bytes
+/// (the copies' own slots, 88 bytes, are allocated at the first ask), so
+/// the history of a hub whose streams are not compressed stays as small
+/// as without compression.
 #[derive(Debug, Default)]
 pub struct Compressed {
+    copies: OnceLock<Box<Copies>>,
+}
+
+/// The copies of one frame, each made when first asked for.
+#[derive(Debug, Default)]
+struct Copies {
     zstd: OnceLock<Bytes>,
     gzip: OnceLock<Deflated>,
 }
@@ -127,17 +137,22 @@ impl Compressed {
     /// No copy made yet (`const`, for the frames that are statics).
     pub const fn new() -> Compressed {
         Compressed {
-            zstd: OnceLock::new(),
-            gzip: OnceLock::new(),
+            copies: OnceLock::new(),
         }
     }
 
+    fn copies(&self) -> &Copies {
+        self.copies.get_or_init(Box::default)
+    }
+
     fn zstd(&self, frame: &[u8]) -> &Bytes {
-        self.zstd.get_or_init(|| Bytes::from(zstd_frame(frame)))
+        self.copies()
+            .zstd
+            .get_or_init(|| Bytes::from(zstd_frame(frame)))
     }
 
     fn gzip(&self, frame: &[u8]) -> &Deflated {
-        self.gzip.get_or_init(|| Deflated {
+        self.copies().gzip.get_or_init(|| Deflated {
             bytes: Bytes::from(deflate(frame)),
             crc: crc32fast::hash(frame),
             shift: crc_shift(frame.len()),
@@ -284,6 +299,17 @@ mod tests {
 
     fn negotiate(values: &[&str]) -> Option<Coding> {
         Coding::negotiate(values.iter().map(|v| v.as_bytes()))
+    }
+
+    #[test]
+    fn an_event_not_compressed_holds_only_an_empty_slot() {
+        assert_eq!(std::mem::size_of::<Compressed>(), 16);
+        let compressed = Compressed::new();
+        assert!(compressed.copies.get().is_none());
+        let frame = b"data: x\n\n";
+        let first = compressed.zstd(frame).clone();
+        assert!(compressed.copies.get().unwrap().gzip.get().is_none());
+        assert_eq!(compressed.zstd(frame), &first, "made once, then shared");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Errors of the HTTP API and the one place they become responses.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
 
@@ -137,11 +140,59 @@ impl ApiError {
     }
 }
 
+/// Server errors (503: the store down, the hub stopping) come in runs, one
+/// per refused request: the first of a run is logged, and the next one
+/// logged at most this long after the last says how many were held back.
+const QUIET: Duration = Duration::from_secs(10);
+
+/// The server errors of the whole process, logged through [`Throttle`].
+static SERVER_ERRORS: Throttle = Throttle::new(QUIET);
+
+/// Logs a repeated warning at most once per period.
+struct Throttle {
+    period: Duration,
+    /// When the last one was logged, and how many came since.
+    last: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Throttle {
+    const fn new(period: Duration) -> Throttle {
+        Throttle {
+            period,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Whether a warning at `now` is logged: `Some(held)`, the number held
+    /// back since the last one logged, or `None` to hold it back.
+    fn admit(&self, now: Instant) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *last {
+            Some((at, held)) if now.saturating_duration_since(*at) < self.period => {
+                *held += 1;
+                None
+            }
+            _ => {
+                let held = last.map_or(0, |(_, held)| held);
+                *last = Some((now, 0));
+                Some(held)
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!("{self}");
+            match SERVER_ERRORS.admit(Instant::now()) {
+                Some(0) => tracing::warn!("{self}"),
+                Some(held) => tracing::warn!(
+                    "{self} ({held} more like it since the last one logged, within {}s each)",
+                    QUIET.as_secs()
+                ),
+                None => {}
+            }
         }
         let mut res = (
             status,
@@ -174,5 +225,23 @@ impl IntoResponse for ApiError {
             res.extensions_mut().insert(failure);
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_warnings_is_logged_once_per_period_with_the_count_held_back() {
+        let throttle = Throttle::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(throttle.admit(at(0)), Some(0), "the first is logged");
+        assert_eq!(throttle.admit(at(1)), None);
+        assert_eq!(throttle.admit(at(9)), None);
+        assert_eq!(throttle.admit(at(10)), Some(2), "the next says how many");
+        assert_eq!(throttle.admit(at(30)), Some(0), "a new run");
+        assert_eq!(throttle.admit(at(30)), None);
     }
 }

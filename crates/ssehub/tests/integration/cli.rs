@@ -892,6 +892,16 @@ async fn redis_store_from_the_environment_starts_before_redis() {
         body.contains(&format!("Redis at {}", redis.url())),
         "{body}"
     );
+    // Each refusal is answered, but a run of them is logged once.
+    for _ in 0..5 {
+        let (status, _) = publish(
+            addr,
+            Some(&key_publisher()),
+            &[("topic", DEMO_TOPIC), ("data", "x")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
     // Redis comes up: the hub follows it and appends to the stream the
     // environment named.
     redis.restart();
@@ -911,4 +921,7 @@ async fn redis_store_from_the_environment_starts_before_redis() {
         len, 1,
         "the one acknowledged publish, in stream {{from-env}}"
     );
+    let log = hub.stderr();
+    let refusals = log.lines().filter(|l| l.contains("http::error")).count();
+    assert_eq!(refusals, 1, "six refusals within seconds, one line:\n{log}");
 }

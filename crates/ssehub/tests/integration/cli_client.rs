@@ -292,14 +292,18 @@ async fn a_subscriber_starts_at_a_time_or_at_its_last_updates() {
     std::thread::sleep(Duration::from_millis(5));
     let two = publish("two");
     let three = publish("three");
-    let events = |start: &[&str], count: &str| {
+    // `ssehub subscribe` to TOPIC, starting as `start` says.
+    let subscribe = |start: &[&str], rest: &[&str]| {
         let args = [
             &["subscribe", "--hub", &url, "--topic", TOPIC][..],
             start,
-            &["--format", "json", "--count", count],
+            rest,
         ]
         .concat();
-        let out = ok(client(dir.path(), &args));
+        client(dir.path(), &args)
+    };
+    let events = |start: &[&str], count: &str| {
+        let out = ok(subscribe(start, &["--format", "json", "--count", count]));
         json_events(&out)
             .into_iter()
             .map(|(id, _, data)| (id, data))
@@ -314,35 +318,14 @@ async fn a_subscriber_starts_at_a_time_or_at_its_last_updates() {
     assert_eq!(events(&["--rewind", "1"], "1"), [(three, "three".into())]);
 
     // Refused before anything is sent: one start at a time.
-    let (status, _, err) = finish(Proc::spawn(client(
-        dir.path(),
-        &[
-            "subscribe",
-            "--hub",
-            &url,
-            "--topic",
-            TOPIC,
-            "--since",
-            "0",
-            "--rewind",
-            "1",
-        ],
+    let (status, _, err) = finish(Proc::spawn(subscribe(
+        &["--since", "0", "--rewind", "1"],
+        &[],
     )));
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("cannot be used with"), "{err}");
     // A time the hub cannot read: its 400 says what to give.
-    let err = fails(client(
-        dir.path(),
-        &[
-            "subscribe",
-            "--hub",
-            &url,
-            "--topic",
-            TOPIC,
-            "--since",
-            "yesterday",
-        ],
-    ));
+    let err = fails(subscribe(&["--since", "yesterday"], &[]));
     assert!(err.contains("RFC 3339"), "{err}");
 }
 

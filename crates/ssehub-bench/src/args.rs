@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
 
 use crate::publisher::Format;
 
@@ -39,6 +40,18 @@ pub(crate) enum Selectors {
     Templates,
     /// One template for all, `https://example.com/users/{id}/{+rest}`.
     OneTemplate,
+}
+
+/// How a connection's HTTP/2 streams are opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+pub(crate) enum H2Open {
+    /// All at once, as soon as the connection is up: the server receives
+    /// and answers them in one burst (a page opening them in one script).
+    #[default]
+    Together,
+    /// Each once the one before it was answered, as streams opened over
+    /// time (a page's widgets, a user's navigation) arrive.
+    OneByOne,
 }
 
 /// `ssehub-bench run` options.
@@ -140,6 +153,9 @@ pub(crate) struct Args {
     /// many streams per connection.
     #[arg(long)]
     pub(crate) h2_streams: Option<usize>,
+    /// How a connection opens its HTTP/2 streams.
+    #[arg(long, value_enum, default_value = "together")]
+    pub(crate) h2_open: H2Open,
     /// Certificate to trust for HTTP/2 on TLS (ssehub's is DATA_DIR/tls/cert.pem).
     #[arg(long)]
     pub(crate) ca_cert: Option<PathBuf>,

@@ -15,6 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::args::H2Open;
 use crate::decode::Body;
 use crate::tracking::{Role, Shared, Tracker};
 use crate::wire::{H2Spec, Spec, OPEN_TIMEOUT};
@@ -82,7 +83,12 @@ async fn connection(
         }
     };
     for i in streams {
-        tokio::spawn(stream(shared.clone(), sender.clone(), i));
+        let (opened, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn(stream(shared.clone(), sender.clone(), i, opened));
+        if h2.open == H2Open::OneByOne {
+            // Answered or failed: either way the next one may go.
+            let _ = answered.await;
+        }
     }
 }
 
@@ -118,10 +124,19 @@ async fn handshake(
     )
 }
 
-async fn stream(shared: Arc<Shared>, mut sender: Sender, i: usize) {
+/// Subscription `i` on the connection of `sender`; says on `opened` when it
+/// was answered (or failed).
+async fn stream(
+    shared: Arc<Shared>,
+    mut sender: Sender,
+    i: usize,
+    opened: tokio::sync::oneshot::Sender<()>,
+) {
     let spec = &shared.spec;
     let result = async {
-        let body = open(&mut sender, spec, &spec.paths[i]).await?;
+        let body = open(&mut sender, spec, &spec.paths[i]).await;
+        let _ = opened.send(());
+        let body = body?;
         shared.counters.connected.fetch_add(1, Ordering::Relaxed);
         read(&shared, body, &mut Tracker::default()).await
     };
@@ -200,4 +215,132 @@ async fn read(
         }
     }
     anyhow::bail!("the stream ended")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll};
+
+    use hyper::body::Frame;
+    use hyper::service::service_fn;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    use super::*;
+    use crate::wire::Spec;
+
+    /// How long the test server holds each request before answering it.
+    const HOLD: Duration = Duration::from_millis(300);
+
+    /// A body that never ends, as an SSE stream.
+    struct Endless;
+
+    impl hyper::body::Body for Endless {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            Poll::Pending
+        }
+    }
+
+    /// Requests held unanswered: now, and the most at once.
+    #[derive(Default)]
+    struct Held {
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    /// An HTTP/2 server on TLS (loopback) that answers each request after
+    /// [`HOLD`]; returns its address, its certificate and what it held.
+    async fn server() -> (SocketAddr, String, Arc<Held>) {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.key_pair.serialize_der()));
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![key.cert.der().clone()], der)
+        .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = Arc::new(Held::default());
+        let counts = held.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let tls = acceptor.accept(tcp).await.unwrap();
+                let counts = counts.clone();
+                let service = service_fn(move |_req| {
+                    let counts = counts.clone();
+                    async move {
+                        let now = counts.now.fetch_add(1, Ordering::SeqCst) + 1;
+                        counts.most.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(HOLD).await;
+                        counts.now.fetch_sub(1, Ordering::SeqCst);
+                        Ok::<_, Infallible>(http::Response::new(Endless))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service),
+                );
+            }
+        });
+        (addr, key.cert.pem(), held)
+    }
+
+    /// The most requests the server held at once while one connection
+    /// opened `streams` streams as `open` says (all of them answered).
+    async fn most_held(open: H2Open, streams: usize) -> usize {
+        let (addr, ca_pem, held) = server().await;
+        let h2 = H2Spec {
+            streams,
+            server_name: "localhost".into(),
+            ca_pem,
+            open,
+        };
+        let shared = Arc::new(Shared::new(Spec {
+            first: 0,
+            count: streams,
+            addr,
+            host: "localhost".into(),
+            paths: (0..streams).map(|i| format!("/s{i}")).collect(),
+            headers: vec![],
+            sources: vec!["127.0.0.1".parse().unwrap()],
+            connect_rate: 1,
+            stalled: 0,
+            h2: Some(h2.clone()),
+            churn: None,
+        }));
+        let tls = Arc::new(client_config(&h2.ca_pem));
+        let pace = Arc::new(Semaphore::new(1));
+        tokio::spawn(connection(shared.clone(), h2, tls, 0, 0..streams, pace));
+        for _ in 0..200 {
+            if shared.counters.connected.load(Ordering::SeqCst) == streams as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            shared.counters.connected.load(Ordering::SeqCst),
+            streams as u64
+        );
+        assert_eq!(shared.counters.failed.load(Ordering::SeqCst), 0);
+        held.most.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn streams_open_together_or_each_after_the_last_was_answered() {
+        assert_eq!(most_held(H2Open::Together, 4).await, 4);
+        assert_eq!(most_held(H2Open::OneByOne, 4).await, 1);
+    }
 }

@@ -50,6 +50,7 @@ impl Node {
                     .with_context(|| format!("reading {}", ca.display()))?;
                 Some(H2Spec {
                     streams,
+                    open: args.h2_open,
                     server_name: host.clone(),
                     ca_pem,
                 })

@@ -9,6 +9,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::args::H2Open;
+
 /// The longest a short-lived subscription of a churn may take to be
 /// answered.
 pub(crate) const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -58,6 +60,8 @@ pub(crate) struct ChurnSpec {
 pub(crate) struct H2Spec {
     /// Streams per connection.
     pub(crate) streams: usize,
+    /// How they are opened.
+    pub(crate) open: H2Open,
     /// TLS server name.
     pub(crate) server_name: String,
     /// PEM of the certificate (or CA) to trust.

@@ -43,7 +43,7 @@ const REPLAY_PAGE: usize = 512;
 
 /// Frames written between two additions to the hub's counters, at most
 /// (they are also added whenever the stream waits).
-const FLUSH_EVERY: u64 = 64;
+const FLUSH_EVERY: u32 = 64;
 
 /// A subscription's SSE response body. Dropping it unsubscribes.
 pub struct SubscriptionBody {
@@ -66,25 +66,36 @@ pub struct SubscriptionBody {
     /// compressed stream after its farewell.
     rest: Option<Bytes>,
     opened_at: Instant,
-    /// What this stream wrote.
-    written: Tally,
-    /// What of it the hub's counters hold.
-    counted: Tally,
+    /// What this stream wrote, as far as the hub's counters hold it.
+    counted: Counted,
+    /// What it wrote since, not yet in the hub's counters.
+    unflushed: Unflushed,
     /// Why the stream ended, once it did.
     ended: Option<StreamEnd>,
 }
 
-/// Frames written by one stream.
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    /// Frames of any kind.
-    frames: u64,
-    /// Their bytes.
+/// What a stream wrote over its life (for the line logged at its end).
+#[derive(Debug, Default)]
+struct Counted {
+    /// Bytes of any frame.
     bytes: u64,
     /// Events, live and replayed.
     events: u64,
+}
+
+/// What a stream wrote since the hub's counters were last added to: at
+/// most [`FLUSH_EVERY`] frames, so narrow counts (a stream's state is
+/// multiplied by every subscriber).
+#[derive(Debug, Default)]
+struct Unflushed {
+    /// Bytes of any frame.
+    bytes: u64,
+    /// Frames of any kind.
+    frames: u32,
+    /// Events, live and replayed.
+    events: u32,
     /// Events replayed.
-    replayed: u64,
+    replayed: u32,
 }
 
 struct Replay {
@@ -131,8 +142,8 @@ impl SubscriptionBody {
             framing,
             rest: None,
             opened_at: Instant::now(),
-            written: Tally::default(),
-            counted: Tally::default(),
+            counted: Counted::default(),
+            unflushed: Unflushed::default(),
             ended: None,
         }
     }
@@ -183,18 +194,19 @@ impl SubscriptionBody {
 
     /// Adds what was written since the last call to the hub's counters.
     fn flush(&mut self) {
-        let (w, c) = (self.written, self.counted);
+        let new = std::mem::take(&mut self.unflushed);
         let m = &self.hub.metrics;
-        for (counter, now, before) in [
-            (&m.bytes_written, w.bytes, c.bytes),
-            (&m.events_written, w.events, c.events),
-            (&m.replayed_events, w.replayed, c.replayed),
+        for (counter, n) in [
+            (&m.bytes_written, new.bytes),
+            (&m.events_written, u64::from(new.events)),
+            (&m.replayed_events, u64::from(new.replayed)),
         ] {
-            if now > before {
-                counter.add(now - before);
+            if n > 0 {
+                counter.add(n);
             }
         }
-        self.counted = w;
+        self.counted.bytes += new.bytes;
+        self.counted.events += u64::from(new.events);
     }
 
     /// The next frame: the open comment, the replay, then the live queue.
@@ -225,8 +237,8 @@ impl SubscriptionBody {
         }
         match ready!(self.poll_replay(cx)) {
             Some(Ok(event)) => {
-                self.written.events += 1;
-                self.written.replayed += 1;
+                self.unflushed.events += 1;
+                self.unflushed.replayed += 1;
                 return Poll::Ready(Some(self.frame(&event)));
             }
             Some(Err(e)) => {
@@ -239,7 +251,7 @@ impl SubscriptionBody {
             match ready!(self.rx.poll_recv(cx)) {
                 Some(Delivery::Event(event)) if event.seq > self.last_seq => {
                     self.last_seq = event.seq;
-                    self.written.events += 1;
+                    self.unflushed.events += 1;
                     if let Some(dispatched) = event.dispatched.get() {
                         self.hub
                             .metrics
@@ -324,14 +336,14 @@ impl Body for SubscriptionBody {
         let this = &mut *self;
         // The end of an event started by the last chunk, before anything.
         if let Some(rest) = this.rest.take() {
-            this.written.bytes += rest.len() as u64;
+            this.unflushed.bytes += rest.len() as u64;
             return Poll::Ready(Some(Ok(Frame::data(rest))));
         }
         let polled = this.poll_next(cx);
         if let Poll::Ready(Some(frame)) = &polled {
-            this.written.frames += 1;
-            this.written.bytes += frame.len() as u64;
-            if this.written.frames - this.counted.frames < FLUSH_EVERY {
+            this.unflushed.frames += 1;
+            this.unflushed.bytes += frame.len() as u64;
+            if this.unflushed.frames < FLUSH_EVERY {
                 return polled.map(|f| f.map(|f| Ok(Frame::data(f))));
             }
         }
@@ -368,8 +380,8 @@ impl Drop for SubscriptionBody {
             matchers = self.sub.subscriptions.len(),
             protocol = self.peer.protocol.value(),
             duration_ms = crate::clock::millis(self.opened_at.elapsed()),
-            events = self.written.events,
-            bytes = self.written.bytes,
+            events = self.counted.events,
+            bytes = self.counted.bytes,
             reason = why.value(),
             "subscription ended"
         );

@@ -252,6 +252,8 @@ fn check_dates(payload: &Value) -> Result<(), TokenError> {
 pub struct Signer {
     key: EncodingKey,
     alg: Algorithm,
+    /// The key id written in each token's header, if any.
+    kid: Option<String>,
 }
 
 impl Signer {
@@ -268,7 +270,17 @@ impl Signer {
         } else {
             EncodingKey::from_ec_pem(&bytes).map_err(invalid)?
         };
-        Ok(Signer { key, alg })
+        Ok(Signer {
+            key,
+            alg,
+            kid: None,
+        })
+    }
+
+    /// This signer, naming its key `kid` in every token's header (so a hub
+    /// verifying with a JWK set of several keys picks this one).
+    pub fn with_kid(self, kid: Option<String>) -> Signer {
+        Signer { kid, ..self }
     }
 
     /// Whether the algorithm is symmetric (the verifying key can also sign).
@@ -298,6 +310,7 @@ impl Signer {
     pub fn sign_json(&self, typ: &str, claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.typ = Some(typ.to_string());
+        header.kid.clone_from(&self.kid);
         jsonwebtoken::encode(&header, claims, &self.key)
             .expect("encoding a JSON object with a loaded key cannot fail")
     }

@@ -47,6 +47,9 @@ pub(super) struct TokenArgs {
     /// Private key (PEM or @FILE) for RS*/PS*/ES* algorithms, whose configured key only verifies.
     #[arg(long, value_name = "KEY", allow_hyphen_values = true)]
     signing_key: Option<String>,
+    /// Key id (`kid`) written in the token's header, naming the key of a JWK set that verifies it (--publisher-jwks-url with several keys).
+    #[arg(long, value_name = "KID")]
+    kid: Option<String>,
     /// TOML file with settings.
     #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -93,7 +96,8 @@ impl TokenArgs {
             ttl: self.exp.map(|d| d.0),
             admin: self.admin,
         };
-        token(&data_dir, &jwt, &grant, self.signing_key.as_deref())
+        let signer = signer(&data_dir, &jwt, &grant, self.signing_key.as_deref())?;
+        Ok(grant.sign(&signer.with_kid(self.kid)))
     }
 }
 
@@ -157,14 +161,14 @@ impl Grant {
     }
 }
 
-/// Signs a token with the key matching what it grants: the subscriber key
-/// for a subscribe-only token, the publisher key otherwise.
-fn token(
+/// The signer with the key matching what `grant` grants: the subscriber
+/// key for a subscribe-only token, the publisher key otherwise.
+fn signer(
     data_dir: &Path,
     jwt: &JwtConfig,
     grant: &Grant,
     signing_key: Option<&str>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Signer> {
     // The admin claim is verified with the publisher key.
     let subscribe_only = !grant.admin && grant.publish.is_empty() && !grant.subscribe.is_empty();
     let alg = if subscribe_only {
@@ -172,7 +176,7 @@ fn token(
     } else {
         jwt.publisher_alg
     };
-    let signer = match signing_key {
+    Ok(match signing_key {
         Some(private) => Signer::new(private, alg)?,
         None if !Signer::is_symmetric(alg) => {
             anyhow::bail!("{alg:?} keys only verify: pass the private key with --signing-key")
@@ -187,10 +191,9 @@ fn token(
             match source {
                 KeySource::Key(key) => Signer::new(&key, alg)?,
                 KeySource::Jwks(url) => {
-                    anyhow::bail!("tokens are verified with the JWKS at {url}: sign them with its issuer's key")
+                    anyhow::bail!("tokens are verified with the JWKS at {url}: sign them with its issuer's key (--signing-key, and --kid naming it)")
                 }
             }
         }
-    };
-    Ok(grant.sign(&signer))
+    })
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::child::{command as ssehub, free_addr, Proc};
 use crate::common::child_hub::ChildHub;
-use crate::common::keys::{jwt_header, jwt_payload, key_pair, RSA_2048};
+use crate::common::keys::{jwt_header, jwt_payload, key_pair, p256_jwk, RSA_2048};
 use crate::common::redis::Redis;
 use crate::common::remote::{client, hub_url, open_stream, post_form, READY};
 use crate::common::{now_secs, sign};
@@ -443,6 +443,48 @@ async fn rs256_token_signed_with_the_private_key_is_accepted() {
     // An HS256 token is not accepted by an RS256 hub.
     assert_eq!(
         publish_status(addr, &key_publisher()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_token_names_its_key_for_a_hub_verifying_with_a_jwk_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two keys of one algorithm: a token must name the one it was signed with.
+    let (_, a) = p256_jwk("a");
+    let (b_private, b) = p256_jwk("b");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::json!({ "keys": [a, b] }).to_string()).unwrap();
+    let b_pem = dir.path().join("b.pem");
+    std::fs::write(&b_pem, b_private).unwrap();
+    let jwks_url = url::Url::from_file_path(&jwks).unwrap().to_string();
+    let (_hub, addr) = serve_args(dir.path(), &["--publisher-jwks-url", &jwks_url]).await;
+    let signed_with_b = |kid: &[&str]| {
+        let signing = format!("@{}", b_pem.display());
+        let args = [
+            "--publish",
+            "*",
+            "--publisher-jwt-alg",
+            "ES256",
+            "--signing-key",
+            &signing,
+        ];
+        token_cmd(dir.path(), &[&args[..], kid].concat())
+            .trim()
+            .to_string()
+    };
+    let named = signed_with_b(&["--kid", "b"]);
+    assert_eq!(jwt_header(&named)["kid"], "b");
+    publish_ok(addr, &named, "kid b").await;
+    let misnamed = signed_with_b(&["--kid", "a"]);
+    assert_eq!(
+        publish_status(addr, &misnamed).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let unnamed = signed_with_b(&[]);
+    assert!(jwt_header(&unnamed).get("kid").is_none(), "{unnamed}");
+    assert_eq!(
+        publish_status(addr, &unnamed).await,
         StatusCode::UNAUTHORIZED
     );
 }

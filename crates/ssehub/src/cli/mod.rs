@@ -359,6 +359,7 @@ mod tests {
                 "admin",
                 "exp",
                 "signing-key",
+                "kid",
                 "config",
                 "data-dir",
                 "publisher-jwt-key",

@@ -265,11 +265,14 @@ impl Fixture {
                 })
                 .collect();
             let (_, rx) = fanout
-                .register(Registration {
-                    subscriptions,
-                    subscribed,
-                    allowed: SelectorSet::default(),
-                })
+                .register(
+                    Registration {
+                        subscriptions,
+                        subscribed,
+                        allowed: SelectorSet::default(),
+                    },
+                    None,
+                )
                 .expect("fan-out is open");
             receivers.push(rx);
         }

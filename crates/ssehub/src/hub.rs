@@ -71,11 +71,10 @@ impl Hub {
         } = store;
         let fanout = Arc::new(Fanout::new(config.limits.queue_size));
         let metrics = Arc::new(Metrics::default());
-        let mut tasks = vec![tokio::spawn(dispatch(
-            tail,
-            fanout.clone(),
-            metrics.clone(),
-        ))];
+        let mut tasks = vec![
+            tokio::spawn(dispatch(tail, fanout.clone(), metrics.clone())),
+            tokio::spawn(expire(fanout.clone())),
+        ];
         if !config.stream.heartbeat.is_zero() {
             tasks.push(tokio::spawn(heartbeat(
                 fanout.clone(),
@@ -207,6 +206,20 @@ async fn dispatch(mut tail: Tail, fanout: Arc<Fanout>, metrics: Arc<Metrics>) {
 async fn announce(log: Arc<dyn Log>, mut announcements: Announcements) {
     while let Some(documents) = announcements.recv().await {
         subscriptions::publish(&log, documents);
+    }
+}
+
+/// Removes subscribers at their deadlines (see [`Fanout::expire_due`]),
+/// sleeping until the earliest or until an earlier one is registered.
+async fn expire(fanout: Arc<Fanout>) {
+    loop {
+        match fanout.expire_due(tokio::time::Instant::now()) {
+            Some(at) => tokio::select! {
+                () = tokio::time::sleep_until(at) => {}
+                () = fanout.earliest_changed() => {}
+            },
+            None => fanout.earliest_changed().await,
+        }
     }
 }
 

@@ -12,17 +12,22 @@
 //! privacy check of its token's grants. Each subscriber has a bounded
 //! queue: one that is full is dropped from the registry, which ends its
 //! stream, and the client resumes from history. Nothing blocks on a slow
-//! subscriber and no queue grows without bound.
+//! subscriber and no queue grows without bound. A subscriber registered
+//! with a deadline (its token's expiry, its stream's maximum age) is
+//! dropped then by [`Fanout::expire_due`], called by one task for the whole
+//! hub: a deadline is an entry in an ordered map, not a timer per stream.
 
 mod index;
 pub mod queue;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::proto::claims::{can_receive, receiving_selectors, SelectorSet};
 use crate::proto::event::Event;
@@ -49,6 +54,19 @@ pub enum Removal {
     /// Every subscriber was disconnected so that each resumes from the
     /// history.
     Resync,
+    /// Its token expired.
+    TokenExpired,
+    /// Its stream reached its maximum age.
+    MaxDuration,
+}
+
+/// When the registry drops a subscriber, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The instant it is dropped.
+    pub at: Instant,
+    /// Why: [`Removal::TokenExpired`] or [`Removal::MaxDuration`].
+    pub why: Removal,
 }
 
 /// One registered subscription (one stream, any number of topics).
@@ -66,6 +84,9 @@ pub struct Subscriber {
     last_queued: AtomicU64,
     /// Why the registry removed it, if it did.
     removal: OnceLock<Removal>,
+    /// When the registry removes it, if ever (the key of its entry among
+    /// the registry's deadlines).
+    deadline: Option<Instant>,
 }
 
 impl Subscriber {
@@ -184,6 +205,8 @@ pub struct Fanout {
     registry: RwLock<Registry>,
     next_key: AtomicU64,
     queue_size: usize,
+    /// Told when a deadline becomes the earliest.
+    earliest_changed: Notify,
 }
 
 #[derive(Default)]
@@ -193,6 +216,8 @@ struct Registry {
     by_topic: HashMap<String, Vec<u64>>,
     /// The other selectors (templates, URL patterns, `*`).
     patterns: SelectorIndex,
+    /// Subscribers to remove at a given instant, the earliest first.
+    deadlines: BTreeMap<(Instant, u64), Removal>,
     closed: bool,
 }
 
@@ -208,13 +233,16 @@ impl Fanout {
             registry: RwLock::new(Registry::default()),
             next_key: AtomicU64::new(1),
             queue_size,
+            earliest_changed: Notify::new(),
         }
     }
 
     /// Registers a subscriber; deliveries start queuing at once.
+    /// With a `deadline`, it is removed then (see [`Fanout::expire_due`]).
     pub fn register(
         &self,
         reg: Registration,
+        deadline: Option<Deadline>,
     ) -> Result<(Arc<Subscriber>, queue::Receiver<Delivery>), Closed> {
         let (tx, rx) = queue::bounded(self.queue_size);
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
@@ -226,6 +254,7 @@ impl Fanout {
             allowed: reg.allowed,
             last_queued: AtomicU64::new(0),
             removal: OnceLock::new(),
+            deadline: deadline.map(|d| d.at),
         });
         let mut r = self.registry.write();
         if r.closed {
@@ -249,7 +278,42 @@ impl Fanout {
                 tx,
             },
         );
+        if let Some(Deadline { at, why }) = deadline {
+            let earliest = r
+                .deadlines
+                .keys()
+                .next()
+                .is_none_or(|first| (at, key) < *first);
+            r.deadlines.insert((at, key), why);
+            drop(r);
+            if earliest {
+                self.earliest_changed.notify_one();
+            }
+        }
         Ok((sub, rx))
+    }
+
+    /// Removes the subscribers whose deadline is at or before `now`, each
+    /// for its reason; returns the next deadline, if any.
+    pub fn expire_due(&self, now: Instant) -> Option<Instant> {
+        let mut r = self.registry.write();
+        while let Some(entry) = r.deadlines.first_entry() {
+            let (at, key) = *entry.key();
+            if at > now {
+                return Some(at);
+            }
+            let why = entry.remove();
+            if let Some(sub) = r.remove(key) {
+                let _ = sub.removal.set(why);
+            }
+        }
+        None
+    }
+
+    /// Resolves when a subscriber was registered with a deadline earlier
+    /// than every other (or than none), since the last call.
+    pub async fn earliest_changed(&self) {
+        self.earliest_changed.notified().await;
     }
 
     /// Removes a subscriber; returns whether it was still registered.
@@ -349,12 +413,16 @@ impl Registry {
         }
         self.by_topic.clear();
         self.patterns.clear();
+        self.deadlines.clear();
         n
     }
 
     /// Removes the subscriber `key`, returning it if it was registered.
     fn remove(&mut self, key: u64) -> Option<Arc<Subscriber>> {
         let Entry { sub, .. } = self.subscribers.remove(&key)?;
+        if let Some(at) = sub.deadline {
+            self.deadlines.remove(&(at, key));
+        }
         for selector in sub.subscribed.selectors() {
             match selector.as_exact() {
                 Some(topic) => self.forget_topic(topic, key),

@@ -56,9 +56,9 @@ fn seqs(rx: &mut queue::Receiver<Delivery>) -> Vec<u64> {
 fn routes_by_exact_topic_template_and_privacy() {
     let cache = SelectorCache::new(64);
     let f = Fanout::new(8);
-    let (_, mut exact) = f.register(reg(&cache, &["a", "b"], &[])).unwrap();
+    let (_, mut exact) = f.register(reg(&cache, &["a", "b"], &[]), None).unwrap();
     let (_, mut tpl) = f
-        .register(reg(&cache, &["https://x/{id}"], &["https://x/1"]))
+        .register(reg(&cache, &["https://x/{id}"], &["https://x/1"]), None)
         .unwrap();
     f.dispatch(&event(1, &["a", "b"], false));
     f.dispatch(&event(2, &["c", "https://x/1"], false));
@@ -77,11 +77,14 @@ fn names_each_receiving_matcher_once_and_never_an_unauthorized_one() {
     let cache = SelectorCache::new(64);
     let f = Fanout::new(8);
     let (sub, _rx) = f
-        .register(reg(
-            &cache,
-            &["https://x/{id}", "https://x/2", "https://x/{id}", "*"],
-            &["https://x/1"],
-        ))
+        .register(
+            reg(
+                &cache,
+                &["https://x/{id}", "https://x/2", "https://x/{id}", "*"],
+                &["https://x/1"],
+            ),
+            None,
+        )
         .unwrap();
     let public = event(1, &["https://x/2"], false);
     assert_eq!(
@@ -102,8 +105,8 @@ fn names_each_receiving_matcher_once_and_never_an_unauthorized_one() {
 fn drops_lagging_subscribers_only() {
     let cache = SelectorCache::new(64);
     let f = Fanout::new(2);
-    let (slow, _slow_rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
-    let (_, mut fast) = f.register(reg(&cache, &["a"], &[])).unwrap();
+    let (slow, _slow_rx) = f.register(reg(&cache, &["a"], &[]), None).unwrap();
+    let (_, mut fast) = f.register(reg(&cache, &["a"], &[]), None).unwrap();
     let dropped: Vec<usize> = (1..=3)
         .map(|seq| {
             let dropped = f.dispatch(&event(seq, &["a"], false));
@@ -121,27 +124,101 @@ fn drops_lagging_subscribers_only() {
 fn disconnect_all_ends_queues_after_their_events_and_keeps_accepting() {
     let cache = SelectorCache::new(64);
     let f = Fanout::new(4);
-    let (sub, mut rx) = f.register(reg(&cache, &["a"], &[])).unwrap();
+    let (sub, mut rx) = f.register(reg(&cache, &["a"], &[]), None).unwrap();
     f.dispatch(&event(1, &["a"], false));
     assert_eq!(sub.removal(), None);
     assert_eq!(f.disconnect_all(), 1);
     assert_eq!(sub.removal(), Some(Removal::Resync));
     assert_eq!(seqs(&mut rx), [1], "what was queued is still delivered");
     assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
-    let (_, mut again) = f.register(reg(&cache, &["a"], &[])).unwrap();
+    let (_, mut again) = f.register(reg(&cache, &["a"], &[]), None).unwrap();
     f.dispatch(&event(2, &["a"], false));
     assert_eq!(seqs(&mut again), [2]);
+}
+
+#[tokio::test]
+async fn deadlines_remove_subscribers_in_order_and_leave_with_them() {
+    let cache = SelectorCache::new(64);
+    let f = Fanout::new(4);
+    let t0 = Instant::now();
+    let at = |secs, why| {
+        Some(Deadline {
+            at: t0 + std::time::Duration::from_secs(secs),
+            why,
+        })
+    };
+    let (expiring, mut expiring_rx) = f
+        .register(reg(&cache, &["a"], &[]), at(10, Removal::TokenExpired))
+        .unwrap();
+    let (recycled, _recycled_rx) = f
+        .register(reg(&cache, &["a"], &[]), at(20, Removal::MaxDuration))
+        .unwrap();
+    let (gone, _gone_rx) = f
+        .register(reg(&cache, &["a"], &[]), at(5, Removal::MaxDuration))
+        .unwrap();
+    let (_forever, mut forever_rx) = f.register(reg(&cache, &["a"], &[]), None).unwrap();
+    // A subscriber that left takes its deadline with it.
+    assert!(f.remove(&gone));
+    assert_eq!(f.registry.read().deadlines.len(), 2);
+
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(
+        f.expire_due(t0 + secs(9)),
+        Some(t0 + secs(10)),
+        "none due yet"
+    );
+    assert_eq!(f.len(), 3);
+    f.dispatch(&event(1, &["a"], false));
+    assert_eq!(f.expire_due(t0 + secs(10)), Some(t0 + secs(20)));
+    assert_eq!(expiring.removal(), Some(Removal::TokenExpired));
+    assert_eq!(recycled.removal(), None);
+    assert_eq!(seqs(&mut expiring_rx), [1]);
+    assert!(matches!(
+        expiring_rx.try_recv(),
+        Err(queue::TryRecvError::Closed)
+    ));
+    assert_eq!(f.expire_due(t0 + secs(60)), None, "no deadline left");
+    assert_eq!(recycled.removal(), Some(Removal::MaxDuration));
+    assert_eq!(f.len(), 1);
+    f.dispatch(&event(2, &["a"], false));
+    assert_eq!(seqs(&mut forever_rx), [1, 2]);
+}
+
+#[tokio::test]
+async fn an_earlier_deadline_is_told_and_a_later_one_is_not() {
+    let cache = SelectorCache::new(64);
+    let f = Fanout::new(4);
+    let soon = Instant::now() + std::time::Duration::from_secs(60);
+    let register = |at| {
+        let deadline = Some(Deadline {
+            at,
+            why: Removal::MaxDuration,
+        });
+        f.register(reg(&cache, &["a"], &[]), deadline).unwrap()
+    };
+    let _first = register(soon);
+    let told = |f: &Fanout| {
+        let mut changed = std::pin::pin!(f.earliest_changed());
+        let waker = futures_util::task::noop_waker_ref();
+        std::future::Future::poll(changed.as_mut(), &mut std::task::Context::from_waker(waker))
+            .is_ready()
+    };
+    assert!(told(&f), "the first deadline is the earliest");
+    let _later = register(soon + std::time::Duration::from_secs(1));
+    assert!(!told(&f), "a later deadline changes nothing");
+    let _earlier = register(soon - std::time::Duration::from_secs(1));
+    assert!(told(&f));
 }
 
 #[test]
 fn close_ends_queues_and_refuses_new() {
     let cache = SelectorCache::new(64);
     let f = Fanout::new(2);
-    let (sub, mut rx) = f.register(reg(&cache, &["*"], &[])).unwrap();
+    let (sub, mut rx) = f.register(reg(&cache, &["*"], &[]), None).unwrap();
     f.close();
     assert_eq!(sub.removal(), Some(Removal::Shutdown));
     assert!(matches!(rx.try_recv(), Err(queue::TryRecvError::Closed)));
-    assert!(f.register(reg(&cache, &["*"], &[])).is_err());
+    assert!(f.register(reg(&cache, &["*"], &[]), None).is_err());
 }
 
 #[test]
@@ -149,12 +226,14 @@ fn identical_selectors_are_held_once_and_leave_with_their_last_subscriber() {
     let cache = SelectorCache::new(64);
     let f = Fanout::new(8);
     let one = |f: &Fanout| {
-        f.register(reg(&cache, &["https://x/{id}", "*", "a"], &[]))
+        f.register(reg(&cache, &["https://x/{id}", "*", "a"], &[]), None)
             .unwrap()
     };
     let (first, mut rx1) = one(&f);
     let (second, mut rx2) = one(&f);
-    let (_third, _rx3) = f.register(reg(&cache, &["https://y/{id}"], &[])).unwrap();
+    let (_third, _rx3) = f
+        .register(reg(&cache, &["https://y/{id}"], &[]), None)
+        .unwrap();
     assert_eq!(
         f.registry.read().patterns.len(),
         3,
@@ -275,7 +354,7 @@ proptest! {
                 let compile = |list: &[Matcher]| SelectorSet::compile(&cache, list, &base()).ok();
                 compile(&topics)?;
                 compile(&allowed)?;
-                Some(f.register(reg_matchers(&cache, topics, &allowed)).unwrap())
+                Some(f.register(reg_matchers(&cache, topics, &allowed), None).unwrap())
             })
             .collect();
         for (i, (sub, _)) in registered.iter().enumerate() {

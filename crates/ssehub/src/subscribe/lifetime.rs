@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::Deadline;
+use crate::fanout::{Deadline, Removal};
 use crate::hub::Hub;
 use crate::metrics::{Limit, StreamEnd};
 
@@ -29,13 +29,13 @@ const SHUTDOWN_RETRY_MS: RangeInclusive<u32> = 500..=5000;
 pub(super) fn deadline(exp: Option<u64>, max_duration: Option<Duration>) -> Option<Deadline> {
     let expiry = exp.and_then(expiry_of).map(|at| Deadline {
         at,
-        why: StreamEnd::TokenExpired,
+        why: Removal::TokenExpired,
     });
     let recycle = max_duration
         .and_then(|max| Instant::now().checked_add(jittered(max)))
         .map(|at| Deadline {
             at,
-            why: StreamEnd::MaxDuration,
+            why: Removal::MaxDuration,
         });
     match (expiry, recycle) {
         (Some(expiry), Some(recycle)) if recycle.at < expiry.at => Some(recycle),
@@ -84,10 +84,10 @@ mod tests {
         let soon = now.as_secs() + 60;
         let late = now.as_secs() + 86_400;
         let why = |exp, max| deadline(exp, max).map(|d| d.why);
-        assert_eq!(why(Some(soon), hour), Some(StreamEnd::TokenExpired));
-        assert_eq!(why(Some(late), hour), Some(StreamEnd::MaxDuration));
-        assert_eq!(why(None, hour), Some(StreamEnd::MaxDuration));
-        assert_eq!(why(Some(late), None), Some(StreamEnd::TokenExpired));
+        assert_eq!(why(Some(soon), hour), Some(Removal::TokenExpired));
+        assert_eq!(why(Some(late), hour), Some(Removal::MaxDuration));
+        assert_eq!(why(None, hour), Some(Removal::MaxDuration));
+        assert_eq!(why(Some(late), None), Some(Removal::TokenExpired));
         assert!(deadline(None, None).is_none());
     }
 

@@ -17,7 +17,7 @@ pub use stream::SubscriptionBody;
 use crate::fanout::{Closed, Registration};
 use crate::history::{Log, LogError};
 use crate::hub::Hub;
-use crate::metrics::{Protocol, StreamEnd};
+use crate::metrics::Protocol;
 use crate::proto::compress::Encoder;
 pub use crate::proto::update::EARLIEST;
 
@@ -28,15 +28,6 @@ pub struct Peer {
     pub protocol: Protocol,
     /// The client's address, when the transport knows it.
     pub ip: Option<IpAddr>,
-}
-
-/// When a stream is ended by the hub, and why.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    /// The instant it ends.
-    pub at: tokio::time::Instant,
-    /// Why it ends then.
-    pub why: StreamEnd,
 }
 
 /// How a stream writes each event.
@@ -102,17 +93,16 @@ pub fn subscribe(
     peer: Peer,
     framing: Framing,
 ) -> Result<SubscriptionBody, Closed> {
-    let (sub, rx) = hub.fanout.register(registration)?;
+    let deadline = lifetime::deadline(exp, hub.config.limits.max_stream_duration);
+    let (sub, rx) = hub.fanout.register(registration, deadline)?;
     if let Some(events) = &hub.subscription_events {
         events.announce(&sub, true);
     }
-    let deadline = lifetime::deadline(exp, hub.config.limits.max_stream_duration);
     Ok(SubscriptionBody::new(
         hub.clone(),
         sub,
         rx,
         start,
-        deadline,
         peer,
         framing,
     ))

@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -14,9 +13,8 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::Sleep;
 
-use super::{lifetime, Deadline, Framing, Peer, Start};
+use super::{lifetime, Framing, Peer, Start};
 use crate::fanout::queue;
 use crate::fanout::{Delivery, Removal, Subscriber};
 use crate::history::LogError;
@@ -56,7 +54,6 @@ pub struct SubscriptionBody {
     /// Position of the last event handled; live events at or before it were
     /// already replayed, so they are skipped (no duplicates).
     last_seq: u64,
-    deadline: Option<(Pin<Box<Sleep>>, StreamEnd)>,
     peer: Peer,
     /// How events are written, and compressed if they are.
     framing: Framing,
@@ -111,7 +108,6 @@ impl SubscriptionBody {
         sub: Arc<Subscriber>,
         rx: queue::Receiver<Delivery>,
         start: &Start,
-        deadline: Option<Deadline>,
         peer: Peer,
         framing: Framing,
     ) -> SubscriptionBody {
@@ -137,7 +133,6 @@ impl SubscriptionBody {
             opened: false,
             replay,
             last_seq,
-            deadline: deadline.map(|d| (Box::pin(tokio::time::sleep_until(d.at)), d.why)),
             peer,
             framing,
             rest: None,
@@ -214,11 +209,9 @@ impl SubscriptionBody {
         if self.ended.is_some() {
             return Poll::Ready(None);
         }
-        if let Some((deadline, why)) = self.deadline.as_mut() {
-            if deadline.as_mut().poll(cx).is_ready() {
-                let why = *why;
-                return self.end(why);
-            }
+        // Past its deadline, nothing more is written, queued or not.
+        if let Some(r @ (Removal::TokenExpired | Removal::MaxDuration)) = self.sub.removal() {
+            return self.end(ended_by(r));
         }
         if !self.opened {
             // Flushes the headers at once: clients wait for bytes to fire `open`.
@@ -265,11 +258,8 @@ impl SubscriptionBody {
                     return Poll::Ready(Some(self.empty_comment()));
                 }
                 None => {
-                    let why = match self.sub.removal() {
-                        Some(Removal::Slow) => StreamEnd::Slow,
-                        Some(Removal::Resync) => StreamEnd::Resync,
-                        Some(Removal::Shutdown) | None => StreamEnd::Shutdown,
-                    };
+                    // Removed by the registry, or (none) the hub is gone.
+                    let why = self.sub.removal().map_or(StreamEnd::Shutdown, ended_by);
                     return self.end(why);
                 }
             }
@@ -322,6 +312,17 @@ impl SubscriptionBody {
                 Err(e) => return Poll::Ready(Some(Err(e))),
             }
         }
+    }
+}
+
+/// How a stream the registry removed for `removal` ends.
+fn ended_by(removal: Removal) -> StreamEnd {
+    match removal {
+        Removal::Slow => StreamEnd::Slow,
+        Removal::Resync => StreamEnd::Resync,
+        Removal::Shutdown => StreamEnd::Shutdown,
+        Removal::TokenExpired => StreamEnd::TokenExpired,
+        Removal::MaxDuration => StreamEnd::MaxDuration,
     }
 }
 

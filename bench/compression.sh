@@ -38,7 +38,11 @@ start() {
     --data-dir "$TMP/data" --publisher-jwt-key "$SECRET" --anonymous --history-size 1000000 \
     --compression "$1" >"$TMP/hub.out" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0; sleep 0.05; done
+  # Ready once the plain port answers and the TLS certificate is written.
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && [ -f "$TMP/data/tls/cert.pem" ] && return 0
+    sleep 0.05
+  done
   cat "$TMP/hub.out" >&2; return 1
 }
 

@@ -2,6 +2,9 @@
 //! accept loops and connections watch, and the completion handle each
 //! connection task holds until it ends.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::{mpsc, watch};
 
@@ -14,13 +17,26 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Drives a hyper connection to its end; once the stop signal is set, it is
+/// A connection that can be asked to finish: hyper's, and the hub's own
+/// HTTP/2 connections.
+pub(crate) trait Graceful: Future {
+    /// Answers what is in flight, takes no new request.
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<C: GracefulConnection> Graceful for C {
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        GracefulConnection::graceful_shutdown(self);
+    }
+}
+
+/// Drives a connection to its end; once the stop signal is set, it is
 /// asked to finish gracefully (answers in flight complete, no new request
 /// is read) and driven until it has.
-pub(crate) async fn serve_until_stopped<C: GracefulConnection>(
+pub(crate) async fn serve_until_stopped<C: Graceful>(
     conn: C,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), C::Error> {
+) -> C::Output {
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => result,

@@ -2,8 +2,8 @@
 //! ALPN) and QUIC (HTTP/3), every connection setting explicit, and one drain
 //! at shutdown.
 
-mod boxed;
 mod drain;
+mod h2;
 mod http1_stream;
 pub mod http3;
 mod limits;
@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::ConnectInfo;
-use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,7 +33,6 @@ use crate::http::ClientAddr;
 use crate::hub::Hub;
 use crate::keys::Keys;
 use crate::metrics::{Limit, Metrics, OpenConnection, Protocol};
-use boxed::BoxedFutures;
 use drain::{serve_until_stopped, stopped, Done};
 use http1_stream::{HeadLimits, Prefixed, Sniffed};
 use limits::{AcceptFailures, Admission, Admitted, Refusal};
@@ -50,15 +49,15 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// mostly send.
 const STREAM_WINDOW: u32 = 256 << 10;
 const CONNECTION_WINDOW: u32 = 1 << 20;
-/// HTTP/2 streams a client may reset before the hub took them up, on one
-/// connection, before the connection is closed (GOAWAY `ENHANCE_YOUR_CALM`):
-/// the rapid reset attack (CVE-2023-44487) opens and resets streams faster
-/// than they are served. h2's own default, written out.
-const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// HTTP/2 streams a client may reset before their response started, beyond
+/// the streams answered, on one connection, before the connection is
+/// closed (GOAWAY `ENHANCE_YOUR_CALM`): the rapid reset attack
+/// (CVE-2023-44487) opens and resets streams faster than they are served.
+const MAX_EARLY_RESETS: usize = 20;
 /// HTTP/2 streams the hub may reset for a client's errors on one
 /// connection before closing it: a client cannot make it reset streams
-/// without end (CVE-2025-8671). hyper's own default, written out.
-const MAX_LOCAL_ERROR_RESETS: usize = 1024;
+/// without end (CVE-2025-8671).
+const MAX_ERROR_RESETS: usize = 1024;
 /// hyper's own limit of HTTP/1.1 header fields: set only when another is
 /// configured, since hyper then allocates the headers of every request.
 const HYPER_MAX_HEADERS: usize = 100;
@@ -179,15 +178,16 @@ impl RunningHub {
     }
 }
 
-/// hyper's settings for each protocol. The protocol of a connection is known
-/// before hyper takes it (ALPN, or the sniffed HTTP/2 preface), so each
-/// connection holds the state of its own protocol only, not of both.
+/// The settings of each protocol. The protocol of a connection is known
+/// before it is served (ALPN, or the sniffed HTTP/2 preface): HTTP/1.1 by
+/// hyper, HTTP/2 by the hub's own server (`h2`).
 struct Builders {
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
+    http2: Arc<h2::Config>,
 }
 
-fn connection_builders(config: &Config) -> Builders {
+fn connection_builders(hub: &Hub) -> Builders {
+    let config = &hub.config;
     let limits = &config.limits;
     // Past the first request of a connection (read by `http1_stream`),
     // hyper holds the heads to the limits: 431 beyond the size (its read
@@ -201,17 +201,18 @@ fn connection_builders(config: &Config) -> Builders {
     if limits.max_headers != HYPER_MAX_HEADERS {
         http1.max_headers(limits.max_headers);
     }
-    let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
-        .max_local_error_reset_streams(MAX_LOCAL_ERROR_RESETS)
-        .keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
+    let metrics = hub.metrics.clone();
+    let http2 = Arc::new(h2::Config {
+        max_concurrent_streams: limits.max_concurrent_streams,
+        stream_window: STREAM_WINDOW,
+        connection_window: CONNECTION_WINDOW,
+        max_header_list_size: u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
+        keepalive_interval: KEEPALIVE_INTERVAL,
+        keepalive_timeout: KEEPALIVE_TIMEOUT,
+        max_early_resets: MAX_EARLY_RESETS,
+        max_error_resets: MAX_ERROR_RESETS,
+        on_headers_too_large: Box::new(move || metrics.limits_hit.get(Limit::Headers).inc()),
+    });
     Builders { http1, http2 }
 }
 
@@ -238,7 +239,7 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let (done, mut all_done) = mpsc::channel(1);
-    let builders = Arc::new(connection_builders(&hub.config));
+    let builders = Arc::new(connection_builders(&hub));
     let admission = Arc::new(Admission::new(&hub.config.limits));
     for (listener, tls) in listeners {
         let router = crate::http::router(
@@ -400,7 +401,7 @@ where
     let metrics = serving.hub.metrics.clone();
     match preface::read(io, serving.hub.config.limits.header_timeout).await {
         // Boxed, as in `serve_http`.
-        Ok(Preface::Valid(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
+        Ok(Preface::Valid(io)) => Box::pin(serve_protocol(io, peer, serving)).await,
         Ok(Preface::Invalid(io)) => {
             tracing::debug!(%peer, "not an HTTP/2 connection preface after ALPN h2");
             limits::answer(io, &preface::refusal()).await;
@@ -446,8 +447,8 @@ where
             let done = (serving.done, admitted, open);
             http1_stream::serve_stream(io, request, serving.router, done).await
         }
-        // Boxed: hyper's connection state is only allocated for hyper's connections.
-        Ok(Sniffed::Other(io)) => Box::pin(serve_hyper(io, peer, serving)).await,
+        // Boxed: the connection state of HTTP/2 or hyper is allocated only for those connections.
+        Ok(Sniffed::Other(io)) => Box::pin(serve_protocol(io, peer, serving)).await,
         Ok(Sniffed::TooLarge(io)) => {
             hit(Limit::Headers);
             limits::answer(io, &limits::head_too_large()).await;
@@ -460,7 +461,9 @@ where
     }
 }
 
-async fn serve_hyper<I>(io: Prefixed<I>, peer: SocketAddr, serving: Serving)
+/// Serves a connection whose protocol is known: HTTP/2 by the hub's own
+/// server, HTTP/1.1 by hyper.
+async fn serve_protocol<I>(io: Prefixed<I>, peer: SocketAddr, serving: Serving)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -476,6 +479,14 @@ where
     let http2 = io.is_http2();
     let protocol = if http2 { Protocol::H2 } else { Protocol::H1 };
     let _open = OpenConnection::new(&metrics, protocol);
+    if http2 {
+        let conn = h2::Connection::new(io, http2_handler(router, peer), builders.http2.clone());
+        // Boxed: a connection's state is sized for its own protocol.
+        if let Err(e) = Box::pin(serve_until_stopped(conn, &mut stop)).await {
+            tracing::debug!(%peer, "HTTP/2 connection ended: {e}");
+        }
+        return;
+    }
     let service = TowerToHyperService::new(router.map_request(
         move |mut req: http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ClientAddr(peer.ip()));
@@ -483,16 +494,8 @@ where
             req
         },
     ));
-    let io = TokioIo::new(io);
-    // Boxed each: a connection's state is sized for its own protocol.
-    let result = if http2 {
-        let conn = builders.http2.serve_connection(io, BoxedFutures(service));
-        Box::pin(serve_until_stopped(conn, &mut stop)).await
-    } else {
-        let conn = builders.http1.serve_connection(io, service);
-        Box::pin(serve_until_stopped(conn, &mut stop)).await
-    };
-    if let Err(e) = result {
+    let conn = builders.http1.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = Box::pin(serve_until_stopped(conn, &mut stop)).await {
         // A request head too large or with too many fields (hyper answered
         // 431). Its header timeouts are not counted: on a kept-alive
         // connection they mostly close idle clients between two requests,
@@ -503,4 +506,19 @@ where
         }
         tracing::debug!(%peer, "connection ended: {e}");
     }
+}
+
+/// Each request of an HTTP/2 connection from `peer`, answered by `router`.
+fn http2_handler(router: axum::Router, peer: SocketAddr) -> h2::Handler {
+    h2::Handler(Arc::new(move |mut req: http::Request<h2::RequestBody>| {
+        req.extensions_mut().insert(ClientAddr(peer.ip()));
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let response = router.clone().oneshot(req);
+        Box::pin(async move {
+            match response.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+    }))
 }

@@ -1,5 +1,5 @@
 //! HTTP/2 chosen by ALPN on the TLS port: the client's connection preface
-//! is checked before hyper sees the connection. Anything else (an HTTP/1.1
+//! is checked before the HTTP/2 server takes the connection. Anything else (an HTTP/1.1
 //! request, garbage) is a connection error of type `PROTOCOL_ERROR` (RFC
 //! 9113, 3.4): it is answered with a GOAWAY frame and a clean close (TLS
 //! `close_notify`, then the end of the stream), never with an HTTP/1.1
@@ -22,7 +22,7 @@ const PROTOCOL_ERROR: u32 = 0x1;
 
 /// What a connection that chose HTTP/2 began with.
 pub(super) enum Preface<IO> {
-    /// The preface, put back in front for hyper to read.
+    /// The preface, put back in front for the HTTP/2 server to read.
     Valid(Prefixed<IO>),
     /// Something else: answer it with [`refusal`].
     Invalid(IO),

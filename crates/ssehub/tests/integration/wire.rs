@@ -7,6 +7,7 @@
 //! ([`quic`]).
 
 mod http2;
+mod http2_rules;
 mod input;
 mod quic;
 

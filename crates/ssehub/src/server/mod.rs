@@ -440,8 +440,7 @@ where
     let hit = |limit| serving.hub.metrics.limits_hit.get(limit).inc();
     match http1_stream::sniff(io, head).await {
         Ok(Sniffed::Stream(io, mut request)) => {
-            request.extensions_mut().insert(ClientAddr(peer.ip()));
-            request.extensions_mut().insert(ConnectInfo(peer));
+            mark_peer(&mut request, peer);
             // Counted open for as long as the stream, whose task holds it.
             let open = OpenConnection::new(&serving.metrics, Protocol::H1);
             let done = (serving.done, admitted, open);
@@ -489,8 +488,7 @@ where
     }
     let service = TowerToHyperService::new(router.map_request(
         move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ClientAddr(peer.ip()));
-            req.extensions_mut().insert(ConnectInfo(peer));
+            mark_peer(&mut req, peer);
             req
         },
     ));
@@ -508,11 +506,16 @@ where
     }
 }
 
+/// Marks `req` as sent by `peer` (for the routes and the limits).
+fn mark_peer<B>(req: &mut http::Request<B>, peer: SocketAddr) {
+    req.extensions_mut().insert(ClientAddr(peer.ip()));
+    req.extensions_mut().insert(ConnectInfo(peer));
+}
+
 /// Each request of an HTTP/2 connection from `peer`, answered by `router`.
 fn http2_handler(router: axum::Router, peer: SocketAddr) -> h2::Handler {
     h2::Handler(Arc::new(move |mut req: http::Request<h2::RequestBody>| {
-        req.extensions_mut().insert(ClientAddr(peer.ip()));
-        req.extensions_mut().insert(ConnectInfo(peer));
+        mark_peer(&mut req, peer);
         let response = router.clone().oneshot(req);
         Box::pin(async move {
             match response.await {

@@ -10,15 +10,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::h2::frame::{self, Reason, PREFACE};
 use super::http1_stream::Prefixed;
-
-/// The client connection preface (RFC 9113, 3.4).
-const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// The GOAWAY frame type.
-const GOAWAY: u8 = 0x7;
-/// The `PROTOCOL_ERROR` error code.
-const PROTOCOL_ERROR: u32 = 0x1;
 
 /// What a connection that chose HTTP/2 began with.
 pub(super) enum Preface<IO> {
@@ -55,17 +48,10 @@ pub(super) async fn read<IO: AsyncRead + Unpin>(
 /// The GOAWAY frame answering an invalid preface: no stream processed,
 /// `PROTOCOL_ERROR`, the reason as debug data.
 pub(super) fn refusal() -> Vec<u8> {
+    let mut goaway = Vec::new();
     let reason = b"invalid HTTP/2 connection preface";
-    let length = 8 + reason.len();
-    let mut frame = Vec::with_capacity(9 + length);
-    // A 24-bit length: the reason is far shorter.
-    frame.extend_from_slice(&u32::try_from(length).unwrap_or(0).to_be_bytes()[1..]);
-    frame.extend_from_slice(&[GOAWAY, 0]);
-    frame.extend_from_slice(&0u32.to_be_bytes());
-    frame.extend_from_slice(&0u32.to_be_bytes());
-    frame.extend_from_slice(&PROTOCOL_ERROR.to_be_bytes());
-    frame.extend_from_slice(reason);
-    frame
+    frame::write_goaway(&mut goaway, 0, Reason::PROTOCOL_ERROR, reason);
+    goaway
 }
 
 #[cfg(test)]
@@ -116,11 +102,11 @@ mod tests {
 
     #[test]
     fn the_refusal_is_one_goaway_frame() {
-        let frame = refusal();
-        let length = (usize::from(frame[1]) << 8) | usize::from(frame[2]);
-        assert_eq!((frame[0], length + 9), (0, frame.len()));
-        assert_eq!(&frame[3..5], &[GOAWAY, 0], "type and flags");
-        assert_eq!(&frame[5..13], &[0; 8], "stream 0, last stream 0");
-        assert_eq!(&frame[13..17], &PROTOCOL_ERROR.to_be_bytes());
+        let goaway = refusal();
+        let length = (usize::from(goaway[1]) << 8) | usize::from(goaway[2]);
+        assert_eq!((goaway[0], length + 9), (0, goaway.len()));
+        assert_eq!(&goaway[3..5], &[frame::kind::GOAWAY, 0], "type and flags");
+        assert_eq!(&goaway[5..13], &[0; 8], "stream 0, last stream 0");
+        assert_eq!(&goaway[13..17], &Reason::PROTOCOL_ERROR.0.to_be_bytes());
     }
 }

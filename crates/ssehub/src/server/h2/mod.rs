@@ -14,7 +14,7 @@
 
 mod body;
 mod conn;
-mod frame;
+pub(super) mod frame;
 mod hpack;
 mod request;
 mod send;

@@ -56,9 +56,12 @@ impl Default for Outgoing {
     }
 }
 
-/// Whether a field may go out on HTTP/2 (not connection-specific).
-fn sendable((name, _): &(&http::HeaderName, &http::HeaderValue)) -> bool {
-    !CONNECTION_SPECIFIC.contains(&name.as_str())
+/// The fields of `map` that may go out on HTTP/2 (not the
+/// connection-specific ones), as HPACK takes them.
+fn sendable(map: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    map.iter()
+        .filter(|(name, _)| !CONNECTION_SPECIFIC.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
 }
 
 impl Outgoing {
@@ -75,22 +78,15 @@ impl Outgoing {
     /// A response's head on stream `id`.
     pub(super) fn head(&mut self, id: u32, status: StatusCode, fields: &HeaderMap, ends: bool) {
         let mut block = Vec::new();
-        let fields = fields
-            .iter()
-            .filter(sendable)
-            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-        hpack::encode_response(&mut block, !self.sent_block, status.as_u16(), fields);
+        let first = !self.sent_block;
+        hpack::encode_response(&mut block, first, status.as_u16(), sendable(fields));
         self.block(id, &block, ends);
     }
 
     /// A response's trailers on stream `id`, which they end.
     pub(super) fn trailers(&mut self, id: u32, fields: &HeaderMap) {
         let mut block = Vec::new();
-        let fields = fields
-            .iter()
-            .filter(sendable)
-            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-        hpack::encode_trailers(&mut block, !self.sent_block, fields);
+        hpack::encode_trailers(&mut block, !self.sent_block, sendable(fields));
         self.block(id, &block, true);
     }
 

@@ -303,12 +303,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             bytes: fragment.to_vec(),
             continuations: 0,
         };
-        if end_headers {
-            return self.header_block(&block);
-        }
-        self.check_block(&block)?;
-        self.block = Some(block);
-        Ok(())
+        self.fragment_received(block, end_headers)
     }
 
     fn continuation(&mut self, id: u32, end_headers: bool, fragment: &[u8]) -> Result<(), Error> {
@@ -320,6 +315,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         };
         block.bytes.extend_from_slice(fragment);
         block.continuations += 1;
+        self.fragment_received(block, end_headers)
+    }
+
+    /// A header block with a fragment more: handled if it ended, else kept
+    /// for the next CONTINUATION, within the limits.
+    fn fragment_received(&mut self, block: Block, end_headers: bool) -> Result<(), Error> {
         if end_headers {
             return self.header_block(&block);
         }
